@@ -1,0 +1,35 @@
+"""Shared fixtures: a local vendor server, fixture files, and settings pointing at them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from vendor_server import VendorServer  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_bytes(rel: str) -> bytes:
+    return (FIXTURES / rel).read_bytes()
+
+
+@pytest.fixture
+def vendor_server():
+    server = VendorServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    """No WATCHER_* variable from the developer's shell leaks into a test."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("WATCHER_"):
+            monkeypatch.delenv(key)

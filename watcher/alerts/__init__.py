@@ -1,0 +1,1 @@
+"""Alerts: route incident events to people, render them per channel, deliver them durably."""

@@ -1,0 +1,339 @@
+"""From incident changes to queued notifications: route, mute, hold, build the Alert.
+
+The engine decides *what* to tell *whom* and *when*; it writes notifications to
+the outbox and sends nothing itself (:mod:`watcher.alerts.deliver` does). Its
+rules:
+
+- One notification per target per incident change (several events of one poll
+  make one message that shows the latest state).
+- A first alert goes to the routes that match; later ones also to every target
+  that already heard of the incident, so every alert that was sent gets its
+  update and its resolve, even if routing or the kind changed since.
+- A muted vendor (``watcher mute``, the Slack button, or a vendor maintenance in
+  progress on the same components) gets no new or updated alerts; the resolve of
+  an alert already sent still goes out, so nothing is left looking open. When a
+  mute ends nothing queued during it is sent: no burst of stale alerts.
+- Quiet hours hold a route's alerts and merge them per incident, sent when the
+  hours end.
+- History first seen already resolved (backfilled) is never alerted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from watcher.alerts.model import Alert, AlertAction, Alternative
+from watcher.alerts.oncall import rotation
+from watcher.alerts.routing import quiet_until, targets_for
+from watcher.catalog import VendorSpec
+from watcher.config import Settings, read_secret
+from watcher.incidents.correlate import Change
+from watcher.incidents.model import EventType, Incident, MaintenancePhase
+from watcher.model import IncidentKind
+
+log = logging.getLogger("watcher.alerts")
+
+_UPDATE_EVENTS = {
+    EventType.VENDOR_UPDATE,
+    EventType.KIND_CHANGED,
+    EventType.MAINTENANCE_STARTED,
+    EventType.MERGED,
+    EventType.REOPENED,
+}
+ESCALATING_KINDS = {IncidentKind.OUTAGE, IncidentKind.DEGRADATION, IncidentKind.HALLUCINATION_SPIKE}
+
+
+def _human(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m = rem // 60
+    if h and m:
+        return f"{h}h {m}m"
+    if h:
+        return f"{h}h"
+    return f"{max(m, 1)}m" if seconds >= 60 else f"{seconds}s"
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        settings: Settings,
+        store,
+        vendors: list[VendorSpec],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_enqueue: Callable[[], None] | None = None,
+    ):
+        self.settings = settings
+        self.store = store
+        self.vendor_list = vendors
+        self.vendors = {v.id: v for v in vendors}
+        self.clock = clock
+        self.on_enqueue = on_enqueue or (lambda: None)
+        self.ack_secret = read_secret(
+            settings.alerts.ack_secret, settings.alerts.ack_secret_file, "alerts.ack_secret"
+        )
+
+    # -- incident changes -------------------------------------------------------------
+
+    def on_changes(self, changes: list[Change]) -> int:
+        """Queue what these incident changes call for; returns how many notifications were written."""
+        if not self.settings.alerts.enabled:
+            return 0
+        n = 0
+        for ch in changes:
+            inc = ch.incident
+            if inc.backfilled or inc.id is None or not ch.events:
+                continue
+            types = {e.type for e in ch.events}
+            if EventType.RESOLVED in types:
+                action = AlertAction.RESOLVED
+                self.store.clear_ack(inc.id, self.clock())
+            elif EventType.OPENED in types:
+                action = AlertAction.OPENED
+            elif types & _UPDATE_EVENTS:
+                action = AlertAction.UPDATED
+                if EventType.REOPENED in types:
+                    self.store.clear_ack(inc.id, self.clock())
+            else:
+                continue
+            text = "; ".join(
+                e.text.split("\n", 1)[0][:200] for e in ch.events if e.type is not EventType.VENDOR_UPDATE
+            )
+            n += self.notify(inc, action, event_text=text)
+        return n
+
+    def notify(self, inc: Incident, action: AlertAction, *, event_text: str = "", extra_targets=()) -> int:
+        now = self.clock()
+        muted = action is not AlertAction.RESOLVED and self._muted(inc, now)
+        routed = {
+            rt.target.key: rt
+            for rt in targets_for(self.settings.routes, inc.vendor, inc.kind.value, inc.components)
+        }
+        previous = self.store.alerted_targets(inc.id)
+        if action is AlertAction.OPENED and not routed:
+            log.info(
+                "%s: incident #%s (%s) matches no route: stored, not alerted", inc.vendor, inc.id, inc.kind
+            )
+        if not routed and not previous and not extra_targets:
+            return 0
+        if muted:
+            log.info("%s: incident #%s %s not alerted: %s", inc.vendor, inc.id, action, muted)
+            return 0
+        if action is not AlertAction.OPENED and not previous and action is not AlertAction.UPDATED:
+            return 0  # a resolve or ack for something nobody was told about
+        alert = self.build_alert(inc, action, event_text=event_text)
+        count = 0
+        done: set[str] = set()
+        for key, rt in routed.items():
+            if action is AlertAction.RESOLVED and key not in {f"{c}:{t}" for c, t, _ in previous}:
+                continue  # never told them it opened: no resolve out of nowhere
+            not_before = quiet_until(rt.quiet_hours, inc.kind.value, now)
+            self.store.enqueue(
+                incident_id=inc.id,
+                action=action,
+                channel=rt.target.channel,
+                target=rt.target.address,
+                route=rt.route,
+                alert=alert,
+                now=now,
+                not_before=not_before,
+            )
+            done.add(key)
+            count += 1
+        for channel, target, route in previous:
+            key = f"{channel}:{target}"
+            if key in done:
+                continue
+            self.store.enqueue(
+                incident_id=inc.id,
+                action=action,
+                channel=channel,
+                target=target,
+                route=route,
+                alert=alert,
+                now=now,
+            )
+            done.add(key)
+            count += 1
+        for channel, target in extra_targets:
+            if f"{channel}:{target}" not in done:
+                self.store.enqueue(
+                    incident_id=inc.id,
+                    action=action,
+                    channel=channel,
+                    target=target,
+                    route="oncall",
+                    alert=alert,
+                    now=now,
+                )
+                count += 1
+        if count and self.store.alert_state(inc.id) is None and action is AlertAction.OPENED:
+            self.store.save_alert_state(inc.id, first_alert_at=now, escalation_level=0)
+        if count:
+            self.on_enqueue()
+        return count
+
+    def _muted(self, inc: Incident, now: datetime) -> str | None:
+        for m in self.store.active_mutes(now):
+            if m.vendor == inc.vendor:
+                return f"vendor muted until {m.until:%Y-%m-%d %H:%M} UTC" + (
+                    f" ({m.reason})" if m.reason else ""
+                )
+        if inc.is_maintenance:
+            return None
+        for other in self.store.open_incidents(inc.vendor):
+            if other.is_maintenance and other.phase is MaintenancePhase.IN_PROGRESS:
+                covered = set(other.components)
+                if covered and inc.components and set(inc.components) <= covered:
+                    return f"during the vendor's maintenance '{other.title}' of the same components"
+        return None
+
+    # -- acknowledge / mute --------------------------------------------------------------
+
+    def acknowledge(self, incident_id: int, by: str, reason: str | None = None, via: str = "cli") -> Incident:
+        inc = self.store.incident(incident_id)
+        if inc is None:
+            raise LookupError(f"no incident #{incident_id}")
+        if not inc.is_open:
+            raise ValueError(f"incident #{incident_id} is already resolved")
+        self.store.acknowledge(incident_id, by, self.clock(), reason, via)
+        log.info("%s: incident #%s acknowledged by %s via %s", inc.vendor, incident_id, by, via)
+        self.notify(
+            inc,
+            AlertAction.ACKNOWLEDGED,
+            event_text=f"Acknowledged by {by}" + (f": {reason}" if reason else ""),
+        )
+        return inc
+
+    def mute(self, vendor: str, seconds: float, reason: str | None, by: str | None) -> datetime:
+        now = self.clock()
+        until = now + timedelta(seconds=seconds)
+        self.store.add_mute(vendor, until, reason, by, now)
+        log.info("%s: muted until %s by %s", vendor, until.isoformat(timespec="minutes"), by or "?")
+        return until
+
+    # -- reminders and escalation ----------------------------------------------------------
+
+    def tick(self) -> int:
+        """Remind, then escalate, open alerted incidents nobody acknowledged. Returns messages queued."""
+        oc = self.settings.oncall
+        now = self.clock()
+        queued = 0
+        for inc in self.store.open_incidents():
+            if inc.kind not in ESCALATING_KINDS or inc.is_maintenance or inc.backfilled:
+                continue
+            state = self.store.alert_state(inc.id)
+            if not state or not state["first_alert_at"] or self.store.ack(inc.id) is not None:
+                continue
+            if self._muted(inc, now):
+                continue
+            age = (now - state["first_alert_at"]).total_seconds()
+            people = rotation(oc, now)  # on call now first, then the next ones
+            level = state["escalation_level"]
+            if len(people) > level + 1 and age >= oc.escalate_after * (level + 1):
+                nxt = people[level + 1]
+                queued += self.notify(
+                    inc,
+                    AlertAction.ESCALATION,
+                    event_text=f"Escalated to {nxt.name}: not acknowledged for {_human(age)}",
+                    extra_targets=[("email", nxt.email)] if nxt.email else [],
+                )
+                self.store.save_alert_state(inc.id, escalation_level=level + 1, escalated_at=now)
+            elif age >= oc.remind_after and state["last_reminder_at"] is None:
+                who = f" ({people[0].name} is on call)" if people else ""
+                queued += self.notify(
+                    inc, AlertAction.REMINDER, event_text=f"Not acknowledged for {_human(age)}{who}"
+                )
+                self.store.save_alert_state(inc.id, last_reminder_at=now)
+        return queued
+
+    # -- building the Alert ------------------------------------------------------------------
+
+    def build_alert(self, inc: Incident, action: AlertAction, *, event_text: str = "") -> Alert:
+        from watcher.alerts.signing import ack_link
+        from watcher.status import all_statuses
+
+        now = self.clock()
+        vendor = self.vendors.get(inc.vendor)
+        statuses = all_statuses(self.store, self.vendor_list, now)
+        alternatives = tuple(
+            Alternative(vendor=s.vendor.id, name=s.vendor.name, state=s.state.value, reason=s.reason)
+            for s in statuses
+            if s.vendor.id != inc.vendor
+        )
+        ack = self.store.ack(inc.id) if inc.id is not None else None
+        started = inc.started_at or inc.opened_at
+        duration = None
+        if inc.resolved_at and started:
+            duration = _human((inc.resolved_at - started).total_seconds())
+        used_for = ()
+        if inc.vendor in self.settings.vendors:
+            used_for = tuple(self.settings.vendors[inc.vendor].used_for)
+        a = self.settings.alerts
+        playbook = self._playbook(inc, vendor, used_for, alternatives, now)
+        ack_url = None
+        if a.public_url and self.ack_secret and inc.id is not None:
+            ack_url = ack_link(a.public_url, self.ack_secret, inc.id, a.ack_link_ttl, now=now.timestamp())
+        return Alert(
+            incident_id=inc.id or 0,
+            vendor=inc.vendor,
+            vendor_name=vendor.name if vendor else inc.vendor,
+            title=inc.title,
+            kind=inc.kind.value,
+            reason=inc.reason,
+            state=inc.state.value,
+            status=inc.status.value,
+            action=action,
+            impact=inc.impact,
+            components=tuple(inc.components),
+            latest_update=inc.latest_update,
+            event_text=event_text,
+            url=inc.url,
+            status_page=vendor.status_page if vendor else None,
+            started_at=started.isoformat() if started else None,
+            resolved_at=inc.resolved_at.isoformat() if inc.resolved_at else None,
+            duration=duration,
+            acknowledged_by=ack.by if ack else None,
+            acknowledged_at=ack.at.isoformat() if ack else None,
+            ack_reason=ack.reason if ack else None,
+            playbook=playbook,
+            alternatives=alternatives,
+            ack_url=ack_url,
+            incident_url=f"{a.public_url.rstrip('/')}/incidents/{inc.id}" if a.public_url else None,
+            is_maintenance=inc.is_maintenance,
+            scheduled_for=inc.scheduled_for.isoformat() if inc.scheduled_for else None,
+            scheduled_until=inc.scheduled_until.isoformat() if inc.scheduled_until else None,
+        )
+
+    def _playbook(self, inc, vendor, used_for, alternatives, now) -> str:
+        from watcher.alerts.playbook import PlaybookFacts, render_playbook
+
+        a = self.settings.alerts
+        facts = PlaybookFacts(
+            vendor=inc.vendor,
+            vendor_name=vendor.name if vendor else inc.vendor,
+            kind=inc.kind.value,
+            title=inc.title,
+            status=inc.status.value,
+            started_at=inc.started_at or inc.opened_at,
+            components=tuple(inc.components),
+            used_for=used_for,
+            alternatives=alternatives,
+            scheduled_for=inc.scheduled_for,
+            scheduled_until=inc.scheduled_until,
+            timezone=a.timezone,
+        )
+        try:
+            return render_playbook(
+                facts,
+                locale=a.locale,
+                overrides_dir=a.playbooks_dir,
+                prompt_library=a.prompt_library,
+                now=now,
+            )
+        except Exception:  # a broken override file must not stop the alert itself
+            log.exception("playbook for %s/%s failed to render; alert sent without it", inc.vendor, inc.kind)
+            return ""

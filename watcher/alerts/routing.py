@@ -1,0 +1,96 @@
+"""Which people hear about which incident, and when: pure functions over the config.
+
+A route matches on vendor, component and kind (``*`` wildcards). An incident that
+names no component matches any component filter: the vendor did not say, and
+silence is worse than a broad alert. Quiet hours hold a route's alerts until the
+window ends (it may cross midnight, in the route's own time zone).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
+from zoneinfo import ZoneInfo
+
+from watcher.config import QuietHours, RouteSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One place a notification goes: ``slack`` channel id, ``email`` address or ``apprise`` URL."""
+
+    channel: str
+    address: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.channel}:{self.address}"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedTarget:
+    target: Target
+    route: str
+    quiet_hours: QuietHours | None
+
+
+def _match(value: str, patterns: list[str]) -> bool:
+    low = value.lower()
+    return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
+
+
+def route_matches(route: RouteSettings, vendor: str, kind: str, components: list[str]) -> bool:
+    if not _match(vendor, route.vendors):
+        return False
+    if kind not in route.kinds:
+        return False
+    if components and route.components != ["*"]:
+        return any(_match(c, route.components) for c in components)
+    return True
+
+
+def targets_for(
+    routes: list[RouteSettings], vendor: str, kind: str, components: list[str]
+) -> list[RoutedTarget]:
+    """Every target of every matching route, each once (the first route that names it wins)."""
+    seen: dict[str, RoutedTarget] = {}
+    for route in routes:
+        if not route_matches(route, vendor, kind, components):
+            continue
+        for t in (
+            [Target("slack", c) for c in route.slack_channels]
+            + [Target("email", e) for e in route.emails]
+            + [Target("apprise", u) for u in route.apprise]
+        ):
+            seen.setdefault(t.key, RoutedTarget(t, route.name, route.quiet_hours))
+    return list(seen.values())
+
+
+def quiet_until(q: QuietHours | None, kind: str, now: datetime) -> datetime | None:
+    """When a held alert may go out, or None when it may go out now."""
+    if q is None or q.start == q.end or kind in q.kinds_allowed:
+        return None
+    tz = ZoneInfo(q.timezone)
+    local = now.astimezone(tz)
+    t = local.timetz().replace(tzinfo=None)
+    crosses_midnight = q.start > q.end  # e.g. 22:00 → 07:00
+    inside = (t >= q.start or t < q.end) if crosses_midnight else (q.start <= t < q.end)
+    if not inside:
+        return None
+    end_day = local.date()
+    if q.start > q.end and t >= q.start:
+        end_day += timedelta(days=1)
+    return _local(end_day, q.end, tz).astimezone(UTC)
+
+
+def _local(day, at: dt_time, tz: ZoneInfo) -> datetime:
+    """A wall-clock time on a day in ``tz``; a time skipped by a DST jump moves forward to a real one."""
+    naive = datetime.combine(day, at)
+    aware = naive.replace(tzinfo=tz)
+    # Round-trip through UTC: a non-existent local time (spring forward) comes back shifted.
+    back = aware.astimezone(UTC).astimezone(tz)
+    if back.replace(tzinfo=None) != naive:
+        aware = (aware + timedelta(hours=1)).astimezone(UTC).astimezone(tz)
+    return aware

@@ -1,0 +1,147 @@
+"""The built-in vendor catalog (``vendors.toml``, data not code) merged with the user's config.
+
+:func:`resolve` is the one place that decides what gets watched: catalog vendors
+picked by id, patched by ``[vendors.<id>]`` tables, plus vendors the user defines.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from watcher.config import SOURCE_TYPES, ConfigError, Settings, SourceSettings, VendorSettings
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """One document to poll: everything the poller and the parser need."""
+
+    vendor: str
+    id: str
+    type: str
+    url: str
+    interval: float
+    product_ids: tuple[str, ...] = ()
+    ignore_components: tuple[str, ...] = ()
+    html: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Globally unique name, ``vendor/source``."""
+        return f"{self.vendor}/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class VendorSpec:
+    id: str
+    name: str
+    status_page: str | None
+    platform: str
+    sources: tuple[SourceSpec, ...]
+    components: tuple[str, ...] | None = None
+    ignore_components: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+    api_base: str | None = None
+    api_format: str | None = None
+    probe: dict[str, Any] | None = None
+    notes: str = ""
+
+    def counts_component(self, name: str) -> bool:
+        """Whether a component of this name is evidence, after the user's filters."""
+        low = name.lower()
+        if any(fnmatch.fnmatchcase(low, pat.lower()) for pat in self.ignore_components):
+            return False
+        if self.components is None:
+            return True
+        return any(fnmatch.fnmatchcase(low, pat.lower()) for pat in self.components)
+
+
+@cache
+def load_catalog() -> dict[str, dict[str, Any]]:
+    """The shipped catalog as raw tables keyed by vendor id."""
+    raw = resources.files("watcher.catalog").joinpath("vendors.toml").read_bytes()
+    data = tomllib.loads(raw.decode("utf-8"))
+    return {v["id"]: v for v in data.get("vendor", [])}
+
+
+def resolve(settings: Settings) -> list[VendorSpec]:
+    """The vendors to watch, in a stable order. Raises ConfigError for unknown ids."""
+    catalog = load_catalog()
+    custom = {vid for vid in settings.vendors if vid not in catalog}
+    if settings.watch is None:
+        ids = [vid for vid, v in catalog.items() if v.get("sources")] + sorted(custom)
+    else:
+        unknown = [vid for vid in settings.watch if vid not in catalog and vid not in settings.vendors]
+        if unknown:
+            raise ConfigError(
+                f"watch: unknown vendor id(s) {', '.join(unknown)}; known: {', '.join(sorted(catalog))}, "
+                "or define it under [vendors.<id>] with a name and sources"
+            )
+        ids = list(dict.fromkeys(settings.watch))
+    return [_vendor(vid, catalog.get(vid), settings.vendors.get(vid), settings) for vid in ids]
+
+
+def _vendor(
+    vid: str, base: dict[str, Any] | None, patch: VendorSettings | None, settings: Settings
+) -> VendorSpec:
+    base = base or {}
+    patch = patch or VendorSettings()
+    name = patch.name or base.get("name")
+    if not name:
+        raise ConfigError(
+            f'vendors.{vid}: not in the catalog, so it needs a name = "..." and at least one source'
+        )
+    merged: dict[str, dict[str, Any]] = {s["id"]: dict(s) for s in base.get("sources", [])}
+    for sid, sp in patch.sources.items():
+        entry = merged.setdefault(sid, {"id": sid})
+        entry.update(_patch_fields(sp))
+    sources = []
+    for sid, s in merged.items():
+        if s.get("enabled", True) is False:
+            continue
+        where = f"vendors.{vid}.sources.{sid}"
+        if s.get("type") not in SOURCE_TYPES:
+            raise ConfigError(
+                f"{where}.type: must be one of {', '.join(SOURCE_TYPES)} (got {s.get('type')!r})"
+            )
+        if not s.get("url"):
+            raise ConfigError(f"{where}.url: a source needs a url")
+        if s["type"] == "gcp" and not s.get("product_ids"):
+            raise ConfigError(f"{where}.product_ids: a gcp source needs the Google Cloud product ids to keep")
+        sources.append(
+            SourceSpec(
+                vendor=vid,
+                id=sid,
+                type=s["type"],
+                url=s["url"],
+                interval=float(s.get("interval") or settings.poll.interval),
+                product_ids=tuple(s.get("product_ids") or ()),
+                ignore_components=tuple(s.get("ignore_components") or ()),
+                html=dict(s.get("html") or {}),
+            )
+        )
+    if not sources and not base:
+        raise ConfigError(f"vendors.{vid}: define at least one source, e.g. [vendors.{vid}.sources.summary]")
+    return VendorSpec(
+        id=vid,
+        name=name,
+        status_page=patch.status_page or base.get("status_page"),
+        platform=base.get("platform", "custom"),
+        sources=tuple(sources),
+        components=tuple(patch.components) if patch.components is not None else None,
+        ignore_components=tuple(patch.ignore_components),
+        products=tuple(base.get("products", ())),
+        api_base=base.get("api_base"),
+        api_format=base.get("api_format"),
+        probe=base.get("probe"),
+        notes=base.get("notes", ""),
+    )
+
+
+def _patch_fields(sp: SourceSettings) -> dict[str, Any]:
+    out: dict[str, Any] = {k: v for k, v in sp.model_dump(exclude_unset=True).items() if v is not None}
+    return out

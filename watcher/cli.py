@@ -1,0 +1,629 @@
+"""The ``watcher`` command: parse arguments, call the app, print. Nothing else lives here.
+
+Imports are deferred into each command so that ``watcher --help`` starts fast.
+Exit codes: 0 success, 1 a runtime failure, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", metavar="PATH", help="TOML config file (default: $WATCHER_CONFIG)")
+
+    p = argparse.ArgumentParser(
+        prog="watcher",
+        description="Watch the AI vendors your team depends on; open, classify and resolve their incidents.",
+        parents=[common],
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("run", parents=[common], help="run the daemon: poll every source on its schedule")
+
+    c = sub.add_parser("check", parents=[common], help="poll every source once and print each vendor's state")
+    c.add_argument("--once", action="store_true", help="poll once and exit (the only mode; kept for clarity)")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+
+    s = sub.add_parser("status", parents=[common], help="each vendor's state, from the database")
+    s.add_argument("--json", action="store_true")
+
+    i = sub.add_parser("incidents", parents=[common], help="list incidents, newest first")
+    i.add_argument("--open", action="store_true", help="only open incidents")
+    i.add_argument("--vendor", metavar="V", help="only this vendor id")
+    i.add_argument("--limit", type=int, default=50)
+    i.add_argument("--all", action="store_true", help="include history backfilled from feeds")
+    i.add_argument("--json", action="store_true")
+
+    h = sub.add_parser("health", parents=[common], help="exit 0 if the daemon polled recently, 1 if not")
+    h.add_argument(
+        "--max-age",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="oldest acceptable last poll (default: 3 poll intervals, at least 5 minutes)",
+    )
+
+    sh = sub.add_parser("show", parents=[common], help="one incident with its timeline")
+    sh.add_argument("incident", type=int, metavar="ID")
+    sh.add_argument("--json", action="store_true")
+
+    a = sub.add_parser(
+        "ack", parents=[common], help="acknowledge an incident: stops reminders and escalation"
+    )
+    a.add_argument("incident", type=int, metavar="INCIDENT")
+    a.add_argument("--by", default=None, help="who acknowledges (default: $USER)")
+    a.add_argument("--reason", default=None)
+
+    m = sub.add_parser(
+        "mute", parents=[common], help="mute a vendor's alerts for a while (monitoring goes on)"
+    )
+    m.add_argument("vendor")
+    m.add_argument(
+        "--for", dest="duration", required=True, metavar="DURATION", help="e.g. 30m, 2h, 1d, 1h30m"
+    )
+    m.add_argument("--reason", default=None)
+    m.add_argument("--by", default=None)
+
+    um = sub.add_parser("unmute", parents=[common], help="end a vendor's mute now")
+    um.add_argument("vendor")
+
+    ob = sub.add_parser("outbox", parents=[common], help="pending, failed and delivered notifications")
+    ob.add_argument("--state", choices=["pending", "sending", "delivered", "dead"], default=None)
+    ob.add_argument("--limit", type=int, default=30)
+    ob.add_argument("--json", action="store_true")
+
+    ta = sub.add_parser(
+        "test-alert", parents=[common], help="send a realistic sample alert through the real channels"
+    )
+    ta.add_argument("--route", default=None, help="only this route (default: every route)")
+
+    cfg = sub.add_parser("config", parents=[common], help="configuration tools")
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
+    cc = cfg_sub.add_parser(
+        "check", parents=[common], help="validate the config and print what will be watched"
+    )
+    cc.add_argument("--json", action="store_true")
+
+    sub.add_parser(
+        "classify",
+        parents=[common],
+        help="classify incidents: JSON lines on stdin (title, body, impact, ...) → kind, reason",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_CONFIG
+    if args.command == "classify":
+        return cmd_classify()
+    from watcher.config import ConfigError
+
+    try:
+        settings = _settings(args)
+        if args.command == "config":
+            if args.config_command != "check":
+                parser.parse_args(["config", "--help"])
+            return cmd_config_check(settings, args)
+        handler = {
+            "run": cmd_run,
+            "check": cmd_check,
+            "status": cmd_status,
+            "incidents": cmd_incidents,
+            "show": cmd_show,
+            "health": cmd_health,
+            "ack": cmd_ack,
+            "mute": cmd_mute,
+            "unmute": cmd_unmute,
+            "outbox": cmd_outbox,
+            "test-alert": cmd_test_alert,
+        }[args.command]
+        return handler(settings, args)
+    except ConfigError as e:
+        print(f"watcher: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `watcher status | head`
+        sys.stderr.close()
+        return EXIT_OK
+
+
+def _settings(args: argparse.Namespace):
+    from watcher.config import load_settings
+
+    return load_settings(args.config)
+
+
+def _setup_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+        stream=sys.stderr,
+    )
+
+
+def _open_store(settings):
+    from watcher.store import StoreError, open_store
+
+    try:
+        return open_store(settings)
+    except StoreError as e:
+        print(f"watcher: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_FAIL) from None
+
+
+# -- commands -------------------------------------------------------------------
+
+
+def cmd_run(settings, args) -> int:
+    import asyncio
+
+    from watcher.catalog import resolve
+    from watcher.daemon import Daemon
+
+    _setup_logging(settings.log.level)
+    vendors = resolve(settings)
+    store = _open_store(settings)
+    try:
+        asyncio.run(Daemon(settings, vendors, store).run())
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def cmd_check(settings, args) -> int:
+    import asyncio
+    import logging
+
+    from watcher.catalog import resolve
+    from watcher.daemon import poll_all_once
+
+    _setup_logging("error" if args.json else "warning")
+    logging.getLogger("watcher.pipeline").setLevel(logging.ERROR)
+    vendors = resolve(settings)
+    store = _open_store(settings)
+    try:
+        asyncio.run(poll_all_once(settings, vendors, store))
+        statuses = _statuses(settings, store, vendors)
+    finally:
+        store.close()
+    _print_statuses(statuses, args.json)
+    return EXIT_OK
+
+
+def cmd_status(settings, args) -> int:
+    from watcher.catalog import resolve
+
+    vendors = resolve(settings)
+    store = _open_store(settings)
+    try:
+        statuses = _statuses(settings, store, vendors)
+    finally:
+        store.close()
+    _print_statuses(statuses, args.json)
+    return EXIT_OK
+
+
+def cmd_incidents(settings, args) -> int:
+    from watcher.status import incident_json
+
+    store = _open_store(settings)
+    try:
+        rows = store.incidents(
+            vendor=args.vendor, open_only=args.open, limit=args.limit * (1 if args.all else 4)
+        )
+    finally:
+        store.close()
+    if not args.all:
+        rows = [i for i in rows if not i.backfilled][: args.limit]
+    if args.json:
+        for i in rows:
+            print(json.dumps(incident_json(i), ensure_ascii=False))
+        return EXIT_OK
+    if not rows:
+        print(
+            "no incidents" + (" open" if args.open else "") + (f" for {args.vendor}" if args.vendor else "")
+        )
+        return EXIT_OK
+    now = datetime.now(UTC)
+    table = [
+        [
+            f"#{i.id}",
+            i.vendor,
+            i.kind.value,
+            _state_words(i),
+            _age(now, i.started_at or i.opened_at),
+            _duration(i),
+            i.title,
+        ]
+        for i in rows
+    ]
+    _print_table(["ID", "VENDOR", "KIND", "STATE", "STARTED", "LASTED", "TITLE"], table)
+    return EXIT_OK
+
+
+def cmd_health(settings, args) -> int:
+    """For container and service health checks: is the daemon still polling?"""
+    if not settings.storage.path.exists():
+        print(f"unhealthy: no database at {settings.storage.path} yet", file=sys.stderr)
+        return EXIT_FAIL
+    store = _open_store(settings)
+    try:
+        records = store.sources()
+    finally:
+        store.close()
+    polled = [r.last_polled_at for r in records if r.last_polled_at]
+    max_age = args.max_age if args.max_age is not None else max(300.0, 3 * settings.poll.interval)
+    if not polled:
+        print("unhealthy: nothing polled yet", file=sys.stderr)
+        return EXIT_FAIL
+    age = (datetime.now(UTC) - max(polled)).total_seconds()
+    if age > max_age:
+        print(f"unhealthy: last poll {age:.0f}s ago (limit {max_age:.0f}s)", file=sys.stderr)
+        return EXIT_FAIL
+    failing = sum(1 for r in records if r.error)
+    print(f"healthy: last poll {age:.0f}s ago; {len(records) - failing} of {len(records)} sources answering")
+    return EXIT_OK
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '30m', '2h', '1d', '1h30m' → seconds."""
+    import re
+
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", text.strip().lower())
+    if not parts or "".join(n + u for n, u in parts) != re.sub(r"\s+", "", text.strip().lower()):
+        raise ValueError(f"cannot read duration {text!r}: use e.g. 30m, 2h, 1d or 1h30m")
+    return sum(float(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in parts)
+
+
+def _engine(settings, store):
+    from watcher.alerts.engine import AlertEngine
+    from watcher.catalog import resolve
+
+    return AlertEngine(settings, store, resolve(settings))
+
+
+def cmd_ack(settings, args) -> int:
+    import getpass
+
+    store = _open_store(settings)
+    try:
+        by = args.by or getpass.getuser()
+        try:
+            inc = _engine(settings, store).acknowledge(args.incident, by, args.reason, via="cli")
+        except (LookupError, ValueError) as e:
+            print(f"watcher: {e}", file=sys.stderr)
+            return EXIT_FAIL
+    finally:
+        store.close()
+    print(
+        f"incident #{inc.id} ({inc.vendor}: {inc.title}) acknowledged by {by}; reminders and escalation stop"
+    )
+    return EXIT_OK
+
+
+def cmd_mute(settings, args) -> int:
+    import getpass
+
+    try:
+        seconds = parse_duration(args.duration)
+    except ValueError as e:
+        print(f"watcher: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    store = _open_store(settings)
+    try:
+        engine = _engine(settings, store)
+        if args.vendor not in engine.vendors:
+            print(
+                f"watcher: unknown vendor {args.vendor!r}; watched: {', '.join(engine.vendors)}",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        until = engine.mute(args.vendor, seconds, args.reason, args.by or getpass.getuser())
+    finally:
+        store.close()
+    print(f"{args.vendor} muted until {until:%Y-%m-%d %H:%M} UTC; it is still watched, alerts resume after")
+    return EXIT_OK
+
+
+def cmd_unmute(settings, args) -> int:
+    import getpass
+
+    store = _open_store(settings)
+    try:
+        n = store.end_mutes(args.vendor, datetime.now(UTC), getpass.getuser())
+    finally:
+        store.close()
+    print(f"{args.vendor}: {'mute ended' if n else 'was not muted'}")
+    return EXIT_OK
+
+
+def cmd_outbox(settings, args) -> int:
+    store = _open_store(settings)
+    try:
+        rows = store.notifications(state=args.state, limit=args.limit)
+    finally:
+        store.close()
+    if args.json:
+        for n in rows:
+            print(
+                json.dumps(
+                    {
+                        "id": n.id,
+                        "incident_id": n.incident_id,
+                        "action": n.action.value,
+                        "channel": n.channel,
+                        "target": n.target,
+                        "route": n.route,
+                        "state": n.state,
+                        "attempts": n.attempts,
+                        "created_at": n.created_at.isoformat(),
+                        "not_before": n.not_before.isoformat(),
+                        "delivered_at": n.delivered_at.isoformat() if n.delivered_at else None,
+                        "last_error": n.last_error,
+                        "fallback_of": n.fallback_of,
+                    }
+                )
+            )
+        return EXIT_OK
+    if not rows:
+        print("outbox is empty" + (f" ({args.state})" if args.state else ""))
+        return EXIT_OK
+    now = datetime.now(UTC)
+    _print_table(
+        ["ID", "INCIDENT", "ACTION", "TO", "STATE", "TRIES", "WHEN", "ERROR"],
+        [
+            [
+                f"#{n.id}",
+                f"#{n.incident_id}",
+                n.action.value,
+                f"{n.channel}:{n.target}",
+                n.state + (" (held)" if n.held and n.state == "pending" else ""),
+                str(n.attempts),
+                _age(now, n.delivered_at or n.not_before),
+                n.last_error or "",
+            ]
+            for n in rows
+        ],
+    )
+    return EXIT_OK
+
+
+def cmd_test_alert(settings, args) -> int:
+    from watcher.alerts.testing import send_test_alerts
+
+    routes = [r for r in settings.routes if args.route in (None, r.name)]
+    if not routes:
+        print(
+            "watcher: no route to test"
+            + (
+                f" named {args.route!r}"
+                if args.route
+                else ": add a [[routes]] table with slack_channels or emails"
+            ),
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    results = send_test_alerts(settings, routes)
+    ok = True
+    for target, error in results:
+        print(f"{target:<40} {'ok' if error is None else 'FAILED: ' + error}")
+        ok = ok and error is None
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def cmd_show(settings, args) -> int:
+    from watcher.status import incident_json
+
+    store = _open_store(settings)
+    try:
+        inc = store.incident(args.incident)
+        events = store.events(args.incident) if inc else []
+    finally:
+        store.close()
+    if inc is None:
+        print(f"watcher: no incident #{args.incident}", file=sys.stderr)
+        return EXIT_FAIL
+    if args.json:
+        doc = incident_json(inc)
+        doc["events"] = [
+            {
+                "at": e.event.at.isoformat(),
+                "type": e.event.type.value,
+                "status": e.event.status,
+                "text": e.event.text,
+            }
+            for e in events
+        ]
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(f"#{inc.id} {inc.vendor}: {inc.title}")
+    print(f"  kind:   {inc.kind} ({inc.reason})")
+    print(f"  state:  {_state_words(inc)}; vendor status {inc.status}; impact {inc.impact or '-'}")
+    if inc.components:
+        print(f"  components: {', '.join(inc.components)}")
+    if inc.url:
+        print(f"  link:   {inc.url}")
+    print("  timeline:")
+    for e in events:
+        text = " ".join(e.event.text.split())
+        print(f"    {e.event.at:%Y-%m-%d %H:%M}Z  {e.event.type:<18} {text[:200]}")
+    return EXIT_OK
+
+
+def cmd_config_check(settings, args) -> int:
+    from watcher.catalog import resolve
+
+    vendors = resolve(settings)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "database": str(settings.storage.path),
+                    "vendors": [
+                        {
+                            "id": v.id,
+                            "name": v.name,
+                            "components": list(v.components) if v.components is not None else None,
+                            "sources": [
+                                {"id": s.id, "type": s.type, "url": s.url, "interval": s.interval}
+                                for s in v.sources
+                            ],
+                        }
+                        for v in vendors
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    n = sum(len(v.sources) for v in vendors)
+    print(f"config OK: {len(vendors)} vendors, {n} sources, database {settings.storage.path}")
+    for v in vendors:
+        extra = f"  (only components: {', '.join(v.components)})" if v.components is not None else ""
+        print(f"  {v.id:<14} {v.name}{extra}")
+        if not v.sources:
+            print("      (no machine-readable status source known: state will be unknown)")
+        for s in v.sources:
+            print(f"      {s.id:<14} {s.type:<24} every {s.interval:g}s  {s.url}")
+    return EXIT_OK
+
+
+def cmd_classify() -> int:
+    from watcher.incidents.classify import classify_record
+
+    status = EXIT_OK
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("each line must be a JSON object")
+            result = classify_record(record)
+            out: dict[str, Any] = {"kind": result.kind.value, "reason": result.reason}
+        except (ValueError, TypeError) as e:
+            out = {"kind": None, "reason": None, "error": f"line {n}: {e}"}
+            status = EXIT_FAIL
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    return status
+
+
+# -- output helpers ---------------------------------------------------------------
+
+
+def _statuses(settings, store, vendors):
+    from watcher.status import all_statuses
+
+    return all_statuses(store, vendors, datetime.now(UTC))
+
+
+_STATE_MARK = {
+    "operational": "ok",
+    "degraded": "DEGRADED",
+    "outage": "OUTAGE",
+    "maintenance": "maint",
+    "unknown": "?",
+}
+
+
+def _print_statuses(statuses, as_json: bool) -> None:
+    if as_json:
+        print(
+            json.dumps(
+                {"checked_at": datetime.now(UTC).isoformat(), "vendors": [s.to_json() for s in statuses]},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    rows = [[s.vendor.id, s.state.value, s.reason] for s in statuses]
+    _print_table(["VENDOR", "STATE", "WHY"], rows)
+    now = datetime.now(UTC)
+    incidents = [i for s in statuses for i in s.incidents + s.maintenances]
+    if incidents:
+        print()
+        print("Open incidents:")
+        _print_table(
+            ["ID", "VENDOR", "KIND", "STATUS", "AGE", "TITLE"],
+            [
+                [
+                    f"#{i.id}",
+                    i.vendor,
+                    i.kind.value,
+                    _state_words(i),
+                    _age(now, i.started_at or i.opened_at),
+                    i.title,
+                ]
+                for i in incidents
+            ],
+        )
+
+
+def _state_words(i) -> str:
+    if i.is_maintenance and i.phase is not None:
+        return i.phase.value
+    return i.status.value if i.is_open else "resolved"
+
+
+def _age(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "-"
+    secs = int((now - then).total_seconds())
+    if secs < 0:
+        return "in " + _span(-secs)
+    return _span(secs) + " ago"
+
+
+def _span(secs: int) -> str:
+    if secs < 90:
+        return f"{secs}s"
+    if secs < 5400:
+        return f"{secs // 60}m"
+    if secs < 172800:
+        return f"{secs // 3600}h{(secs % 3600) // 60:02d}m"
+    return f"{secs // 86400}d"
+
+
+def _duration(i) -> str:
+    if i.is_open or i.resolved_at is None:
+        return "open" if i.is_open else "-"
+    start = i.started_at or i.opened_at
+    return _span(max(0, int((i.resolved_at - start).total_seconds())))
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    import shutil
+
+    width = shutil.get_terminal_size((120, 20)).columns
+    cols = len(header)
+    sizes = [max(len(str(r[c])) for r in [header, *rows]) for c in range(cols)]
+    fixed = sum(sizes[:-1]) + 2 * (cols - 1)
+    sizes[-1] = max(20, min(sizes[-1], width - fixed))
+    for r in [header, *rows]:
+        cells = [str(x) for x in r]
+        last = cells[-1]
+        if len(last) > sizes[-1]:
+            last = last[: sizes[-1] - 1] + "…"
+        line = "  ".join(cells[c].ljust(sizes[c]) for c in range(cols - 1))
+        print(f"{line}  {last}".rstrip())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

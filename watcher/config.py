@@ -1,0 +1,386 @@
+"""The one settings model, read from TOML and overridable by ``WATCHER_*`` variables.
+
+Precedence, highest first: environment (``WATCHER_POLL__INTERVAL=30``, ``__`` nests),
+the TOML file (``--config PATH`` or ``WATCHER_CONFIG``), then the defaults here.
+Unknown keys are refused so that a typo fails at start instead of being ignored.
+
+Vendors come from the built-in catalog (:mod:`watcher.catalog`); the ``vendors``
+table patches them (override a URL, filter components, disable a source) or adds
+vendors of the user's own.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from datetime import date
+from datetime import time as dt_time
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+SOURCE_TYPES = (
+    "statuspage",
+    "statuspage_incidents",
+    "statuspage_maintenances",
+    "instatus",
+    "betterstack",
+    "gcp",
+    "feed",
+    "html",
+    "checkly",
+)
+SourceType = Literal[
+    "statuspage",
+    "statuspage_incidents",
+    "statuspage_maintenances",
+    "instatus",
+    "betterstack",
+    "gcp",
+    "feed",
+    "html",
+    "checkly",
+]
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message names the key and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StorageSettings(_Strict):
+    path: Path = Field(
+        default=Path("watcher.db"),
+        description="SQLite database file, created on first run (relative paths are from the working dir).",
+    )
+
+
+class PollSettings(_Strict):
+    interval: float = Field(default=60.0, ge=1, le=86400, description="Seconds between polls of one source.")
+    jitter: float = Field(
+        default=0.1, ge=0, le=0.5, description="Random spread of each poll, as a fraction of its interval."
+    )
+    timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds for one whole fetch, body included."
+    )
+    max_bytes: int = Field(default=5_000_000, ge=1024, description="Largest decoded body accepted.")
+    concurrency: int = Field(default=16, ge=1, le=1000, description="Fetches in flight at once.")
+    user_agent: str = "watcher/0.1 (+https://github.com/watcher-dev/watcher)"
+
+
+class SourceSettings(_Strict):
+    """A source of a vendor: every field optional so it can patch a catalog source."""
+
+    type: SourceType | None = None
+    url: str | None = None
+    interval: float | None = Field(default=None, ge=1, le=86400)
+    enabled: bool = True
+    product_ids: list[str] | None = None
+    ignore_components: list[str] | None = None
+    html: dict[str, Any] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+
+class VendorSettings(_Strict):
+    """Patches a catalog vendor, or defines a new one (then ``name`` and a source are required)."""
+
+    name: str | None = None
+    status_page: str | None = None
+    components: list[str] | None = Field(
+        default=None, description="Only these components count (names, case-insensitive, * wildcards)."
+    )
+    ignore_components: list[str] = Field(default_factory=list)
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    used_for: list[str] = Field(
+        default_factory=list,
+        description="Campaigns and tasks that depend on this vendor: shown as the impact in alerts.",
+    )
+
+
+class LogSettings(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+KIND_NAMES = ("outage", "degradation", "api_change", "hallucination_spike", "maintenance")
+KindName = Literal["outage", "degradation", "api_change", "hallucination_spike", "maintenance"]
+
+
+def _zone(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {v!r}; use an IANA name such as 'Europe/Paris'") from None
+    return v
+
+
+class QuietHours(_Strict):
+    """A daily window (may cross midnight) in which this route's alerts are held, then sent grouped."""
+
+    start: dt_time
+    end: dt_time
+    timezone: str = "UTC"
+    kinds_allowed: list[KindName] = Field(
+        default_factory=list, description="Kinds that still go out during quiet hours (e.g. outage)."
+    )
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
+
+
+class RouteSettings(_Strict):
+    """Who hears about what: matching incidents go to these Slack channels, addresses and Apprise URLs."""
+
+    name: str = "default"
+    vendors: list[str] = Field(default_factory=lambda: ["*"])
+    components: list[str] = Field(default_factory=lambda: ["*"])
+    kinds: list[KindName] = Field(default_factory=lambda: list(KIND_NAMES))
+    slack_channels: list[str] = Field(default_factory=list)
+    emails: list[str] = Field(default_factory=list)
+    apprise: list[str] = Field(
+        default_factory=list, description="Apprise URLs (Teams, Discord, PagerDuty, ...)."
+    )
+    quiet_hours: QuietHours | None = None
+
+
+class SlackSettings(_Strict):
+    token: SecretStr | None = Field(default=None, description="Bot token (xoxb-...): env or token_file only.")
+    token_file: Path | None = None
+    signing_secret: SecretStr | None = None
+    signing_secret_file: Path | None = None
+    webhook_url: SecretStr | None = Field(default=None, description="Incoming webhook: the lesser mode.")
+    base_url: str = "https://slack.com/api/"
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+
+class EmailSettings(_Strict):
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    ssl: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    sender: str | None = None
+    timeout: float = Field(default=15.0, gt=0, le=120)
+    fallback_to: list[str] = Field(
+        default_factory=list,
+        description="Where alerts go when Slack keeps failing and the route has no email.",
+    )
+
+
+class OnCallPerson(_Strict):
+    name: str
+    slack: str | None = Field(default=None, description="Slack user id (U...), to mention.")
+    email: str | None = None
+
+
+class OnCallSettings(_Strict):
+    people: list[OnCallPerson] = Field(default_factory=list)
+    rotation_days: int = Field(default=7, ge=1, le=365)
+    rotation_start: date = date(2026, 1, 5)
+    remind_after: float = Field(
+        default=900, ge=30, description="Seconds before an unacknowledged alert is repeated."
+    )
+    escalate_after: float = Field(
+        default=1800, ge=60, description="Seconds before it goes to the next person."
+    )
+
+
+class AlertSettings(_Strict):
+    enabled: bool = True
+    locale: Literal["en", "fr"] = "en"
+    timezone: str = "UTC"
+    playbooks_dir: Path | None = None
+    prompt_library: Path | None = None
+    public_url: str | None = Field(default=None, description="Base URL of watcher's web app, for links.")
+    ack_secret: SecretStr | None = None
+    ack_secret_file: Path | None = None
+    ack_link_ttl: float = Field(default=7 * 86400, ge=60)
+    retry_for: float = Field(
+        default=86400, ge=60, description="Seconds a notification is retried before it dies."
+    )
+    fallback_after: float = Field(
+        default=600, ge=0, description="Seconds a channel may keep failing before the other channel is used."
+    )
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
+
+
+class WebSettings(_Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+SECRET_KEYS = (
+    ("slack", "token"),
+    ("slack", "signing_secret"),
+    ("slack", "webhook_url"),
+    ("email", "password"),
+    ("alerts", "ack_secret"),
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WATCHER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    watch: list[str] | None = Field(
+        default=None,
+        description="Vendor ids to watch; default every catalog vendor that has a status source.",
+    )
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    poll: PollSettings = Field(default_factory=PollSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    vendors: dict[str, VendorSettings] = Field(default_factory=dict)
+    routes: list[RouteSettings] = Field(default_factory=list)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    oncall: OnCallSettings = Field(default_factory=OnCallSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+
+    @field_validator("watch")
+    @classmethod
+    def _watch(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        return [x.strip().lower() for x in v if x.strip()]
+
+    @field_validator("vendors")
+    @classmethod
+    def _vendor_ids(cls, v: dict[str, VendorSettings]) -> dict[str, VendorSettings]:
+        for vid, vendor in v.items():
+            if not _ID.match(vid):
+                raise ValueError(f"vendor id {vid!r} must be lowercase letters, digits, '-' or '_'")
+            for sid in vendor.sources:
+                if not _ID.match(sid):
+                    raise ValueError(
+                        f"source id {sid!r} of vendor {vid!r} must be lowercase letters, digits, '-', '_'"
+                    )
+        return v
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read settings from ``path`` (or ``$WATCHER_CONFIG``), then the environment.
+
+    Raises :class:`ConfigError` with a message that names the offending key and how
+    to fix it; never a raw traceback.
+    """
+    if path is None and os.environ.get("WATCHER_CONFIG"):
+        path = os.environ["WATCHER_CONFIG"]
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = p.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist (copy config.example.toml to start)") from None
+        except OSError as e:
+            raise ConfigError(f"config file {p} cannot be read: {e.strerror}") from None
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+        leaked = [f"{a}.{b}" for a, b in SECRET_KEYS if isinstance(data.get(a), dict) and b in data[a]]
+        if leaked:
+            fixes = ", ".join(f"WATCHER_{k.upper().replace('.', '__')} or {k}_file" for k in leaked)
+            raise ConfigError(
+                f"config file {p} holds secret(s) {', '.join(leaked)}: config files get copied and read; "
+                f"put them in the environment or a file readable only by watcher instead ({fixes})"
+            )
+
+    class _FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (env_settings, init_settings)
+
+    try:
+        settings = _FromFile(**data)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, path)) from None
+    return Settings.model_construct(**{k: getattr(settings, k) for k in Settings.model_fields})
+
+
+def _explain(err: ValidationError, path: Path | str | None) -> str:
+    where = f"in {path}" if path else "in the environment"
+    lines = [f"invalid configuration ({err.error_count()} problem{'s' if err.error_count() > 1 else ''}):"]
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"])
+        env_name = "WATCHER_" + "__".join(str(x).upper() for x in e["loc"])
+        if e["type"] == "extra_forbidden":
+            parent = _model_at(e["loc"][:-1])
+            hint = ""
+            if parent is not None:
+                close = difflib.get_close_matches(str(e["loc"][-1]), list(parent.model_fields), n=1)
+                if close:
+                    hint = f"; did you mean {close[0]!r}?"
+                else:
+                    hint = f"; allowed here: {', '.join(parent.model_fields)}"
+            lines.append(f"  - {loc}: unknown key {where}{hint}")
+        else:
+            got = e.get("input")
+            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            lines.append(f"  - {loc}: {e['msg']}{shown}. Fix it {where} or set {env_name}.")
+    return "\n".join(lines)
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that a location points into, for "did you mean" hints."""
+    model: type[BaseModel] = Settings
+    i = 0
+    while i < len(loc):
+        field = model.model_fields.get(str(loc[i]))
+        if field is None:
+            return None
+        ann = field.annotation
+        args = get_args(ann)
+        if (
+            get_origin(ann) is dict
+            and args
+            and isinstance(args[-1], type)
+            and issubclass(args[-1], BaseModel)
+        ):
+            model, i = args[-1], i + 2
+        elif isinstance(ann, type) and issubclass(ann, BaseModel):
+            model, i = ann, i + 1
+        else:
+            return None
+    return model
+
+
+def read_secret(value: SecretStr | None, path: Path | None, what: str) -> str | None:
+    """A secret from the environment (``value``) or from a file; never from the TOML."""
+    if value is not None and value.get_secret_value():
+        return value.get_secret_value()
+    if path is None:
+        return None
+    try:
+        return path.read_text().strip() or None
+    except OSError as e:
+        raise ConfigError(f"{what}: cannot read secret file {path}: {e.strerror}") from None

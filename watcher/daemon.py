@@ -1,0 +1,200 @@
+"""The long-running watcher: every source on its own schedule, until SIGTERM.
+
+APScheduler runs one job per source at its interval, with jitter so that sources
+sharing an interval are not polled in lock-step. A job that is still running when
+its next turn comes is skipped, not stacked (``max_instances=1``, ``coalesce``).
+On SIGTERM/SIGINT the scheduler stops taking new work, in-flight polls get a grace
+period to finish (each is bounded by the fetch timeout anyway), then the HTTP
+client and the database are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from watcher.catalog import SourceSpec, VendorSpec
+from watcher.config import Settings
+from watcher.fetch import make_client
+from watcher.pipeline import Pipeline, PollResult
+from watcher.store.base import Store
+
+log = logging.getLogger("watcher.daemon")
+
+FIRST_POLL_SPREAD = 5.0
+"""Seconds over which the first polls are spread at start."""
+
+
+class Daemon:
+    def __init__(self, settings: Settings, vendors: list[VendorSpec], store: Store):
+        self.settings = settings
+        self.vendors = vendors
+        self.store = store
+        self.sources: list[SourceSpec] = [s for v in vendors for s in v.sources]
+        self.stopping = asyncio.Event()
+        self._inflight: set[asyncio.Task] = set()
+        self._sem: asyncio.Semaphore | None = None
+        self.pipeline: Pipeline | None = None
+        self.polls = 0
+        from watcher.alerts.deliver import Deliverer, Transports
+        from watcher.alerts.engine import AlertEngine
+
+        self.deliverer = Deliverer(settings, store, Transports.from_settings(settings))
+        self.engine = AlertEngine(settings, store, vendors, on_enqueue=self.deliverer.wake.set)
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+
+    async def _job(self, spec: SourceSpec) -> PollResult | None:
+        if self.stopping.is_set() or self.pipeline is None or self._sem is None:
+            return None
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            async with self._sem:
+                if self.stopping.is_set():
+                    return None
+                result = await self.pipeline.poll(spec)
+                self.polls += 1
+                if result.changes:
+                    self._alert(result)
+                return result
+        except asyncio.CancelledError:
+            # Only at shutdown, after the grace period. Store writes have no await
+            # inside them, so a cancelled poll never leaves a half-written incident.
+            log.info("%s: poll abandoned at shutdown", spec.key)
+            return None
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    def _alert(self, result: PollResult) -> None:
+        try:
+            self.engine.on_changes(result.changes)
+        except Exception:  # alerting trouble must not stop watching; the incident is already stored
+            log.exception("%s: could not queue alerts", result.observation.source_id)
+
+    def _tick(self) -> None:
+        try:
+            self.engine.tick()
+        except Exception:
+            log.exception("reminder/escalation check failed")
+
+    def _start_web(self):
+        w = self.settings.web
+        if not w.enabled:
+            return None
+        from watcher.config import read_secret
+        from watcher.web.app import create_app, make_server
+
+        s = self.settings.slack
+        app = create_app(
+            self.engine,
+            signing_secret=read_secret(s.signing_secret, s.signing_secret_file, "slack.signing_secret"),
+            ack_secret=self.engine.ack_secret,
+        )
+        server = make_server(app, w.host, w.port)
+        task = asyncio.create_task(server.serve(), name="web")
+        task.add_done_callback(self._web_done)
+        log.info("web app on http://%s:%d (Slack interactivity at /slack/interactivity)", w.host, w.port)
+        return server, task
+
+    def _web_done(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("web app stopped: %s (watching goes on)", task.exception())
+
+    async def run(self, *, install_signals: bool = True, grace: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        poll = self.settings.poll
+        self._sem = asyncio.Semaphore(poll.concurrency)
+        client = make_client(user_agent=poll.user_agent, max_connections=poll.concurrency * 2)
+        self.pipeline = Pipeline(self.store, client, self.settings, self.vendors)
+        # Our own log lines say what changed; APScheduler's per-job chatter would be one line per poll.
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        scheduler = AsyncIOScheduler(timezone=UTC, event_loop=loop)
+        now = datetime.now(UTC)
+        for spec in self.sources:
+            scheduler.add_job(
+                self._job,
+                IntervalTrigger(
+                    seconds=spec.interval, jitter=spec.interval * poll.jitter or None, timezone=UTC
+                ),
+                args=[spec],
+                id=spec.key,
+                name=spec.key,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(spec.interval)),
+                next_run_time=now
+                + timedelta(seconds=random.uniform(0, min(FIRST_POLL_SPREAD, spec.interval))),
+            )
+        scheduler.add_job(
+            self._tick,
+            IntervalTrigger(seconds=30, timezone=UTC),
+            id="alerts:tick",
+            max_instances=1,
+            coalesce=True,
+        )
+        self.deliverer.recover()
+        deliver_task = asyncio.create_task(self.deliverer.run(self.stopping), name="deliver")
+        web = self._start_web()
+        scheduler.start()
+        log.info(
+            "watching %d vendors through %d sources (database %s)",
+            len(self.vendors),
+            len(self.sources),
+            getattr(self.store, "path", "?"),
+        )
+        try:
+            await self.stopping.wait()
+        finally:
+            log.info("stopping: %d poll(s) in flight", len(self._inflight))
+            scheduler.pause()  # no new polls; the running ones may finish
+            pending = list(self._inflight)
+            if pending:
+                _done, still = await asyncio.wait(
+                    pending, timeout=grace if grace is not None else poll.timeout + 1
+                )
+                for t in still:
+                    t.cancel()
+                if still:
+                    await asyncio.wait(still, timeout=2)
+            scheduler.shutdown(wait=False)
+            if web is not None:
+                server, web_task = web
+                server.should_exit = True
+                await asyncio.wait({web_task}, timeout=5)
+            # the sender finishes the send in progress (bounded by the transports' timeouts)
+            _done, late = await asyncio.wait({deliver_task}, timeout=20)
+            for t in late:
+                t.cancel()
+            await client.aclose()
+            if install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            log.info("stopped after %d polls", self.polls)
+
+
+async def poll_all_once(settings: Settings, vendors: list[VendorSpec], store: Store) -> list[PollResult]:
+    """Poll every source once, concurrently (bounded), for ``watcher check --once``."""
+    poll = settings.poll
+    sem = asyncio.Semaphore(poll.concurrency)
+    async with make_client(user_agent=poll.user_agent, max_connections=poll.concurrency * 2) as client:
+        pipeline = Pipeline(store, client, settings, vendors)
+
+        async def one(spec: SourceSpec) -> PollResult:
+            async with sem:
+                return await pipeline.poll(spec)
+
+        return list(await asyncio.gather(*(one(s) for v in vendors for s in v.sources)))

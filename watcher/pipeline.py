@@ -1,0 +1,224 @@
+"""One poll of one source, end to end: fetch → parse → reconcile incidents → store.
+
+:meth:`Pipeline.poll` never raises: whatever goes wrong with one source becomes a
+recorded, per-source error, and the other sources carry on. Unchanged documents
+(304, or the same content hash) stop before any parsing, which keeps a poll of an
+unchanged page nearly free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from watcher.catalog import SourceSpec, VendorSpec
+from watcher.config import Settings
+from watcher.fetch import FetchError, fetch
+from watcher.incidents.correlate import Change, Context, reconcile
+from watcher.incidents.model import NOTIFIABLE, EventType
+from watcher.model import ComponentStatus, Observation, Snapshot
+from watcher.sources import ParseError, SourceOptions, parser_for
+from watcher.store.base import SourceRecord, Store, StoreError
+
+log = logging.getLogger("watcher.pipeline")
+
+_THREAD_PARSE_BYTES = 256 * 1024
+
+
+@dataclass(slots=True)
+class PollResult:
+    observation: Observation
+    changes: list[Change] = field(default_factory=list)
+
+
+class Pipeline:
+    """Holds what every poll needs: the store, the HTTP client, the vendor specs."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: httpx.AsyncClient,
+        settings: Settings,
+        vendors: list[VendorSpec],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.store = store
+        self.client = client
+        self.settings = settings
+        self.vendors = {v.id: v for v in vendors}
+        self.clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, vendor: str) -> asyncio.Lock:
+        # Two sources of one vendor may finish together; their incident merges must not interleave.
+        lock = self._locks.get(vendor)
+        if lock is None:
+            lock = self._locks[vendor] = asyncio.Lock()
+        return lock
+
+    async def poll(self, spec: SourceSpec) -> PollResult:
+        try:
+            return await self._poll(spec)
+        except StoreError as e:
+            log.error("%s: database error: %s", spec.key, e)
+            return PollResult(
+                Observation(spec.vendor, spec.key, self.clock(), error=str(e), error_kind="store")
+            )
+        except Exception as e:  # a bug in one parser or merge must not stop the daemon
+            log.exception("%s: internal error while polling", spec.key)
+            return PollResult(
+                Observation(
+                    spec.vendor, spec.key, self.clock(), error=f"internal error: {e!r}", error_kind="internal"
+                )
+            )
+
+    async def _poll(self, spec: SourceSpec) -> PollResult:
+        rec = self.store.source(spec.key) or SourceRecord(spec.key, spec.vendor, spec.type, spec.url)
+        if rec.url != spec.url or rec.type != spec.type:  # config changed: forget validators
+            rec.url, rec.type, rec.etag, rec.last_modified, rec.content_hash = (
+                spec.url,
+                spec.type,
+                None,
+                None,
+                None,
+            )
+        poll = self.settings.poll
+        started = self.clock()
+        rec.polls += 1
+        rec.last_polled_at = started
+        try:
+            res = await fetch(
+                self.client,
+                spec.url,
+                timeout=poll.timeout,
+                max_bytes=poll.max_bytes,
+                etag=rec.etag if rec.content_hash else None,
+                last_modified=rec.last_modified if rec.content_hash else None,
+            )
+        except FetchError as e:
+            return self._failed(rec, spec, e.kind, e.message, started)
+
+        if res.not_modified:
+            return self._unchanged(rec, spec, started)
+        digest = hashlib.blake2b(res.body, digest_size=16).hexdigest()
+        rec.final_url = res.url
+        rec.etag, rec.last_modified = res.etag, res.last_modified
+        if digest == rec.content_hash and rec.error is None:
+            return self._unchanged(rec, spec, started)
+
+        parse = parser_for(spec.type)
+        opts = SourceOptions(
+            base_url=self.vendors[spec.vendor].status_page if spec.vendor in self.vendors else None,
+            product_ids=spec.product_ids,
+            html_rules=spec.html,
+        )
+        try:
+            if len(res.body) > _THREAD_PARSE_BYTES:
+                snapshot = await asyncio.to_thread(parse, res.body, opts)
+            else:
+                snapshot = parse(res.body, opts)
+        except ParseError as e:
+            rec.etag = rec.last_modified = None  # refetch in full next time
+            return self._failed(rec, spec, "parse", f"unreadable {spec.type} document: {e}", started)
+
+        vendor = self.vendors.get(spec.vendor)
+        counts = _counter(vendor, spec)
+        async with self._lock(spec.vendor):
+            ctx = Context(vendor=spec.vendor, source=spec.key, now=started, counts_component=counts)
+            keys = [r.key for group in (snapshot.incidents, snapshot.maintenances) for r in group or ()]
+            known = {i.id: i for i in self.store.open_incidents(spec.vendor)}
+            for inc in self.store.incidents_by_keys(spec.vendor, keys):
+                known.setdefault(inc.id, inc)
+            changes = reconcile(ctx, snapshot, known.values())
+            for ch in changes:
+                self.store.save_incident(ch.incident, ch.events)
+                _log_events(spec.vendor, ch)
+
+        if rec.error is not None:
+            log.info("%s: recovered after %d failed poll(s) (%s)", spec.key, rec.failures, rec.error)
+        rec.error = rec.error_kind = rec.error_since = None
+        rec.failures = 0
+        rec.content_hash = digest
+        rec.last_success_at = started
+        rec.last_change_at = started
+        rec.summary = summarize(snapshot, counts)
+        self.store.add_observation(spec.key, spec.vendor, started, "snapshot", rec.summary)
+        self.store.save_source(rec)
+        return PollResult(Observation(spec.vendor, spec.key, started, snapshot=snapshot), changes)
+
+    def _unchanged(self, rec: SourceRecord, spec: SourceSpec, at: datetime) -> PollResult:
+        if rec.error is not None:
+            log.info("%s: recovered after %d failed poll(s) (%s)", spec.key, rec.failures, rec.error)
+        rec.error = rec.error_kind = rec.error_since = None
+        rec.failures = 0
+        rec.last_success_at = at
+        self.store.save_source(rec)
+        return PollResult(Observation(spec.vendor, spec.key, at, changed=False))
+
+    def _failed(
+        self, rec: SourceRecord, spec: SourceSpec, kind: str, message: str, at: datetime
+    ) -> PollResult:
+        if rec.error != message:
+            log.warning("%s: %s", spec.key, message)
+            self.store.add_observation(spec.key, spec.vendor, at, "error", {"kind": kind, "error": message})
+        if rec.error is None:
+            rec.error_since = at
+        rec.error, rec.error_kind = message, kind
+        rec.failures += 1
+        self.store.save_source(rec)
+        return PollResult(Observation(spec.vendor, spec.key, at, error=message, error_kind=kind))
+
+
+def _counter(vendor: VendorSpec | None, spec: SourceSpec) -> Callable[[str], bool]:
+    ignored = {n.lower() for n in spec.ignore_components}
+
+    def counts(name: str) -> bool:
+        if name.lower() in ignored:
+            return False
+        return vendor.counts_component(name) if vendor is not None else True
+
+    return counts
+
+
+def summarize(snapshot: Snapshot, counts: Callable[[str], bool]) -> dict:
+    """What the vendor status view needs from a snapshot: small, JSON-able."""
+    comps = {}
+    for c in snapshot.components or ():
+        if not c.is_group and counts(c.name):
+            comps[c.name] = c.status.value
+    maint_now = [
+        m.title for m in snapshot.maintenances or () if m.status.value in ("in_progress", "verifying")
+    ]
+    return {
+        "indicator": snapshot.indicator,
+        "page": snapshot.page_name,
+        "components": comps if snapshot.components is not None else None,
+        "maintenance_in_progress": maint_now,
+    }
+
+
+def _log_events(vendor: str, ch: Change) -> None:
+    inc = ch.incident
+    for ev in ch.events:
+        if ev.type in NOTIFIABLE or ev.type is EventType.MERGED:
+            text = (
+                ev.text
+                if ev.type is not EventType.VENDOR_UPDATE
+                else (ev.text[:160] + "…" * (len(ev.text) > 160))
+            )
+            log.info(
+                "%s: incident #%s [%s] %s: %s", vendor, inc.id, inc.kind, ev.type, text.replace("\n", " ")
+            )
+
+
+def worst_component(summary: dict | None) -> ComponentStatus | None:
+    if not summary or not summary.get("components"):
+        return None
+    return max((ComponentStatus(s) for s in summary["components"].values()), key=lambda s: s.severity)

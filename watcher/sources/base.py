@@ -1,0 +1,183 @@
+"""What every source parser shares: the error it raises and lenient field readers.
+
+A parser is a pure function ``parse(body: bytes, options: SourceOptions) -> Snapshot``.
+It raises :class:`ParseError` (never anything else) for input it cannot read, so
+the poller can record a clear per-source error and carry on with the others.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from watcher.model import ComponentStatus, IncidentStatus
+
+
+class ParseError(ValueError):
+    """The document could not be read as the format this source expects."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOptions:
+    """Per-source settings a parser may need (all optional)."""
+
+    base_url: str | None = None
+    """Page URL, used to build incident links when the document has none."""
+    product_ids: tuple[str, ...] = ()
+    """Google Cloud: keep only incidents touching these product ids."""
+    html_rules: dict[str, Any] = field(default_factory=dict)
+    """HTML fallback: selector rules from the catalog."""
+
+
+MAX_JSON_DEPTH = 200
+
+
+def load_json(body: bytes) -> Any:
+    """Decode JSON, refusing HTML error pages and absurd nesting with a clear message."""
+    head = body[:512].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
+        raise ParseError("expected JSON but got an HTML/XML document (wrong URL or an error page?)")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ParseError(f"invalid UTF-8 in JSON document at byte {e.start}") from None
+    _check_depth(text)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ParseError(f"invalid JSON: {e}") from None
+
+
+def _check_depth(text: str) -> None:
+    """Reject nesting deeper than MAX_JSON_DEPTH before json.loads can hit the recursion limit."""
+    depth = 0
+    in_string = False
+    escape = False
+    for ch in text:
+        if in_string:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        elif ch in "]}":
+            depth -= 1
+
+
+def expect_dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ParseError(f"{what}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def list_or_none(obj: dict[str, Any], key: str) -> list[Any] | None:
+    """The list under ``key``; None when the key is absent (not published)."""
+    if key not in obj or obj[key] is None:
+        return None
+    value = obj[key]
+    if not isinstance(value, list):
+        raise ParseError(f"{key!r}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+_JS_DATE = re.compile(r"^\w{3} (\w{3} \d{1,2} \d{4} \d{2}:\d{2}:\d{2}) GMT([+-]\d{4})")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Read a timestamp leniently: ISO 8601 (any offset), RFC 822, JS ``Date.toString()``.
+
+    Returns an aware datetime in UTC, or None when the value is missing or unreadable:
+    a bad timestamp is not worth losing the rest of the document over.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    s = value.strip()
+    try:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        dt = None
+    if dt is None:
+        m = _JS_DATE.match(s)
+        if m:
+            try:
+                dt = datetime.strptime(f"{m.group(1)} {m.group(2)}", "%b %d %Y %H:%M:%S %z")
+            except ValueError:
+                dt = None
+    if dt is None:
+        try:
+            dt = parsedate_to_datetime(s)
+        except (TypeError, ValueError, IndexError):
+            return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset: not a real timestamp
+        return None
+
+
+_COMPONENT_STATUS = {
+    "operational": ComponentStatus.OPERATIONAL,
+    "up": ComponentStatus.OPERATIONAL,
+    "degraded_performance": ComponentStatus.DEGRADED,
+    "degradedperformance": ComponentStatus.DEGRADED,
+    "degraded": ComponentStatus.DEGRADED,
+    "partial_outage": ComponentStatus.PARTIAL_OUTAGE,
+    "partialoutage": ComponentStatus.PARTIAL_OUTAGE,
+    "minoroutage": ComponentStatus.PARTIAL_OUTAGE,
+    "major_outage": ComponentStatus.MAJOR_OUTAGE,
+    "majoroutage": ComponentStatus.MAJOR_OUTAGE,
+    "full_outage": ComponentStatus.MAJOR_OUTAGE,
+    "downtime": ComponentStatus.MAJOR_OUTAGE,
+    "down": ComponentStatus.MAJOR_OUTAGE,
+    "under_maintenance": ComponentStatus.MAINTENANCE,
+    "undermaintenance": ComponentStatus.MAINTENANCE,
+    "maintenance": ComponentStatus.MAINTENANCE,
+}
+
+
+def component_status(value: Any) -> ComponentStatus:
+    """Map any platform's component status word to ours; unknown words stay UNKNOWN."""
+    key = text(value).lower().replace(" ", "_").replace("-", "_")
+    return _COMPONENT_STATUS.get(key) or _COMPONENT_STATUS.get(key.replace("_", ""), ComponentStatus.UNKNOWN)
+
+
+_INCIDENT_STATUS = {
+    "investigating": IncidentStatus.INVESTIGATING,
+    "identified": IncidentStatus.IDENTIFIED,
+    "monitoring": IncidentStatus.MONITORING,
+    "update": IncidentStatus.UPDATE,
+    "resolved": IncidentStatus.RESOLVED,
+    "postmortem": IncidentStatus.POSTMORTEM,
+    "scheduled": IncidentStatus.SCHEDULED,
+    "notstartedyet": IncidentStatus.SCHEDULED,
+    "maintenance_scheduled": IncidentStatus.SCHEDULED,
+    "in_progress": IncidentStatus.IN_PROGRESS,
+    "inprogress": IncidentStatus.IN_PROGRESS,
+    "maintenance_in_progress": IncidentStatus.IN_PROGRESS,
+    "verifying": IncidentStatus.VERIFYING,
+    "completed": IncidentStatus.COMPLETED,
+    "complete": IncidentStatus.COMPLETED,
+    "maintenance_complete": IncidentStatus.COMPLETED,
+}
+
+
+def incident_status(value: Any) -> IncidentStatus:
+    """Map any platform's incident/maintenance status word to ours."""
+    key = text(value).lower().replace(" ", "_").replace("-", "_")
+    return _INCIDENT_STATUS.get(key) or _INCIDENT_STATUS.get(key.replace("_", ""), IncidentStatus.UNKNOWN)

@@ -1,0 +1,1 @@
+"""watcher's web app (Starlette)."""

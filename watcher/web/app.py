@@ -1,0 +1,181 @@
+"""watcher's own small web app (Starlette): Slack interactivity and signed acknowledge links.
+
+Served by ``watcher run`` in the daemon's event loop, so handlers share the
+store and the alert engine with the pollers without any locking.
+
+- ``POST /slack/interactivity``: Slack button clicks (Acknowledge, Mute 1h).
+  Every request must carry a valid v0 signature made within 5 minutes, checked
+  on the raw body before anything is parsed; Slack wants an answer within 3 s,
+  and acknowledging is a few local writes, so it is answered inline.
+- ``GET /ack/<id>?e=…&s=…``: the link from an alert email shows a confirmation
+  page; only the ``POST`` from that page acknowledges, so link scanners and
+  previewers that fetch URLs cannot acknowledge by accident.
+- ``GET /healthz``: the process answers (the status-board issue extends it).
+
+All vendor text on these pages is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from html import escape
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from watcher.alerts.signing import verify_ack
+from watcher.alerts.slack_signature import verify
+
+log = logging.getLogger("watcher.web")
+
+MAX_BODY = 64 * 1024
+
+
+def create_app(engine, *, signing_secret: str | None, ack_secret: str | None) -> Starlette:
+    """``engine`` is the :class:`~watcher.alerts.engine.AlertEngine` (acknowledge, mute, store)."""
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def slack_interactivity(request: Request) -> Response:
+        if not signing_secret:
+            return PlainTextResponse("Slack interactivity is not configured (slack.signing_secret)", 503)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return PlainTextResponse("request too large", 413)
+        ts = request.headers.get("x-slack-request-timestamp", "")
+        sig = request.headers.get("x-slack-signature", "")
+        if not verify(signing_secret, ts, body, sig):
+            log.warning("refused a Slack request with a bad or stale signature from %s", _peer(request))
+            return PlainTextResponse("invalid signature", 401)
+        form = await _form(body)
+        try:
+            payload = json.loads(form.get("payload", ""))
+        except ValueError:
+            return PlainTextResponse("no payload", 400)
+        if payload.get("type") != "block_actions":
+            return Response(status_code=200)
+        user = payload.get("user") or {}
+        who = user.get("name") or user.get("username") or user.get("id") or "someone in Slack"
+        for action in payload.get("actions") or []:
+            answer = _act(engine, action, who)
+            if answer:
+                log.info("Slack: %s", answer)
+        return Response(status_code=200)
+
+    async def ack_page(request: Request) -> Response:
+        iid, ok, inc = _check_link(request, request.query_params)
+        if not ok:
+            return _page("Link not valid", "<p>This acknowledge link is invalid or has expired.</p>", 403)
+        if inc is None:
+            return _page("Unknown incident", f"<p>No incident #{iid}.</p>", 404)
+        if not inc.is_open:
+            return _page("Already resolved", f"<p>{escape(inc.title)} is already resolved.</p>")
+        ack = engine.store.ack(iid)
+        already = f"<p>Already acknowledged by {escape(ack.by)}.</p>" if ack else ""
+        q = request.query_params
+        form = (
+            f'<form method="post" action="/ack/{iid}">'
+            f'<input type="hidden" name="e" value="{escape(q.get("e", ""))}">'
+            f'<input type="hidden" name="s" value="{escape(q.get("s", ""))}">'
+            '<p><label>Your name <input name="by" required maxlength="80"></label></p>'
+            '<p><label>Note (optional) <input name="reason" maxlength="500"></label></p>'
+            '<p><button type="submit">Acknowledge</button></p></form>'
+        )
+        body = (
+            f"<p><strong>{escape(inc.vendor)}</strong> — {escape(inc.title)}</p>"
+            f"<p>{escape(inc.kind.value)}, vendor status {escape(inc.status.value)}</p>{already}{form}"
+        )
+        return _page(f"Acknowledge incident #{iid}", body)
+
+    async def ack_submit(request: Request) -> Response:
+        form = await _form(await request.body())
+        iid, ok, inc = _check_link(request, form)
+        if not ok:
+            return _page("Link not valid", "<p>This acknowledge link is invalid or has expired.</p>", 403)
+        by = (form.get("by") or "").strip()[:80] or "someone with the email link"
+        reason = (form.get("reason") or "").strip()[:500] or None
+        try:
+            engine.acknowledge(iid, by, reason, via="email link")
+        except LookupError:
+            return _page("Unknown incident", f"<p>No incident #{iid}.</p>", 404)
+        except ValueError as e:
+            return _page("Not acknowledged", f"<p>{escape(str(e))}</p>", 409)
+        return _page("Acknowledged", f"<p>Incident #{iid} acknowledged by {escape(by)}. Reminders stop.</p>")
+
+    def _check_link(request: Request, params) -> tuple[int, bool, Any]:
+        try:
+            iid = int(request.path_params["incident_id"])
+        except (KeyError, ValueError):
+            return 0, False, None
+        if not ack_secret or not verify_ack(ack_secret, iid, params.get("e", ""), params.get("s", "")):
+            return iid, False, None
+        return iid, True, engine.store.incident(iid)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/slack/interactivity", slack_interactivity, methods=["POST"]),
+            Route("/ack/{incident_id}", ack_page, methods=["GET"]),
+            Route("/ack/{incident_id}", ack_submit, methods=["POST"]),
+        ]
+    )
+
+
+def _act(engine, action: dict[str, Any], who: str) -> str | None:
+    action_id = action.get("action_id")
+    value = str(action.get("value") or "")
+    if action_id == "ack":
+        try:
+            inc = engine.acknowledge(int(value), who, None, via="slack")
+        except (LookupError, ValueError) as e:
+            return f"ack by {who} not applied: {e}"
+        return f"incident #{inc.id} acknowledged by {who}"
+    if action_id == "mute_1h":
+        if value not in engine.vendors:
+            return f"mute by {who} refused: unknown vendor {value!r}"
+        engine.mute(value, 3600, "muted for 1 h from Slack", who)
+        return f"{value} muted for 1 h by {who}"
+    return None
+
+
+async def _form(body: bytes) -> dict[str, str]:
+    from urllib.parse import parse_qs
+
+    parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {k: v[0] for k, v in parsed.items()}
+
+
+def _peer(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    html = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)} · watcher</title>"
+        "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:2em auto;padding:0 1em}"
+        "button{font-size:1em;padding:.5em 1.2em}</style></head>"
+        f"<body><h1>{escape(title)}</h1>{body}</body></html>"
+    )
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def make_server(app: Starlette, host: str, port: int):
+    """A uvicorn server that runs inside our event loop and leaves signal handling to the daemon."""
+    import contextlib
+
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # the daemon owns SIGTERM/SIGINT and stops us itself
+            yield
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+    return _Server(config)
