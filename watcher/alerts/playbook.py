@@ -1,0 +1,841 @@
+"""The playbook every alert carries: what the incident blocks, what to do now, where to move work.
+
+A playbook is a Markdown template per kind and locale
+(``watcher/alerts/playbooks/<locale>/<kind>.md``), filled with the facts of one
+incident. The prose lives in the files so a team can rewrite it; the parts that
+depend on the moment (the impact list, the healthy alternatives, the saved
+prompts, the times) are computed here and substituted as placeholders.
+
+Templates use :class:`string.Template`: ``$name`` or ``${name}``, ``$$`` for a
+literal dollar sign. HTML comments (``<!-- … -->``) are removed before
+substitution, so each file documents itself in one without it reaching anyone.
+The placeholders are listed in :data:`PLACEHOLDERS`.
+
+Overrides: ``overrides_dir/<locale>/<vendor>/<kind>.md`` beats
+``overrides_dir/<locale>/<kind>.md`` beats the shipped file. An override that
+cannot be read or rendered (unknown placeholder, stray ``$``, not UTF-8, too
+big) is skipped with a warning in the log and the next one is used: a typo in a
+team's file must never cost the alert its playbook.
+
+Security: vendor text (incident title, component names, the vendor's display
+name, alternatives' names and reasons) and prompt file names are untrusted. They
+go through :func:`neutralise` before they are placed into the Markdown, which is
+later rendered to Slack mrkdwn, HTML email and Apprise Markdown (Discord,
+Teams...): no mentions, no links, no tags, no Markdown structure can come from
+them. Only this module's own text and the team's templates are trusted.
+
+Only the Markdown subset that :func:`watcher.alerts.slack_render.markdown_to_mrkdwn`
+understands is used: ``#`` headings, ``-`` bullets, ``1.`` lists, ``**bold**``,
+``>`` quotes and inline ``code``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import stat
+import string
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from watcher.alerts.model import Alternative
+
+log = logging.getLogger(__name__)
+
+KINDS = ("outage", "degradation", "api_change", "hallucination_spike", "maintenance")
+LOCALES = ("en", "fr")
+DEFAULT_LOCALE = "en"
+
+BUDGET = 2500
+"""Target size of a rendered shipped playbook (characters): one Slack section is 3000 after escaping."""
+NEUTRAL_LIMIT = 500
+"""Default cap of :func:`neutralise`."""
+MAX_PROMPT_FILES_SCANNED = 500
+MAX_PROMPT_DEPTH = 6
+FIRST_LINE_BYTES = 200
+MAX_TEMPLATE_BYTES = 64 * 1024
+
+PLACEHOLDERS: dict[str, str] = {
+    "vendor": "vendor id (openai)",
+    "vendor_name": "vendor's name (OpenAI)",
+    "kind_label": "the kind in words (outage, API change...)",
+    "title": "the vendor's incident title",
+    "status": "the vendor's status word (investigating, monitoring...)",
+    "components": "affected components, comma-separated, or 'not stated'",
+    "started": "start time in the team's time zone",
+    "elapsed": "how long it has lasted (42 min)",
+    "since": "start time and duration: '14:05 CEST (for 42 min)'",
+    "window": "maintenance window with where we are in it",
+    "window_plain": "maintenance window alone, for the client note",
+    "impact": "bullet list of what the team uses this vendor for (vendors.<id>.used_for)",
+    "alternatives": "bullet list of the watched vendors healthy now, best first",
+    "saved_prompts": "the 'Saved prompts' section, or nothing when no prompt library is set",
+}
+
+_VENDOR_DIR = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+# -- neutralise ----------------------------------------------------------------------------------
+
+# Invisible and control characters (C0/C1 except whitespace, soft hyphen, zero-width and bidi
+# controls, variation selectors, Hangul fillers, tags, lone surrogates): dropped. Whitespace
+# (including \n, \r, \t, U+2028/2029, U+0085) is collapsed to one space afterwards.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+    "\ud800-\udfff\U000e0000-\U000e0fff]"
+)
+_SPACES = re.compile(r"\s+")
+# "@here" and friends anywhere (Discord honours them mid-word), and any "@name" at a word start
+# (Telegram, Teams, Mattermost user mentions); e-mail addresses (a@b.com) are left alone.
+_MENTION = re.compile(r"@(?=channel|here|everyone|all\b)|(?<![\w.])@(?=\w)", re.IGNORECASE)
+# "_" is kept only inside a word (snake_case), where neither CommonMark nor Slack makes emphasis.
+_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+# Look-alikes, one character for one, so that the result reads the same and stays inert.
+_LOOKALIKES = str.maketrans(
+    {
+        "<": "‹",
+        ">": "›",
+        "[": "(",
+        "]": ")",
+        "*": "∗",
+        "~": "∼",
+        "`": "‘",
+        "\\": "⧵",
+    }
+)
+_LEADING = re.compile(r"^(?:[#=+\-]|\d{1,9}[.)](?=\s|$))")
+_LEADING_MAP = str.maketrans({"#": "＃", "=": "＝", "+": "＋", "-": "‐", ".": "．", ")": "）"})
+
+
+def neutralise(text: str, *, limit: int = NEUTRAL_LIMIT) -> str:
+    """Make untrusted vendor text inert inside our Markdown, whatever renders it later.
+
+    - control and invisible characters are dropped, every run of whitespace
+      (newlines included) becomes one space, so no line of Markdown can start
+      inside it;
+    - cut to ``limit`` characters, ending with "…";
+    - ``<`` ``>`` become ‹ ›: no ``<!channel>``, ``<@U…>``, ``<a href>``,
+      ``<script>``, ``<http://…>`` auto-link can form;
+    - ``[`` ``]`` become ( ): no ``[label](url)`` link, no reference link;
+      a bare URL stays visible as plain text;
+    - ``@`` before channel/here/everyone/all, and at the start of any word,
+      becomes ＠: no broadcast or user mention on any platform;
+    - ``*`` ``~`` `````, ``\\`` and ``_`` (except inside a word) become
+      look-alikes: no emphasis, strike, code or escape;
+    - a leading ``#`` ``-`` ``+`` ``=`` or ``1.`` becomes a look-alike: no
+      heading, bullet or list if a template places the text at a line start.
+
+    Every replacement is one character for one look-alike that is not itself
+    replaced, so ``neutralise(neutralise(x)) == neutralise(x)``. Cost is linear
+    in ``limit``: the input is cut to a few times the limit first.
+    """
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        text = str(text)
+    limit = max(1, int(limit))
+    text = text[: limit * 4 + 64]
+    text = _INVISIBLE.sub("", text)
+    text = _SPACES.sub(" ", text).strip()
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    text = _MENTION.sub("＠", text)
+    text = _UNDERSCORE.sub("ˍ", text)
+    text = text.translate(_LOOKALIKES)
+    if m := _LEADING.match(text):
+        text = m.group(0).translate(_LEADING_MAP) + text[m.end() :]
+    return text
+
+
+# -- facts -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybookFacts:
+    """What a playbook is filled with: one incident at one moment, plus our config."""
+
+    vendor: str
+    vendor_name: str
+    """Display name; vendor-controlled enough to be treated as untrusted text."""
+    kind: str
+    """``outage``, ``degradation``, ``api_change``, ``hallucination_spike``, ``maintenance``."""
+    title: str
+    """The vendor's incident title: untrusted."""
+    status: str
+    started_at: datetime | None
+    components: tuple[str, ...]
+    """Vendor component names: untrusted."""
+    used_for: tuple[str, ...]
+    """From our config: what the team uses this vendor for."""
+    alternatives: tuple[Alternative, ...]
+    scheduled_for: datetime | None = None
+    scheduled_until: datetime | None = None
+    timezone: str = "UTC"
+    """IANA zone in which times are shown to the team."""
+
+
+# -- words ---------------------------------------------------------------------------------------
+
+_KIND_LABELS = {
+    "en": {
+        "outage": "outage",
+        "degradation": "degraded performance",
+        "api_change": "API change",
+        "hallucination_spike": "hallucination spike",
+        "maintenance": "maintenance",
+    },
+    "fr": {
+        "outage": "panne",
+        "degradation": "dégradation des performances",
+        "api_change": "changement d'API",
+        "hallucination_spike": "pic d'hallucinations",
+        "maintenance": "maintenance",
+    },
+}
+
+_STATUS_FR = {
+    "investigating": "analyse en cours",
+    "identified": "cause identifiée",
+    "monitoring": "sous surveillance",
+    "update": "mise à jour",
+    "resolved": "résolu",
+    "postmortem": "post-mortem publié",
+    "scheduled": "planifiée",
+    "in_progress": "en cours",
+    "verifying": "vérification en cours",
+    "completed": "terminée",
+    "unknown": "inconnu",
+}
+
+_GENERIC_HEADING = {
+    "en": "### ⚪ $vendor_name incident: what to do now",
+    "fr": "### ⚪ Incident chez $vendor_name : que faire maintenant",
+}
+
+_TEXT = {
+    "en": {
+        "not_stated": "not stated by the vendor",
+        "no_used_for": (
+            "- Nobody has listed what the team uses $vendor_name for yet. Add it to the config so "
+            'alerts show the impact: `used_for = ["blog drafts", "ad copy"]` under `[vendors.$vendor]`.'
+        ),
+        "more_used_for": "- …and $n more (see `vendors.$vendor.used_for`)",
+        "and_more": "and $n more",
+        "since": "$started (for $elapsed)",
+        "since_future": "$started",
+        "operational": "operational",
+        "degraded": "degraded, expect slowness",
+        "more_alternatives": "- …and $n more healthy",
+        "none_healthy": "- No watched alternative is healthy right now: switch to manual work.",
+        "prompts_heading": "**Saved prompts for these tasks**",
+        "prompts_heading_any": "**Saved prompts** (none named after these tasks; some to start from)",
+        "prompts_missing": (
+            "**Saved prompts**\n- The prompt library folder is missing or unreadable: "
+            "check `alerts.prompt_library` in the config."
+        ),
+        "prompts_empty": "**Saved prompts**\n- The prompt library has no .md or .txt prompt yet.",
+        "window_unknown": "time not announced yet",
+        "window_from": "from $start, end not announced",
+        "window_same_day": "$day $start → $end",
+        "window_days": "$start → $end",
+        "starts_in": "starts in $d",
+        "in_progress_until": "in progress, ends in $d",
+        "in_progress": "in progress, end not announced",
+        "over": "window over",
+        "less_than_minute": "under 1 min",
+    },
+    "fr": {
+        "not_stated": "non précisé par l'éditeur",
+        "no_used_for": (
+            "- Personne n'a encore indiqué à quoi sert $vendor_name dans l'équipe. Ajoutez-le à la "
+            "configuration pour que les alertes montrent l'impact : "
+            '`used_for = ["articles de blog", "annonces"]` sous `[vendors.$vendor]`.'
+        ),
+        "more_used_for": "- … et $n autres (voir `vendors.$vendor.used_for`)",
+        "and_more": "et $n autres",
+        "since": "$started (depuis $elapsed)",
+        "since_future": "$started",
+        "operational": "opérationnel",
+        "degraded": "ralenti, prévoir des lenteurs",
+        "more_alternatives": "- … et $n autres disponibles",
+        "none_healthy": (
+            "- Aucune solution de repli surveillée n'est disponible en ce moment : passez en mode manuel."
+        ),
+        "prompts_heading": "**Prompts enregistrés pour ces tâches**",
+        "prompts_heading_any": "**Prompts enregistrés** (aucun ne porte le nom de ces tâches ; de quoi démarrer)",
+        "prompts_missing": (
+            "**Prompts enregistrés**\n- Le dossier de prompts est introuvable ou illisible : "
+            "vérifiez `alerts.prompt_library` dans la configuration."
+        ),
+        "prompts_empty": "**Prompts enregistrés**\n- La bibliothèque ne contient encore aucun prompt .md ou .txt.",
+        "window_unknown": "horaire pas encore annoncé",
+        "window_from": "à partir du $start, fin non annoncée",
+        "window_same_day": "$day de $start à $end",
+        "window_days": "du $start au $end",
+        "starts_in": "commence dans $d",
+        "in_progress_until": "en cours, fin dans $d",
+        "in_progress": "en cours, fin non annoncée",
+        "over": "fenêtre terminée",
+        "less_than_minute": "moins d'1 min",
+    },
+}
+
+_DAYS = {
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+    "fr": ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."),
+}
+_MONTHS = {
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+    "fr": (
+        "janv.",
+        "févr.",
+        "mars",
+        "avr.",
+        "mai",
+        "juin",
+        "juil.",
+        "août",
+        "sept.",
+        "oct.",
+        "nov.",
+        "déc.",
+    ),
+}
+
+
+def _t(locale: str, key: str, **values: object) -> str:
+    return string.Template(_TEXT[locale][key]).safe_substitute({k: str(v) for k, v in values.items()})
+
+
+# -- limits ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    """How much of each computed list fits; a second, compact set is used when the first is too long."""
+
+    title: int = 200
+    impact_lines: int = 6
+    component_chars: int = 200
+    alternative_lines: int = 6
+    alternative_reasons: bool = True
+    prompt_lines: int = 6
+
+
+_NORMAL = _Limits()
+_COMPACT = _Limits(
+    title=120,
+    impact_lines=3,
+    component_chars=100,
+    alternative_lines=3,
+    alternative_reasons=False,
+    prompt_lines=3,
+)
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def render_playbook(
+    facts: PlaybookFacts,
+    *,
+    locale: str = "en",
+    overrides_dir: Path | None = None,
+    prompt_library: Path | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Markdown text of the playbook for ``facts.kind``, filled with the facts.
+
+    Never raises because of a team's override file: an override that fails is
+    logged and skipped. An unknown locale falls back to English, an unknown kind
+    to the outage playbook under a generic heading.
+    """
+    loc = _locale(locale)
+    now = _aware(now) or datetime.now(UTC)
+    known_kind = facts.kind in KINDS
+    kind = facts.kind if known_kind else "outage"
+    prompts = _scan_prompt_library(prompt_library) if prompt_library is not None else None
+
+    def values(limits: _Limits) -> dict[str, str]:
+        return _values(facts, loc, now, limits, prompt_library is not None, prompts)
+
+    full = values(_NORMAL)
+    for label, path in _candidates(overrides_dir, loc, facts.vendor, kind):
+        source = _shipped(loc, kind) if path is None else _read_override(path)
+        if source is None:
+            continue
+        try:
+            text = _fill(source, full, loc, known_kind)
+            if len(text) > BUDGET:  # long lists: the same template with shorter ones
+                text = _fill(source, values(_COMPACT), loc, known_kind)
+            return text
+        except Exception as e:
+            if path is None:
+                raise  # our own file is broken: a bug for the tests (and the engine's guard) to catch
+            log.warning(
+                "playbook %s %s does not render (%s): using the next one. Placeholders are %s; "
+                "write $$ for a literal dollar sign",
+                label,
+                path,
+                _describe(e),
+                ", ".join("$" + k for k in PLACEHOLDERS),
+            )
+    raise AssertionError("unreachable: the shipped playbook is always the last candidate")  # pragma: no cover
+
+
+def _candidates(
+    overrides_dir: Path | None, loc: str, vendor: str, kind: str
+) -> list[tuple[str, Path | None]]:
+    """Template sources in order of precedence: (label, path), path None for the shipped file."""
+    out: list[tuple[str, Path | None]] = []
+    if overrides_dir is not None:
+        base = Path(overrides_dir) / loc
+        if _VENDOR_DIR.match(vendor or ""):
+            out.append(("vendor override", base / vendor / f"{kind}.md"))
+        out.append(("team override", base / f"{kind}.md"))
+    out.append(("shipped", None))
+    return out
+
+
+def _describe(e: Exception) -> str:
+    if isinstance(e, KeyError):
+        return f"unknown placeholder ${e.args[0]}"
+    return f"{type(e).__name__}: {e}"
+
+
+_COMMENT = re.compile(r"<!--.*?-->\n?", re.DOTALL)
+_HEADING_LINE = re.compile(r"^[ ]{0,3}#{1,6}[ \t].*$", re.MULTILINE)
+
+
+def _fill(source: str, values: dict[str, str], loc: str, known_kind: bool) -> str:
+    """Substitute the values into a template; KeyError/ValueError for an unknown name or a stray $."""
+    body = _COMMENT.sub("", source)
+    if not known_kind:
+        heading = _GENERIC_HEADING[loc]
+        body, n = _HEADING_LINE.subn(lambda _m: heading, body, count=1)
+        if not n:
+            body = heading + "\n\n" + body
+    template = string.Template(body)
+    if not template.is_valid():
+        raise ValueError("a $ that starts no placeholder")
+    unknown = [name for name in template.get_identifiers() if name not in PLACEHOLDERS]
+    if unknown:
+        raise KeyError(unknown[0])
+    text = template.substitute({k: v for k, v in values.items() if k in PLACEHOLDERS})
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+@lru_cache(maxsize=32)
+def _shipped(loc: str, kind: str) -> str:
+    return resources.files("watcher.alerts").joinpath("playbooks", loc, f"{kind}.md").read_text("utf-8")
+
+
+def _read_override(path: Path) -> str | None:
+    """The override's text; None when it does not exist or cannot be used (then a warning is logged)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        log.warning("playbook override %s cannot be read (%s): using the next one", path, e)
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        log.warning("playbook override %s is not a regular file: using the next one", path)
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_TEMPLATE_BYTES + 1)
+    except OSError as e:
+        log.warning("playbook override %s cannot be read (%s): using the next one", path, e)
+        return None
+    if len(data) > MAX_TEMPLATE_BYTES:
+        log.warning("playbook override %s is over %d bytes: using the next one", path, MAX_TEMPLATE_BYTES)
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        log.warning("playbook override %s is not UTF-8 (%s): using the next one", path, e)
+        return None
+
+
+def _locale(locale: str | None) -> str:
+    """``fr``, ``fr_FR``, ``fr-CA``, ``FR`` → ``fr``; anything not shipped → ``en``."""
+    lang = re.split(r"[-_.@]", (locale or "").strip().lower(), maxsplit=1)[0]
+    return lang if lang in LOCALES else DEFAULT_LOCALE
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ValueError, OSError, LookupError):  # ZoneInfoNotFoundError is a KeyError
+        log.warning("unknown time zone %r for playbooks: using UTC", name)
+        return UTC
+
+
+# -- the values --------------------------------------------------------------------------------
+
+
+def _values(
+    facts: PlaybookFacts,
+    loc: str,
+    now: datetime,
+    limits: _Limits,
+    library_set: bool,
+    prompts: list[tuple[str, str]] | None,
+) -> dict[str, str]:
+    zone = _zone(facts.timezone)
+    now_local = now.astimezone(zone)
+    vendor_name = neutralise(facts.vendor_name or facts.vendor, limit=60)
+    vendor = neutralise(facts.vendor, limit=64)
+    values = {
+        "vendor": vendor,
+        "vendor_name": vendor_name,
+        "kind_label": _KIND_LABELS[loc].get(facts.kind, "incident"),
+        "title": neutralise(facts.title, limit=limits.title) or "—",
+        "status": _status(facts.status, loc),
+        "components": _components(facts.components, loc, limits.component_chars),
+        "impact": _impact(facts.used_for, loc, limits.impact_lines, vendor, vendor_name),
+        "alternatives": _alternatives(facts.alternatives, facts.vendor, loc, limits),
+        "saved_prompts": (
+            _saved_prompts(prompts, facts.used_for, loc, limits.prompt_lines) if library_set else ""
+        ),
+    }
+    values.update(_since(_aware(facts.started_at), now_local, loc))
+    values.update(_window(facts, now_local, loc))
+    return values
+
+
+def _status(status: str, loc: str) -> str:
+    word = neutralise((status or "unknown").strip().lower(), limit=40)
+    if loc == "fr":
+        return _STATUS_FR.get(word, word.replace("_", " "))
+    return word.replace("_", " ")
+
+
+def _components(components: tuple[str, ...], loc: str, max_chars: int) -> str:
+    names = _unique(neutralise(c, limit=60) for c in components or ())
+    if not names:
+        return _t(loc, "not_stated")
+    shown: list[str] = []
+    used = 0
+    for name in names:
+        if shown and used + len(name) + 2 > max_chars:
+            break
+        shown.append(name)
+        used += len(name) + 2
+    text = ", ".join(shown)
+    if len(shown) < len(names):
+        text += ", " + _t(loc, "and_more", n=len(names) - len(shown))
+    return text
+
+
+def _impact(used_for: tuple[str, ...], loc: str, max_lines: int, vendor: str, vendor_name: str) -> str:
+    tasks = _unique(neutralise(t, limit=80) for t in used_for or ())
+    if not tasks:
+        return _t(loc, "no_used_for", vendor=vendor or "ID", vendor_name=vendor_name)
+    if len(tasks) > max_lines:
+        shown, rest = tasks[: max_lines - 1], len(tasks) - (max_lines - 1)
+        return "\n".join([f"- {t}" for t in shown] + [_t(loc, "more_used_for", n=rest, vendor=vendor)])
+    return "\n".join(f"- {t}" for t in tasks)
+
+
+def _unique(items) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for item in items:
+        key = item.casefold()
+        if item and key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
+
+
+_HEALTH_RANK = {"operational": 0, "degraded": 1, "degraded_performance": 1}
+
+
+def _alternatives(alternatives: tuple[Alternative, ...], affected: str, loc: str, limits: _Limits) -> str:
+    affected_key = (affected or "").strip().lower()
+    seen: set[str] = {affected_key}
+    healthy: list[tuple[int, float, int, Alternative]] = []
+    for i, alt in enumerate(alternatives or ()):
+        key = (alt.vendor or "").strip().lower()
+        rank = _HEALTH_RANK.get((alt.state or "").strip().lower())
+        if rank is None or key in seen:
+            continue
+        seen.add(key)
+        latency = _latency(alt.latency_ms)
+        healthy.append((rank, latency if latency is not None else math.inf, i, alt))
+    if not healthy:
+        return _t(loc, "none_healthy")
+    healthy.sort(key=lambda h: h[:3])
+    lines = []
+    cap = limits.alternative_lines
+    shown = healthy if len(healthy) <= cap else healthy[: cap - 1]
+    for rank, _lat, _i, alt in shown:
+        name = neutralise(alt.name or alt.vendor, limit=40) or neutralise(alt.vendor, limit=40)
+        colon = " : " if loc == "fr" else ": "
+        line = f"- **{name}**{colon}" + _t(loc, "operational" if rank == 0 else "degraded")
+        latency = _latency(alt.latency_ms)
+        if latency is not None:
+            line += " · " + _format_latency(latency, loc)
+        if rank and limits.alternative_reasons and alt.reason and alt.reason.strip():
+            line += " · " + neutralise(alt.reason, limit=60)
+        lines.append(line)
+    if len(shown) < len(healthy):
+        lines.append(_t(loc, "more_alternatives", n=len(healthy) - len(shown)))
+    return "\n".join(lines)
+
+
+def _latency(ms: float | None) -> float | None:
+    try:
+        value = float(ms)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _format_latency(ms: float, loc: str) -> str:
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    text = f"{ms / 1000:.1f} s"
+    return text.replace(".", ",") if loc == "fr" else text
+
+
+# -- times ---------------------------------------------------------------------------------------
+
+
+def _duration(seconds: float, loc: str) -> str:
+    minutes = int(max(0.0, seconds) // 60)
+    if minutes < 1:
+        return _t(loc, "less_than_minute")
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        if loc == "fr":
+            return f"{hours} h {minutes:02d}" if minutes else f"{hours} h"
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    day = "j" if loc == "fr" else "d"
+    return f"{days} {day} {hours} h" if hours else f"{days} {day}"
+
+
+def _clock(dt: datetime, loc: str) -> str:
+    return f"{dt.hour} h {dt.minute:02d}" if loc == "fr" else f"{dt:%H:%M}"
+
+
+def _day(dt: datetime, loc: str, now_local: datetime) -> str:
+    text = f"{_DAYS[loc][dt.weekday()]} {dt.day} {_MONTHS[loc][dt.month - 1]}"
+    if abs((dt.date() - now_local.date()).days) > 300:
+        text += f" {dt.year}"
+    return text
+
+
+def _zone_name(dt: datetime) -> str:
+    name = dt.tzname() or "UTC"
+    return f"UTC{name}" if name[:1] in "+-" else name
+
+
+def _when(dt: datetime, loc: str, now_local: datetime) -> str:
+    """Time in the team's zone, with the day when it is not today."""
+    clock = f"{_clock(dt, loc)} {_zone_name(dt)}"
+    if dt.date() == now_local.date():
+        return clock
+    if loc == "fr":
+        return f"le {_day(dt, loc, now_local)} à {clock}"
+    return f"{_day(dt, loc, now_local)} {clock}"
+
+
+def _since(started: datetime | None, now_local: datetime, loc: str) -> dict[str, str]:
+    if started is None:
+        text = _t(loc, "not_stated")
+        return {"started": text, "elapsed": "?", "since": text}
+    local = started.astimezone(now_local.tzinfo)
+    elapsed = (now_local - local).total_seconds()
+    started_text = _when(local, loc, now_local)
+    elapsed_text = _duration(elapsed, loc)
+    key = "since" if elapsed >= 0 else "since_future"
+    return {
+        "started": started_text,
+        "elapsed": elapsed_text,
+        "since": _t(loc, key, started=started_text, elapsed=elapsed_text),
+    }
+
+
+def _window(facts: PlaybookFacts, now_local: datetime, loc: str) -> dict[str, str]:
+    start = _aware(facts.scheduled_for) or (_aware(facts.started_at) if facts.kind == "maintenance" else None)
+    end = _aware(facts.scheduled_until)
+    zone = now_local.tzinfo
+    if start is None:
+        text = _t(loc, "window_unknown")
+        return {"window": text, "window_plain": text}
+    s = start.astimezone(zone)
+    s_text = f"{_day(s, loc, now_local)}{' à ' if loc == 'fr' else ' '}{_clock(s, loc)}"
+    if end is None:
+        plain = _t(loc, "window_from", start=f"{s_text} {_zone_name(s)}")
+        if s <= now_local:
+            note = _t(loc, "in_progress")
+        else:
+            note = _t(loc, "starts_in", d=_duration((s - now_local).total_seconds(), loc))
+        return {"window": f"{plain} ({note})", "window_plain": plain}
+    e = end.astimezone(zone)
+    if e.date() == s.date():
+        plain = _t(
+            loc, "window_same_day", day=_day(s, loc, now_local), start=_clock(s, loc), end=_clock(e, loc)
+        )
+    else:
+        e_text = f"{_day(e, loc, now_local)}{' à ' if loc == 'fr' else ' '}{_clock(e, loc)}"
+        plain = _t(loc, "window_days", start=s_text, end=e_text)
+    plain += f" {_zone_name(e) if _zone_name(e) == _zone_name(s) else _zone_name(s) + '/' + _zone_name(e)}"
+    if now_local < s:
+        note = _t(loc, "starts_in", d=_duration((s - now_local).total_seconds(), loc))
+    elif now_local < e:
+        note = _t(loc, "in_progress_until", d=_duration((e - now_local).total_seconds(), loc))
+    else:
+        note = _t(loc, "over")
+    return {"window": f"{plain} ({note})", "window_plain": plain}
+
+
+# -- saved prompts -------------------------------------------------------------------------------
+
+_PROMPT_SUFFIXES = (".md", ".txt")
+# fmt: off
+_STOPWORDS = frozenset({
+    "a", "an", "and", "the", "of", "for", "to", "in", "on", "with", "by", "or", "our", "your", "new", "from", "into", "at", "as", "is", "are",
+    "de", "des", "du", "la", "le", "les", "et", "en", "un", "une", "pour", "par", "sur", "aux", "au", "avec", "ou", "nos", "vos",
+})
+# fmt: on
+
+
+def _scan_prompt_library(root: Path) -> list[tuple[str, str]] | None:
+    """(relative path, first line) of up to :data:`MAX_PROMPT_FILES_SCANNED` prompt files; None if unusable.
+
+    Symlinks are never followed out of the folder: a file link is used only if
+    its target resolves inside the folder, a directory link is not entered.
+    Only the first :data:`FIRST_LINE_BYTES` bytes of a regular file are read.
+    """
+    try:
+        base = Path(root).resolve(strict=True)
+        if not base.is_dir():
+            return None
+        with os.scandir(base):
+            pass
+    except (OSError, RuntimeError, ValueError):
+        return None
+    found: list[tuple[str, str]] = []
+    budget = MAX_PROMPT_FILES_SCANNED
+    stack: list[tuple[Path, int]] = [(base, 0)]
+    while stack and budget > 0:
+        folder, depth = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = []
+                for entry in it:
+                    entries.append(entry)
+                    if len(entries) >= budget:
+                        break
+        except OSError:
+            continue
+        subdirs: list[Path] = []
+        for entry in sorted(entries, key=lambda e: e.name):
+            if budget <= 0:
+                break
+            budget -= 1
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if depth < MAX_PROMPT_DEPTH:
+                        subdirs.append(Path(entry.path))
+                    continue
+            except OSError:
+                continue
+            if not entry.name.lower().endswith(_PROMPT_SUFFIXES):
+                continue
+            path = Path(entry.path)
+            first = _first_line(path, base)
+            if first is not None:
+                found.append((path.relative_to(base).as_posix(), first))
+        stack.extend((d, depth + 1) for d in reversed(subdirs))
+    return sorted(found)
+
+
+def _first_line(path: Path, base: Path) -> str | None:
+    """The first non-blank line of a prompt file inside ``base``; None to skip the file."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not real.is_relative_to(base):
+        return None  # a link out of the library: not ours to read or list
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(real, flags)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        head = os.read(fd, FIRST_LINE_BYTES)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    for line in head.decode("utf-8", errors="replace").splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _tokens(text: str) -> set[str]:
+    """Lower-case, accent-free words of 2+ letters, minus stop words, with a plural "s" dropped."""
+    text = unicodedata.normalize("NFKD", text.lower())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    out: set[str] = set()
+    for word in re.findall(r"[^\W_]+", text):
+        if len(word) < 2 or word in _STOPWORDS or word.isdigit():
+            continue
+        if (len(word) > 2 and word.endswith("s")) or (len(word) > 3 and word.endswith("x")):
+            word = word[:-1]
+        out.add(word)
+    return out
+
+
+def _saved_prompts(
+    prompts: list[tuple[str, str]] | None, used_for: tuple[str, ...], loc: str, max_lines: int
+) -> str:
+    if prompts is None:
+        return _t(loc, "prompts_missing")
+    if not prompts:
+        return _t(loc, "prompts_empty")
+    wanted: set[str] = set()
+    for task in used_for or ():
+        wanted |= _tokens(str(task))
+    scored = []
+    for rel, first in prompts:
+        name_hits = len(wanted & _tokens(rel.rsplit(".", 1)[0]))
+        line_hits = len(wanted & _tokens(first))
+        if name_hits or line_hits:
+            scored.append((-(2 * name_hits + line_hits), rel))
+    if scored:
+        heading = _t(loc, "prompts_heading")
+        chosen = [rel for _score, rel in sorted(scored)[:max_lines]]
+    else:
+        heading = _t(loc, "prompts_heading_any")
+        chosen = [rel for rel, _first in prompts[: min(5, max_lines)]]
+    return heading + "\n" + "\n".join(f"- `{neutralise(rel, limit=80)}`" for rel in chosen)
