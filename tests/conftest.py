@@ -33,3 +33,31 @@ def _clean_env(monkeypatch):
     for key in list(os.environ):
         if key.startswith("WATCHER_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def slack_server():
+    """A fake Slack (Web API + incoming webhook) on 127.0.0.1; see tests/slack_server.py for its API."""
+    from slack_server import SlackServer
+
+    server = SlackServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on 127.0.0.1 (STARTTLS, login bob); see tests/smtp_server.py for its API."""
+    from smtp_server import SmtpServer
+
+    with SmtpServer("starttls") as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_server_factory():
+    """``smtp_server_factory(mode, **kw)``: more SMTP servers (plain, starttls, smtps), stopped at teardown."""
+    from smtp_server import ServerPool
+
+    with ServerPool() as make:
+        yield make

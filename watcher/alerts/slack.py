@@ -135,15 +135,15 @@ def slack_error(
         return TransportError(
             PERMANENT[short].format(code=short, channel=where, needed=extra), permanent=True
         )
-    label = short or f"HTTP {status}"
+    label = f"{short}, HTTP {status}" if short else f"HTTP {status}"
     if short in TRANSIENT or (status is not None and status >= 500):
-        return TransportError(f"Slack is having trouble ({label}, HTTP {status}): will retry")
+        return TransportError(f"Slack is having trouble ({label}): will retry")
     if webhook and status is not None and 400 <= status < 500 and status != 408:
         return TransportError(
-            f"the Slack webhook refused the message ({label}, HTTP {status}): check slack.webhook_url",
+            f"the Slack webhook refused the message ({label}): check slack.webhook_url",
             permanent=True,
         )
-    return TransportError(f"Slack error ({label}, HTTP {status}): will retry")
+    return TransportError(f"Slack error ({label}): will retry")
 
 
 def error_from_exception(
@@ -190,7 +190,7 @@ class SlackBot:
     def __repr__(self) -> str:  # never the token
         return f"SlackBot(base_url={self.client.base_url!r})"
 
-    def _call(self, channel: str | None, fn, **kwargs):
+    def _call(self, channel: str | None, fn, /, **kwargs):  # positional-only: kwargs carry channel=
         try:
             return fn(**kwargs)
         except Exception as e:

@@ -188,7 +188,7 @@ def _safe_cut(text: str, n: int) -> str:
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]
     lt = cut.rfind("<")
-    if lt != -1 and ">" not in cut[lt:] and lt > 0:
+    if lt != -1 and ">" not in cut[lt:]:  # even at 0: a half link would show raw (or be rejected)
         cut = cut[:lt]
     return cut
 
@@ -238,6 +238,7 @@ def _fit_len(s: str, limit: int) -> int:
 def _plain(text: str, limit: int) -> str:
     """Text for a ``plain_text`` object: no mrkdwn parsing there, but keep angle brackets out anyway."""
     text = re.sub(r"\s+", " ", str(text)).translate({ord("<"): "‹", ord(">"): "›"}).strip()
+    text = _BROADCAST.sub(lambda m: "@" + WORD_JOINER + m.group(1), text)  # as escape_mrkdwn does
     return text if _u16(text) <= limit else text[: _fit_len(text, limit - 1)] + ELLIPSIS
 
 
