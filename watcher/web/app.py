@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from watcher.alerts.actions import clicker, handle_action
 from watcher.alerts.signing import verify_ack
 from watcher.alerts.slack_signature import verify
 
@@ -44,8 +45,8 @@ def create_app(engine, *, signing_secret: str | None, ack_secret: str | None) ->
     async def slack_interactivity(request: Request) -> Response:
         if not signing_secret:
             return PlainTextResponse("Slack interactivity is not configured (slack.signing_secret)", 503)
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        body = await _body(request)
+        if body is None:
             return PlainTextResponse("request too large", 413)
         ts = request.headers.get("x-slack-request-timestamp", "")
         sig = request.headers.get("x-slack-signature", "")
@@ -55,16 +56,24 @@ def create_app(engine, *, signing_secret: str | None, ack_secret: str | None) ->
         form = await _form(body)
         try:
             payload = json.loads(form.get("payload", ""))
-        except ValueError:
+        except (ValueError, RecursionError):
             return PlainTextResponse("no payload", 400)
+        if not isinstance(payload, dict):
+            return PlainTextResponse("payload is not a JSON object", 400)
         if payload.get("type") != "block_actions":
             return Response(status_code=200)
-        user = payload.get("user") or {}
-        who = user.get("name") or user.get("username") or user.get("id") or "someone in Slack"
-        for action in payload.get("actions") or []:
-            answer = _act(engine, action, who)
+        actions = payload.get("actions")
+        if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
+            return PlainTextResponse("malformed actions", 400)
+        who = clicker(payload)
+        known = False
+        for action in actions:
+            answer = handle_action(engine, action, who)
             if answer:
+                known = True
                 log.info("Slack: %s", answer)
+        if not known:
+            return PlainTextResponse("no action of ours in this payload", 400)
         return Response(status_code=200)
 
     async def ack_page(request: Request) -> Response:
@@ -79,7 +88,7 @@ def create_app(engine, *, signing_secret: str | None, ack_secret: str | None) ->
         already = f"<p>Already acknowledged by {escape(ack.by)}.</p>" if ack else ""
         q = request.query_params
         form = (
-            f'<form method="post" action="/ack/{iid}">'
+            f'<form method="post" action="{iid}">'  # relative: works under a path prefix too
             f'<input type="hidden" name="e" value="{escape(q.get("e", ""))}">'
             f'<input type="hidden" name="s" value="{escape(q.get("s", ""))}">'
             '<p><label>Your name <input name="by" required maxlength="80"></label></p>'
@@ -93,7 +102,10 @@ def create_app(engine, *, signing_secret: str | None, ack_secret: str | None) ->
         return _page(f"Acknowledge incident #{iid}", body)
 
     async def ack_submit(request: Request) -> Response:
-        form = await _form(await request.body())
+        raw = await _body(request)
+        if raw is None:
+            return PlainTextResponse("request too large", 413)
+        form = await _form(raw)
         iid, ok, inc = _check_link(request, form)
         if not ok:
             return _page("Link not valid", "<p>This acknowledge link is invalid or has expired.</p>", 403)
@@ -126,21 +138,18 @@ def create_app(engine, *, signing_secret: str | None, ack_secret: str | None) ->
     )
 
 
-def _act(engine, action: dict[str, Any], who: str) -> str | None:
-    action_id = action.get("action_id")
-    value = str(action.get("value") or "")
-    if action_id == "ack":
-        try:
-            inc = engine.acknowledge(int(value), who, None, via="slack")
-        except (LookupError, ValueError) as e:
-            return f"ack by {who} not applied: {e}"
-        return f"incident #{inc.id} acknowledged by {who}"
-    if action_id == "mute_1h":
-        if value not in engine.vendors:
-            return f"mute by {who} refused: unknown vendor {value!r}"
-        engine.mute(value, 3600, "muted for 1 h from Slack", who)
-        return f"{value} muted for 1 h by {who}"
-    return None
+async def _body(request: Request, limit: int = MAX_BODY) -> bytes | None:
+    """The request body, or None once it passes ``limit`` (read no further: a 1 GB POST costs nothing)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _form(body: bytes) -> dict[str, str]:
