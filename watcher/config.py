@@ -162,6 +162,11 @@ class SlackSettings(_Strict):
     signing_secret: SecretStr | None = None
     signing_secret_file: Path | None = None
     webhook_url: SecretStr | None = Field(default=None, description="Incoming webhook: the lesser mode.")
+    app_token: SecretStr | None = Field(
+        default=None,
+        description="App-level token (xapp-...) for Socket Mode: buttons work with no public URL.",
+    )
+    app_token_file: Path | None = None
     base_url: str = "https://slack.com/api/"
     timeout: float = Field(default=10.0, gt=0, le=120)
 
@@ -230,6 +235,7 @@ SECRET_KEYS = (
     ("slack", "token"),
     ("slack", "signing_secret"),
     ("slack", "webhook_url"),
+    ("slack", "app_token"),
     ("email", "password"),
     ("alerts", "ack_secret"),
 )

@@ -106,6 +106,26 @@ class Daemon:
         log.info("web app on http://%s:%d (Slack interactivity at /slack/interactivity)", w.host, w.port)
         return server, task
 
+    async def _start_socket_mode(self, loop: asyncio.AbstractEventLoop):
+        """Slack Socket Mode when an app-level token is set: buttons with no public URL."""
+        from watcher.config import read_secret
+
+        s = self.settings.slack
+        app_token = read_secret(s.app_token, s.app_token_file, "slack.app_token")
+        if not app_token:
+            return None
+        from watcher.alerts.socket_mode import SocketModeBridge
+
+        bridge = SocketModeBridge(
+            self.engine,
+            loop,
+            app_token,
+            base_url=s.base_url,
+            bot_token=read_secret(s.token, s.token_file, "slack.token"),
+        )
+        await asyncio.to_thread(bridge.start)  # connect() does blocking network I/O
+        return bridge
+
     def _web_done(self, task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("web app stopped: %s (watching goes on)", task.exception())
@@ -149,6 +169,7 @@ class Daemon:
         self.deliverer.recover()
         deliver_task = asyncio.create_task(self.deliverer.run(self.stopping), name="deliver")
         web = self._start_web()
+        socket_mode = await self._start_socket_mode(loop)
         scheduler.start()
         log.info(
             "watching %d vendors through %d sources (database %s)",
@@ -171,6 +192,8 @@ class Daemon:
                 if still:
                     await asyncio.wait(still, timeout=2)
             scheduler.shutdown(wait=False)
+            if socket_mode is not None:
+                await asyncio.to_thread(socket_mode.close)
             if web is not None:
                 server, web_task = web
                 server.should_exit = True

@@ -1,0 +1,83 @@
+"""Slack Socket Mode: button clicks for a watcher that has no public URL.
+
+With an app-level token (``xapp-…``, scope ``connections:write``) watcher opens
+an outbound WebSocket to Slack and receives the same ``block_actions`` payloads
+the HTTP endpoint would get; no request URL, no signing secret, nothing to
+expose. slack-sdk's built-in client (no extra dependency) owns the connection and
+reconnects by itself.
+
+Threading: the client calls our listener on its own worker threads, while the
+store and the alert engine belong to the daemon's event loop. The listener
+therefore only acknowledges the envelope (Slack wants that within 3 s) and
+hands the payload to the loop with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from watcher.alerts.actions import handle_block_actions
+
+log = logging.getLogger("watcher.alerts.socket_mode")
+_sdk_log = logging.getLogger("watcher.alerts.socket_mode.sdk")
+_sdk_log.setLevel(logging.WARNING)  # the sdk logs every frame at DEBUG/INFO
+
+
+class SocketModeBridge:
+    def __init__(
+        self,
+        engine,
+        loop: asyncio.AbstractEventLoop,
+        app_token: str,
+        *,
+        base_url: str = "https://slack.com/api/",
+        bot_token: str | None = None,
+    ):
+        from slack_sdk import WebClient
+        from slack_sdk.socket_mode import SocketModeClient
+
+        self.engine = engine
+        self.loop = loop
+        self.handled = 0
+        self.client = SocketModeClient(
+            app_token=app_token,
+            web_client=WebClient(token=bot_token, base_url=base_url, retry_handlers=[]),
+            logger=_sdk_log,
+            auto_reconnect_enabled=True,
+        )
+        self.client.socket_mode_request_listeners.append(self._on_request)
+
+    def __repr__(self) -> str:  # never the tokens
+        return "SocketModeBridge()"
+
+    def start(self) -> None:
+        """Connect; a failure is logged and retried by the client, never fatal to the daemon."""
+        try:
+            self.client.connect()
+        except Exception as e:
+            log.error("Slack Socket Mode could not connect (%s): buttons will not work until it does", e)
+        else:
+            log.info("Slack Socket Mode connected: button clicks arrive over the WebSocket")
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # closing a half-open socket may fail; we are stopping anyway
+            log.debug("Socket Mode close failed", exc_info=True)
+
+    def _on_request(self, client, req) -> None:
+        from slack_sdk.socket_mode.response import SocketModeResponse
+
+        client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        if req.type != "interactive":
+            return
+        payload: dict[str, Any] = req.payload if isinstance(req.payload, dict) else {}
+        self.loop.call_soon_threadsafe(self._apply, payload)
+
+    def _apply(self, payload: dict[str, Any]) -> None:
+        try:
+            self.handled += len(handle_block_actions(self.engine, payload))
+        except Exception:  # one odd payload must not end the listener
+            log.exception("Slack Socket Mode: could not apply an action")
