@@ -197,6 +197,12 @@ class Deliverer:
         if not targets:
             log.error("notification #%s: no fallback channel configured for route %s", n.id, n.route)
             return
+        already = {(c, t) for c, t, _ in self.store.alerted_targets(n.incident_id)}
+        targets = [t for t in targets if t not in already]
+        if not targets:  # the other channel gets this incident's alerts anyway: a copy would be a duplicate
+            self.store.mark_fallback_sent(n.id)
+            log.warning("notification #%s: %s keeps failing (%s); the route's other channel has it", n.id, n.channel, why)
+            return
         now = self.clock()
         for channel, target in targets:
             self.store.enqueue(

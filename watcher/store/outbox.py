@@ -103,8 +103,7 @@ def migration_2(db: sqlite_utils.Database) -> None:
         defaults={"attempts": 0, "fallback_sent": 0, "held": 0},
     )
     db["notifications"].create_index(["state", "not_before"])
-    db["notifications"].create_index(["channel", "target", "state", "id"])
-    db["notifications"].create_index(["incident_id"])
+    db["notifications"].create_index(["incident_id", "channel", "target", "state", "id"])
     db["slack_threads"].create(
         {"incident_id": int, "channel": str, "ts": str, "created_at": str}, pk=("incident_id", "channel")
     )
@@ -203,11 +202,19 @@ class OutboxTables:
             )
 
     def due_notifications(self, now: datetime, limit: int = 50) -> list[Notification]:
-        """Pending rows whose time has come, at most one per target: a target gets its messages in order."""
+        """Pending rows whose time has come, in order within each incident and target.
+
+        A row waits while an earlier row of the *same incident* to the same target is
+        unsent: Slack needs the first message before it can edit it, and an email
+        reply must not arrive before its root. Rows of other incidents do not wait:
+        an outage alert is never stuck behind another incident's alert held for quiet
+        hours or retrying.
+        """
         rows = self.db.query(
             "SELECT * FROM notifications n WHERE n.state = 'pending' AND n.not_before <= ? "
-            "AND NOT EXISTS (SELECT 1 FROM notifications m WHERE m.channel = n.channel "
-            "AND m.target = n.target AND m.state IN ('pending', 'sending') AND m.id < n.id) "
+            "AND NOT EXISTS (SELECT 1 FROM notifications m WHERE m.incident_id = n.incident_id "
+            "AND m.channel = n.channel AND m.target = n.target "
+            "AND m.state IN ('pending', 'sending') AND m.id < n.id) "
             "ORDER BY n.id LIMIT ?",
             [_ts(now), limit],
         )

@@ -1,0 +1,283 @@
+"""Incidents reach Slack and email through the outbox: once, in order, in place, and after failures.
+
+Everything is real except the clock: the vendor page and the Slack Web API are
+HTTP servers on 127.0.0.1 (tests/vendor_server.py, tests/slack_server.py), email
+goes to aiosmtpd (tests/smtp_server.py), the database is a SQLite file.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+
+import pytest
+import scenario
+from alerting import AlertHarness
+
+from watcher.alerts.deliver import Transports
+from watcher.alerts.slack import SlackBot
+
+UPDATE_1 = ("investigating", "Claude API requests are failing.", "2026-10-07T13:01:00Z")
+UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-10-07T13:20:00Z")
+CHANNEL = "C0MKTG"
+
+
+@pytest.fixture
+def slack(slack_server):
+    slack_server.add_channel(CHANNEL)
+    return slack_server
+
+
+@pytest.fixture
+def make(vendor_server, tmp_path, slack):
+    made = []
+
+    def build(config=None, mailer=None, routes=None):
+        cfg = {"routes": routes or [{"name": "marketing", "slack_channels": [CHANNEL]}]}
+        cfg.update(config or {})
+        t = Transports(slack_bot=SlackBot(slack.token, base_url=slack.api_url, timeout=2), mailer=mailer)
+        h = AlertHarness(vendor_server, tmp_path, cfg, transports=t)
+        made.append(h)
+        return h
+
+    yield build
+    for h in made:
+        h.close()
+
+
+def block_text(msg) -> str:
+    out = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k == "text" and isinstance(v, str):
+                    out.append(v)
+                else:
+                    walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(msg.blocks)
+    return "\n".join(out)
+
+
+def test_one_incident_is_one_slack_message_updated_in_place_with_thread_replies(make, slack):
+    h = make()
+    h.outage(UPDATE_1)
+    h.poll()
+    assert h.deliver() == 1
+    [msg] = slack.messages(CHANNEL)
+    assert "Claude API unavailable" in block_text(msg)
+    assert "Acknowledge" in block_text(msg)
+
+    h.clock.tick()
+    h.outage(UPDATE_1, UPDATE_2)
+    h.poll()
+    h.deliver()
+    [same] = slack.messages(CHANNEL)
+    assert same.ts == msg.ts and same.edited
+    assert UPDATE_2[1] in block_text(same)
+    assert len(slack.replies(CHANNEL, msg.ts)) == 1
+
+    h.clock.tick(600)
+    h.serve(scenario.operational())
+    h.poll()
+    h.deliver()
+    [done] = slack.messages(CHANNEL)
+    assert done.ts == msg.ts
+    assert "Resolved" in block_text(done)
+    assert "Acknowledge" not in block_text(done), "no buttons on a resolved incident"
+    assert len(slack.replies(CHANNEL, msg.ts)) == 2
+    assert [n.state for n in h.rows()] == ["delivered"] * 3
+
+
+def test_slack_down_for_a_while_delivers_everything_after_in_order(make, slack):
+    h = make({"alerts": {"fallback_after": 86400}})
+    slack.down()
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    h.clock.tick()
+    h.outage(UPDATE_1, UPDATE_2)
+    h.poll()
+    for _ in range(5):  # an hour of retries against a dead Slack
+        h.clock.tick(600)
+        h.deliver()
+    assert slack.messages(CHANNEL) == []
+    first = h.rows()[0]
+    assert first.state == "pending" and first.attempts >= 3
+    assert "cannot reach Slack" in first.last_error
+    assert h.rows()[1].attempts == 0, "the update waits for the opening: order is kept"
+
+    slack.up()
+    h.clock.tick(600)
+    h.deliver()
+    [msg] = slack.messages(CHANNEL)
+    assert UPDATE_2[1] in block_text(msg), "the edit came after the post"
+    assert len(slack.replies(CHANNEL, msg.ts)) == 1
+    assert [n.state for n in h.rows()] == ["delivered", "delivered"]
+
+
+def test_a_429_is_retried_no_sooner_than_retry_after(make, slack):
+    h = make()
+    slack.fail_next(1, status=429, headers={"Retry-After": "120"})
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    [n] = h.rows()
+    assert n.state == "pending"
+    assert n.not_before >= h.clock() + timedelta(seconds=120)
+    h.clock.tick(60)
+    assert h.deliver() == 0, "not before Retry-After"
+    h.clock.tick(61)
+    h.deliver()
+    assert len(slack.messages(CHANNEL)) == 1
+    assert len(slack.calls("chat.postMessage")) == 2, "slack-sdk did not retry behind our back"
+
+
+def test_a_permanent_slack_error_stops_retrying_and_says_what_to_fix(make, slack):
+    h = make(routes=[{"name": "m", "slack_channels": ["C0GONE"]}])
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    [n] = h.rows()
+    assert n.state == "dead"
+    assert "channel_not_found" in n.last_error and "C0GONE" in n.last_error
+    h.clock.tick(3600)
+    assert h.deliver() == 0
+    assert len(slack.calls("chat.postMessage")) == 1
+
+
+def test_a_kill_between_claim_and_send_delivers_exactly_once_after_restart(make, slack, tmp_path):
+    h = make()
+    h.outage(UPDATE_1)
+    h.poll()
+    [n] = h.rows()
+    db = h.settings.storage.path
+    # another process claims the row and is killed with SIGKILL before it sends anything
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from datetime import datetime, UTC
+        from watcher.store.sqlite import SQLiteStore
+        s = SQLiteStore({str(db)!r})
+        assert s.claim({n.id}, datetime.now(UTC))
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    assert h.deliver() == 0, "a claimed row is not sent by anyone else"
+    # the restart: the deliverer recovers rows left claimed, then sends them
+    assert h.deliverer.recover() == 1
+    assert h.deliver() == 1
+    assert h.deliver() == 0
+    assert len(slack.messages(CHANNEL)) == 1
+    assert len(slack.calls("chat.postMessage")) == 1
+    [n] = h.rows()
+    assert n.state == "delivered"
+
+
+def test_a_vendor_update_with_mentions_and_markup_is_inert_in_slack(make, slack):
+    h = make()
+    evil = "<!channel> please look <@U0BOSS> <script>alert(1)</script> <http://evil.example|click>"
+    h.outage(("investigating", evil, "2026-10-07T13:01:00Z"), name="<!here> Outage & <b>worse</b>")
+    h.poll()
+    h.deliver()
+    [msg] = slack.messages(CHANNEL)
+    text = block_text(msg) + "\n" + msg.text
+    for bad in ("<!channel>", "<!here>", "<@U0BOSS>", "<script>", "<http://evil.example"):
+        assert bad not in text
+    assert "please look" in text  # the words are still shown, only defused
+
+
+def mailer_for(smtp):
+    from smtp_server import PASSWORD, USERNAME
+
+    from watcher.alerts.email import SmtpMailer
+
+    return SmtpMailer(
+        "127.0.0.1",
+        smtp.port,
+        username=USERNAME,
+        password=PASSWORD,
+        starttls=True,
+        ssl=False,
+        timeout=5,
+        sender="watcher <alerts@example.com>",
+        ssl_context=smtp.client_context(),
+    )
+
+
+def test_slack_failing_past_the_limit_falls_back_to_email_and_slack_still_gets_it_later(
+    make, slack, smtp_server
+):
+    h = make(
+        {"alerts": {"fallback_after": 600}, "email": {"fallback_to": ["oncall@example.com"]}},
+        mailer=mailer_for(smtp_server),
+    )
+    slack.fail_next(1000, status=500)
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    assert smtp_server.messages == [], "one failure is not yet a reason to fall back"
+    for _ in range(4):
+        h.clock.tick(300)
+        h.deliver()
+    [mail] = smtp_server.messages
+    assert mail.rcpt_tos == ["oncall@example.com"]
+    assert "Anthropic" in mail.message["Subject"] and "outage" in mail.message["Subject"]
+    assert len([r for r in h.rows() if r.channel == "email"]) == 1, "one fallback, not one per retry"
+
+    slack.clear_failures()
+    h.clock.tick(600)
+    h.deliver()
+    assert len(slack.messages(CHANNEL)) == 1, "Slack still gets the alert once it is back"
+
+
+def test_a_permanent_slack_error_falls_back_to_email_at_once_without_duplicates(make, slack, smtp_server):
+    h = make(
+        {"email": {"fallback_to": ["oncall@example.com"]}},
+        routes=[
+            {"name": "m", "slack_channels": ["C0GONE"], "emails": ["team@example.com"]},
+            {"name": "n", "slack_channels": ["C0GONE2"]},
+        ],
+        mailer=mailer_for(smtp_server),
+    )
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    h.deliver()
+    got = sorted(r for m in smtp_server.messages for r in m.rcpt_tos)
+    # route m already emails the team: no second copy; route n had no email: its fallback list
+    assert got == ["oncall@example.com", "team@example.com"]
+    dead = [r for r in h.rows() if r.state == "dead"]
+    assert [(d.channel, d.target, d.fallback_sent) for d in dead] == [
+        ("slack", "C0GONE", True),
+        ("slack", "C0GONE2", True),
+    ]
+
+
+def test_all_emails_about_one_incident_thread_together(make, slack, smtp_server):
+    h = make(routes=[{"name": "m", "emails": ["team@example.com"]}], mailer=mailer_for(smtp_server))
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    h.clock.tick()
+    h.outage(UPDATE_1, UPDATE_2)
+    h.poll()
+    h.deliver()
+    h.clock.tick()
+    h.serve(scenario.operational())
+    h.poll()
+    h.deliver()
+    first, second, third = (m.message for m in smtp_server.messages)
+    root = first["Message-ID"]
+    assert second["In-Reply-To"] == root and third["In-Reply-To"] == root
+    assert root in third["References"]
+    assert len({first["Message-ID"], second["Message-ID"], third["Message-ID"]}) == 3
+    assert "resolved" in third["Subject"]
