@@ -1,0 +1,129 @@
+"""The alert commands as an admin runs them: test-alert, outbox, ack, mute, unmute."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from alerting import AlertHarness
+from smtp_server import PASSWORD, USERNAME
+from test_cli import run
+
+CHANNEL = "C0MKTG"
+
+
+def alert_config(tmp_path, slack, smtp, routes: str) -> str:
+    cfg = tmp_path / "alerts.toml"
+    cfg.write_text(
+        f"""
+watch = ["anthropic", "openai"]
+[storage]
+path = "{tmp_path / "w.db"}"
+{routes}
+[slack]
+base_url = "{slack.api_url}"
+timeout = 3
+[email]
+host = "127.0.0.1"
+port = {smtp.port}
+username = "{USERNAME}"
+sender = "watcher <alerts@example.com>"
+timeout = 5
+"""
+    )
+    return str(cfg)
+
+
+def secrets(slack, smtp) -> dict:
+    return {
+        "WATCHER_SLACK__TOKEN": slack.token,
+        "WATCHER_EMAIL__PASSWORD": PASSWORD,
+        "SSL_CERT_FILE": str(smtp.ca_file),
+    }
+
+
+def test_test_alert_sends_a_sample_through_every_routed_channel(tmp_path, slack_server, smtp_server):
+    slack_server.add_channel(CHANNEL)
+    cfg = alert_config(
+        tmp_path,
+        slack_server,
+        smtp_server,
+        f'[[routes]]\nname = "m"\nslack_channels = ["{CHANNEL}"]\nemails = ["team@example.com"]',
+    )
+    r = run("test-alert", "--config", cfg, env=secrets(slack_server, smtp_server))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"slack:{CHANNEL}" in r.stdout and "email:team@example.com" in r.stdout
+    assert "FAILED" not in r.stdout
+    [msg] = slack_server.messages(CHANNEL)
+    assert "test" in msg.text.lower()
+    [mail] = smtp_server.messages
+    assert mail.rcpt_tos == ["team@example.com"]
+    assert slack_server.token not in r.stdout + r.stderr
+
+
+def test_test_alert_names_what_to_fix_when_a_channel_fails(tmp_path, slack_server, smtp_server):
+    cfg = alert_config(
+        tmp_path, slack_server, smtp_server, '[[routes]]\nname = "m"\nslack_channels = ["C0NOPE"]'
+    )
+    r = run("test-alert", "--config", cfg, env=secrets(slack_server, smtp_server))
+    assert r.returncode != 0
+    assert "FAILED" in r.stdout and "channel_not_found" in r.stdout
+
+
+def test_test_alert_without_routes_says_how_to_add_one(tmp_path, slack_server, smtp_server):
+    cfg = alert_config(tmp_path, slack_server, smtp_server, "")
+    r = run("test-alert", "--config", cfg)
+    assert r.returncode != 0
+    assert "[[routes]]" in r.stderr
+
+
+@pytest.fixture
+def incident_db(vendor_server, tmp_path):
+    """A database with one open, alerted (queued) Anthropic outage, made by the real pipeline."""
+    h = AlertHarness(vendor_server, tmp_path)
+    h.outage()
+    h.poll()
+    [inc] = h.store.open_incidents("anthropic")
+    h.close()
+    return inc.id
+
+
+def test_ack_from_the_cli_records_who_and_queues_the_update(tmp_path, incident_db, vendor_server):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'watch = ["anthropic", "openai"]\n[storage]\npath = "{tmp_path / "w.db"}"\n'
+        '[[routes]]\nname = "marketing"\nslack_channels = ["C0MKTG"]\n'
+    )
+    r = run(
+        "ack", str(incident_db), "--by", "Ana", "--reason", "moving blog drafts to GPT", "--config", str(cfg)
+    )
+    assert r.returncode == 0, r.stderr
+    assert "acknowledged by Ana" in r.stdout
+    out = run("outbox", "--json", "--config", str(cfg))
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert {row["action"] for row in rows} >= {"opened", "acknowledged"}
+    again = run("ack", "99999", "--by", "Ana", "--config", str(cfg))
+    assert again.returncode != 0 and "no incident #99999" in again.stderr
+
+
+def test_mute_and_unmute_from_the_cli(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'watch = ["openai"]\n[storage]\npath = "{tmp_path / "w.db"}"\n')
+    r = run("mute", "openai", "--for", "2h", "--reason", "planned migration", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert "openai muted until" in r.stdout
+    bad = run("mute", "openai", "--for", "soon", "--config", str(cfg))
+    assert bad.returncode != 0 and bad.stderr
+    unknown = run("mute", "nosuchvendor", "--for", "1h", "--config", str(cfg))
+    assert unknown.returncode != 0 and "unknown vendor" in unknown.stderr
+    r = run("unmute", "openai", "--config", str(cfg))
+    assert "mute ended" in r.stdout
+    r = run("unmute", "openai", "--config", str(cfg))
+    assert "was not muted" in r.stdout
+
+
+def test_outbox_on_an_empty_database_says_so(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'watch = ["openai"]\n[storage]\npath = "{tmp_path / "w.db"}"\n')
+    r = run("outbox", "--config", str(cfg))
+    assert r.returncode == 0 and "outbox is empty" in r.stdout
