@@ -20,6 +20,7 @@ rules:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -105,7 +106,15 @@ class AlertEngine:
             n += self.notify(inc, action, event_text=text)
         return n
 
-    def notify(self, inc: Incident, action: AlertAction, *, event_text: str = "", extra_targets=()) -> int:
+    def notify(
+        self,
+        inc: Incident,
+        action: AlertAction,
+        *,
+        event_text: str = "",
+        extra_targets=(),
+        notify_user: str | None = None,
+    ) -> int:
         now = self.clock()
         muted = action is not AlertAction.RESOLVED and self._muted(inc, now)
         routed = {
@@ -125,6 +134,8 @@ class AlertEngine:
         if action is not AlertAction.OPENED and not previous and action is not AlertAction.UPDATED:
             return 0  # a resolve or ack for something nobody was told about
         alert = self.build_alert(inc, action, event_text=event_text)
+        if notify_user:
+            alert = dataclasses.replace(alert, notify_user=notify_user)
         count = 0
         done: set[str] = set()
         for key, rt in routed.items():
@@ -240,12 +251,16 @@ class AlertEngine:
                     AlertAction.ESCALATION,
                     event_text=f"Escalated to {nxt.name}: not acknowledged for {_human(age)}",
                     extra_targets=[("email", nxt.email)] if nxt.email else [],
+                    notify_user=nxt.slack,
                 )
                 self.store.save_alert_state(inc.id, escalation_level=level + 1, escalated_at=now)
             elif age >= oc.remind_after and state["last_reminder_at"] is None:
                 who = f" ({people[0].name} is on call)" if people else ""
                 queued += self.notify(
-                    inc, AlertAction.REMINDER, event_text=f"Not acknowledged for {_human(age)}{who}"
+                    inc,
+                    AlertAction.REMINDER,
+                    event_text=f"Not acknowledged for {_human(age)}{who}",
+                    notify_user=people[0].slack if people else None,
                 )
                 self.store.save_alert_state(inc.id, last_reminder_at=now)
         return queued

@@ -84,6 +84,8 @@ class Alert:
     """Signed, expiring acknowledge link (email, web)."""
     incident_url: str | None = None
     """The incident's page on watcher's own board."""
+    notify_user: str | None = None
+    """Slack user id (U…/W…) to mention in a reminder or escalation: the person who must act."""
     is_maintenance: bool = False
     scheduled_for: str | None = None
     scheduled_until: str | None = None

@@ -431,7 +431,8 @@ def render_message(alert: Alert) -> tuple[str, list[dict[str, Any]]]:
     head = _summary_blocks(alert)
     update = _update_block(alert)
     links = _links_block(alert)
-    alternatives = _alternatives_block(alert)
+    # the playbook has its own "switch to" list (with degraded ones marked): no second list
+    alternatives = None if alert.playbook.strip() else _alternatives_block(alert)
     footer = _footer(alert)
     actions = _actions_block(alert)
     before = [b for b in (*head, update, links) if b]
@@ -446,6 +447,17 @@ def render_message(alert: Alert) -> tuple[str, list[dict[str, Any]]]:
             ]
         playbook = [{"type": "divider"}] + [_section(c) for c in chunks]
     return fallback_text(alert), before + playbook + after
+
+
+_SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+
+
+def _mention(alert: Alert) -> str:
+    """A real mention of the person who must act, from our config (never from vendor text)."""
+    uid = alert.notify_user
+    if uid and _SLACK_USER_ID.fullmatch(uid):
+        return f" <@{uid}>"
+    return ""
 
 
 def render_reply(alert: Alert) -> str:
@@ -466,9 +478,9 @@ def render_reply(alert: Alert) -> str:
             text += f": {escape_mrkdwn(alert.ack_reason)}"
     elif alert.action is AlertAction.REMINDER:
         what = event or "not acknowledged yet"
-        text = "⏰ Reminder: " + escape_mrkdwn(what[:1].lower() + what[1:])
+        text = "⏰ Reminder: " + escape_mrkdwn(what[:1].lower() + what[1:]) + _mention(alert)
     elif alert.action is AlertAction.ESCALATION:
-        text = "📣 " + escape_mrkdwn(event or "Escalated to the next person on call")
+        text = "📣 " + escape_mrkdwn(event or "Escalated to the next person on call") + _mention(alert)
     elif alert.action is AlertAction.UPDATED:
         text = f"Update: {escape_mrkdwn(alert.status or 'changed')}"
         body = latest or event
