@@ -281,3 +281,111 @@ def test_all_emails_about_one_incident_thread_together(make, slack, smtp_server)
     assert root in third["References"]
     assert len({first["Message-ID"], second["Message-ID"], third["Message-ID"]}) == 3
     assert "resolved" in third["Subject"]
+
+
+def test_reminder_and_escalation_replies_mention_the_person_who_must_act(make, slack):
+    h = make(
+        {
+            "oncall": {
+                "people": [{"name": "Ana", "slack": "U0ANA"}, {"name": "Ben", "slack": "U0BEN"}],
+                "rotation_start": "2026-10-05",
+                "remind_after": 900,
+                "escalate_after": 1800,
+            }
+        }
+    )
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    h.clock.tick(901)
+    h.engine.tick()
+    h.deliver()
+    h.clock.tick(900)
+    h.engine.tick()
+    h.deliver()
+    [msg] = slack.messages(CHANNEL)
+    reminder, escalation = (r.text for r in slack.replies(CHANNEL, msg.ts))
+    assert reminder.startswith("⏰ Reminder") and reminder.endswith("<@U0ANA>")
+    assert "Escalated to Ben" in escalation and escalation.endswith("<@U0BEN>")
+
+
+class Hook:
+    """A generic webhook receiver on 127.0.0.1 (what Apprise's json:// posts to)."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.bodies: list[dict] = []
+        self.status = 200
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                import json
+
+                data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if outer.status == 200:
+                    outer.bodies.append(json.loads(data))
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_apprise_channels_get_alerts_through_the_same_outbox_with_retries(make):
+    hook = Hook()
+    try:
+        h = make(routes=[{"name": "teams", "apprise": [hook.url]}])
+        hook.status = 500
+        h.outage(("investigating", "<!channel> API failing", "2026-10-07T13:01:00Z"))
+        h.poll()
+        h.deliver()
+        [n] = h.rows()
+        assert n.state == "pending" and n.attempts == 1, "a failed webhook is retried, not dropped"
+        hook.status = 200
+        h.clock.tick(600)
+        h.deliver()
+        [body] = hook.bodies
+        assert "Anthropic" in body["title"] and "outage" in body["title"]
+        assert "<!channel>" not in body["message"]
+        assert "API failing" in body["message"]
+        assert [r.state for r in h.rows()] == ["delivered"]
+    finally:
+        hook.close()
+
+
+def test_email_failing_past_the_limit_falls_back_to_the_slack_fallback_channel(make, slack, smtp_server):
+    h = make(
+        {"alerts": {"fallback_after": 600}, "slack": {"fallback_channel": CHANNEL}},
+        routes=[{"name": "m", "emails": ["team@example.com"]}],
+        mailer=mailer_for(smtp_server),
+    )
+    smtp_server.reject_rcpt(None, 451)  # the mail server defers everything
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    assert slack.messages(CHANNEL) == []
+    for _ in range(4):
+        h.clock.tick(300)
+        h.deliver()
+    [msg] = slack.messages(CHANNEL)
+    assert "Claude API unavailable" in block_text(msg)
+    email_row = next(r for r in h.rows() if r.channel == "email")
+    assert email_row.state == "pending" and email_row.fallback_sent, "email keeps trying too"
+    # the fallback channel now follows the incident to its end, while email is still down
+    h.clock.tick()
+    h.serve(scenario.operational())
+    h.poll()
+    h.deliver()
+    [msg] = slack.messages(CHANNEL)
+    assert "Resolved" in block_text(msg)

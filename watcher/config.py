@@ -169,6 +169,9 @@ class SlackSettings(_Strict):
     app_token_file: Path | None = None
     base_url: str = "https://slack.com/api/"
     timeout: float = Field(default=10.0, gt=0, le=120)
+    fallback_channel: str | None = Field(
+        default=None, description="Channel ID that gets alerts when email keeps failing for a route."
+    )
 
 
 class EmailSettings(_Strict):

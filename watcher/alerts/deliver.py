@@ -192,8 +192,10 @@ class Deliverer:
         if n.channel in ("slack", "apprise"):
             emails = (route.emails if route else []) or self.settings.email.fallback_to
             targets = [("email", e) for e in emails] if self.transports.mailer else []
-        elif n.channel == "email" and route and (self.transports.slack_bot or self.transports.slack_webhook):
-            targets = [("slack", c) for c in route.slack_channels]
+        elif n.channel == "email" and (self.transports.slack_bot or self.transports.slack_webhook):
+            fallback = self.settings.slack.fallback_channel
+            channels = (route.slack_channels if route else []) or ([fallback] if fallback else [])
+            targets = [("slack", c) for c in channels]
         if not targets:
             log.error("notification #%s: no fallback channel configured for route %s", n.id, n.route)
             return

@@ -276,12 +276,16 @@ class OutboxTables:
         return [_notification(r) for r in self.db.query(sql + " ORDER BY id DESC LIMIT ?", [*args, limit])]
 
     def alerted_targets(self, incident_id: int) -> list[tuple[str, str, str]]:
-        """(channel, target, route) of every notification ever queued for an incident (not dead)."""
+        """(channel, target, route) of every notification ever queued for an incident (not dead).
+
+        Fallback copies count: once an incident fell back to another channel, that
+        channel follows it to its resolve, even while the first channel stays down.
+        """
         return [
             tuple(r)
             for r in self.db.execute(
-                "SELECT DISTINCT channel, target, route FROM notifications WHERE incident_id = ? "
-                "AND state != 'dead' AND fallback_of IS NULL ORDER BY id",
+                "SELECT channel, target, route FROM notifications WHERE incident_id = ? "
+                "AND state != 'dead' GROUP BY channel, target ORDER BY MIN(id)",
                 [incident_id],
             )
         ]
