@@ -237,3 +237,34 @@ def test_acknowledgement_stops_reminders_and_escalation(make):
     h.clock.tick(4 * 3600)
     assert h.engine.tick() == 0
     assert len(h.rows()) == before
+
+
+def test_alternatives_are_only_vendors_that_do_the_same_job(make, vendor_server):
+    h = make(
+        {
+            "watch": ["anthropic", "openai", "hubspot"],
+            "vendors": {
+                "hubspot": {
+                    "sources": {
+                        "summary": {"url": vendor_server.url("/hubspot/api/v2/summary.json")},
+                        "incidents": {"enabled": False},
+                        "maintenances": {"enabled": False},
+                        "history": {"enabled": False},
+                    }
+                }
+            },
+        }
+    )
+    h.outage(UPDATE_1)
+    h.poll()
+    alert = h.rows()[0].alert
+    assert [a.vendor for a in alert.alternatives] == ["openai"], "a CRM is no stand-in for Claude"
+
+
+def test_categories_can_be_set_for_a_vendor_in_config(vendor_server, tmp_path):
+    from watcher.catalog import resolve
+    from watcher.config import Settings
+
+    s = Settings.model_validate({"watch": ["hubspot"], "vendors": {"hubspot": {"categories": ["text"]}}})
+    [v] = resolve(s)
+    assert v.categories == ("text",)

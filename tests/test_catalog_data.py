@@ -42,6 +42,7 @@ PROBE_AUTHS = {"bearer", "x-api-key", "x-goog-api-key", "xi-api-key"}
 VENDOR_KEYS = {
     "id",
     "name",
+    "categories",
     "products",
     "status_page",
     "platform",
@@ -135,6 +136,8 @@ def test_vendor_fields(vendor: dict[str, Any]) -> None:
     unknown = set(vendor) - VENDOR_KEYS
     assert not unknown, f"unknown keys {unknown}"
     assert isinstance(vendor["name"], str) and vendor["name"].strip()
+    cats = vendor.get("categories")
+    assert cats and all(isinstance(c, str) and c == c.strip().lower() for c in cats), "categories pick alternatives"
     products = vendor.get("products", [])
     assert isinstance(products, list) and all(isinstance(p, str) and p for p in products)
     assert vendor["platform"] in PLATFORMS

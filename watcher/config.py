@@ -106,6 +106,10 @@ class VendorSettings(_Strict):
     )
     ignore_components: list[str] = Field(default_factory=list)
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    categories: list[str] | None = Field(
+        default=None,
+        description="What this vendor does (text, image, voice, ...); alternatives share one. Catalog default.",
+    )
     used_for: list[str] = Field(
         default_factory=list,
         description="Campaigns and tasks that depend on this vendor: shown as the impact in alerts.",

@@ -57,6 +57,16 @@ def _human(seconds: float) -> str:
     return f"{max(m, 1)}m" if seconds >= 60 else f"{seconds}s"
 
 
+def _can_replace(affected: VendorSpec | None, other: VendorSpec) -> bool:
+    """Whether ``other`` does some of what ``affected`` does: a CRM is no stand-in for an LLM.
+
+    A vendor with no categories (one the user added without saying) matches all.
+    """
+    if affected is None or not affected.categories or not other.categories:
+        return True
+    return bool(set(affected.categories) & set(other.categories))
+
+
 class AlertEngine:
     def __init__(
         self,
@@ -277,7 +287,7 @@ class AlertEngine:
         alternatives = tuple(
             Alternative(vendor=s.vendor.id, name=s.vendor.name, state=s.state.value, reason=s.reason)
             for s in statuses
-            if s.vendor.id != inc.vendor
+            if s.vendor.id != inc.vendor and _can_replace(vendor, s.vendor)
         )
         ack = self.store.ack(inc.id) if inc.id is not None else None
         started = inc.started_at or inc.opened_at

@@ -45,6 +45,8 @@ class VendorSpec:
     components: tuple[str, ...] | None = None
     ignore_components: tuple[str, ...] = ()
     products: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    """What the vendor does (text, image, voice, api, ...): alternatives share one."""
     api_base: str | None = None
     api_format: str | None = None
     probe: dict[str, Any] | None = None
@@ -135,6 +137,9 @@ def _vendor(
         components=tuple(patch.components) if patch.components is not None else None,
         ignore_components=tuple(patch.ignore_components),
         products=tuple(base.get("products", ())),
+        categories=tuple(
+            patch.categories if patch.categories is not None else base.get("categories", ())
+        ),
         api_base=base.get("api_base"),
         api_format=base.get("api_format"),
         probe=base.get("probe"),
