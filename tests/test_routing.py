@@ -98,3 +98,11 @@ def test_signed_ack_link_verifies_and_cannot_be_forged_or_reused_late():
     assert not verify_ack("other", 42, "1003600", sig, now=1_000_100)  # another secret
     assert not verify_ack("s3cret", 42, "1003600", sig, now=1_003_601)  # expired
     assert not verify_ack("s3cret", 42, "soon", sig, now=1_000_100)
+
+
+def test_min_impact_keeps_minor_incidents_off_a_route_but_not_unrated_ones():
+    r = route(name="execs", min_impact="major", emails=["cmo@example.com"])
+    assert not route_matches(r, "openai", "degradation", [], "minor")
+    assert route_matches(r, "openai", "outage", [], "major")
+    assert route_matches(r, "openai", "outage", [], "critical")
+    assert route_matches(r, "openai", "outage", [], None), "unrated: a broad alert beats silence"

@@ -152,6 +152,10 @@ class RouteSettings(_Strict):
     vendors: list[str] = Field(default_factory=lambda: ["*"])
     components: list[str] = Field(default_factory=lambda: ["*"])
     kinds: list[KindName] = Field(default_factory=lambda: list(KIND_NAMES))
+    min_impact: Literal["none", "minor", "major", "critical"] = Field(
+        default="none",
+        description="Only incidents the vendor rates at least this severe (unrated ones always match).",
+    )
     slack_channels: list[str] = Field(default_factory=list)
     emails: list[str] = Field(default_factory=list)
     apprise: list[str] = Field(

@@ -129,7 +129,9 @@ class AlertEngine:
         muted = action is not AlertAction.RESOLVED and self._muted(inc, now)
         routed = {
             rt.target.key: rt
-            for rt in targets_for(self.settings.routes, inc.vendor, inc.kind.value, inc.components)
+            for rt in targets_for(
+                self.settings.routes, inc.vendor, inc.kind.value, inc.components, inc.impact
+            )
         }
         previous = self.store.alerted_targets(inc.id)
         if action is AlertAction.OPENED and not routed:

@@ -41,23 +41,31 @@ def _match(value: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
 
 
-def route_matches(route: RouteSettings, vendor: str, kind: str, components: list[str]) -> bool:
+IMPACT_RANK = {"none": 0, "maintenance": 0, "minor": 1, "major": 2, "critical": 3}
+
+
+def route_matches(
+    route: RouteSettings, vendor: str, kind: str, components: list[str], impact: str | None = None
+) -> bool:
     if not _match(vendor, route.vendors):
         return False
     if kind not in route.kinds:
         return False
+    rank = IMPACT_RANK.get((impact or "").lower())
+    if rank is not None and rank < IMPACT_RANK[route.min_impact]:
+        return False  # an unrated incident (feeds, our own probes) is not filtered out: silence is worse
     if components and route.components != ["*"]:
         return any(_match(c, route.components) for c in components)
     return True
 
 
 def targets_for(
-    routes: list[RouteSettings], vendor: str, kind: str, components: list[str]
+    routes: list[RouteSettings], vendor: str, kind: str, components: list[str], impact: str | None = None
 ) -> list[RoutedTarget]:
     """Every target of every matching route, each once (the first route that names it wins)."""
     seen: dict[str, RoutedTarget] = {}
     for route in routes:
-        if not route_matches(route, vendor, kind, components):
+        if not route_matches(route, vendor, kind, components, impact):
             continue
         for t in (
             [Target("slack", c) for c in route.slack_channels]
