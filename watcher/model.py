@@ -162,6 +162,10 @@ class Report:
     """Oldest first."""
     extra_text: str = ""
     """Text that is not an update body but is evidence (feed item descriptions)."""
+    kind: IncidentKind | None = None
+    """Set by watcher's own detectors: the kind is measured, not read from text."""
+    reason: str = ""
+    """With ``kind``: the evidence in plain words ("12 of the last 40 canary answers wrong")."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,12 @@ The rules, in order:
    anyone writes an incident); the vendor's incident, when it comes, adopts it
    instead of opening a second one. Group rows never count, so a group and its
    child do not double-count.
+5. Reports from watcher's own detectors (``Report.kind`` set) carry a measured
+   kind, which the text classifier never overrides. They open a ``probe``
+   incident only when no vendor incident is open; otherwise they join the
+   vendor's incident as a MEASURED event. A vendor report adopts an open probe
+   incident as it adopts a components one. A detector that clears resolves only
+   the incident it opened itself: it never closes what the vendor still calls open.
 """
 
 from __future__ import annotations
@@ -106,6 +112,12 @@ def reconcile(
 
     for r in reports:
         inc = by_key.get(r.key)
+        if inc is None and r.kind is not None:
+            inc = _measured_joins(ctx, incidents, r, touch)
+            if inc is not None:
+                by_key[r.key] = inc
+                inc.active_sources.add(ctx.source)
+                continue
         if inc is None:
             inc = _adoptable(incidents, r)
             if inc is not None:
@@ -137,11 +149,26 @@ def reconcile(
             if inc.keys & listed:
                 continue
             inc.active_sources.discard(ctx.source)
+            marker = _marker(ctx)
+            if inc.is_open and inc.origin != "probe" and marker in inc.keys:
+                # our detector cleared, but the vendor still calls it open: note it, do not close it
+                inc.keys.discard(marker)
+                touch(
+                    inc,
+                    IncidentEvent(
+                        EventType.MEASURED, ctx.now, "our probes no longer see the problem", source=ctx.source
+                    ),
+                )
+                continue
             if inc.is_open:
                 what = (
                     "maintenance no longer listed as upcoming or in progress"
                     if maint
-                    else ("no longer listed as open on the status page")
+                    else (
+                        "our probes see it working again"
+                        if inc.origin == "probe"
+                        else "no longer listed as open on the status page"
+                    )
                 )
                 _resolve(ctx, inc, what, touch)
 
@@ -157,16 +184,54 @@ def reconcile(
 
 
 def _adoptable(incidents: list[Incident], r: Report) -> Incident | None:
-    """An open component-derived incident that this new, open vendor report explains."""
-    if r.is_maintenance or r.status.is_closed:
+    """An open component- or probe-derived incident that this new, open vendor report explains."""
+    if r.is_maintenance or r.status.is_closed or r.kind is not None:
         return None
     for inc in incidents:
-        if inc.is_open and inc.origin == "components" and not inc.is_maintenance:
+        if inc.is_open and inc.origin in ("components", "probe") and not inc.is_maintenance:
+            return inc
+    return None
+
+
+def _marker(ctx: Context) -> str:
+    """The key that says "this source's detector is part of this incident"."""
+    return f"measured-by:{ctx.source}"
+
+
+def _measured_joins(
+    ctx: Context, incidents: list[Incident], r: Report, touch: Callable[..., None]
+) -> Incident | None:
+    """An open vendor incident that our detector's finding confirms: the finding joins it."""
+    for inc in incidents:
+        if inc.is_open and not inc.is_maintenance and inc.origin in ("vendor", "components"):
+            inc.keys.add(r.key)
+            inc.keys.add(_marker(ctx))
+            touch(
+                inc,
+                IncidentEvent(
+                    EventType.MEASURED, ctx.now, f"our probes confirm: {r.reason or r.title}", source=ctx.source
+                ),
+            )
             return inc
     return None
 
 
 def _new(ctx: Context, r: Report) -> Incident:
+    if r.kind is not None and not r.status.is_closed:
+        return Incident(
+            vendor=ctx.vendor,
+            title=r.title,
+            kind=r.kind,
+            reason=r.reason or r.title,
+            opened_at=ctx.now,
+            updated_at=ctx.now,
+            status=r.status,
+            impact=r.impact,
+            origin="probe",
+            started_at=r.started_at or ctx.now,
+            components=list(r.components),
+            keys={r.key, _marker(ctx)},
+        )
     closed = r.status.is_closed
     inc = Incident(
         vendor=ctx.vendor,
@@ -208,6 +273,16 @@ def content_key(status: str, body: str) -> str:
 
 
 def _merge_report(ctx: Context, inc: Incident, r: Report, touch: Callable[..., None]) -> None:
+    if r.kind is not None and inc.origin == "probe":
+        if r.kind != inc.kind and inc.is_open:
+            touch(inc, IncidentEvent(EventType.KIND_CHANGED, ctx.now, f"{inc.kind} → {r.kind}: {r.reason}"))
+            inc.kind = r.kind
+        if r.title != inc.title:
+            inc.title = r.title
+            touch(inc)
+        if r.reason and r.reason != inc.reason:
+            inc.reason = r.reason
+            touch(inc)
     if r.url and not inc.url:
         inc.url = r.url
     if r.title and r.title != inc.title and inc.origin == "vendor":
@@ -366,6 +441,8 @@ def _component_title(down: dict[str, ComponentStatus]) -> str:
 
 def _classify(ctx: Context, ch: Change, classifier: Classifier) -> None:
     inc = ch.incident
+    if inc.origin == "probe":
+        return  # measured by our detectors: the kind is known, no text to read
     ev = Evidence(
         title=inc.title,
         bodies=list(inc.bodies),

@@ -40,6 +40,8 @@ class EventType(StrEnum):
     MAINTENANCE_STARTED = "maintenance_started"
     RESOLVED = "resolved"
     REOPENED = "reopened"
+    MEASURED = "measured"
+    """watcher's own probes confirm (or stop seeing) what an open vendor incident says."""
     BACKFILLED = "backfilled"
     """First seen already over (history feeds on first poll): recorded, never alerted."""
 
