@@ -13,6 +13,7 @@ import scenario
 from alerting import AlertHarness
 
 from watcher.alerts.model import AlertAction
+from watcher.model import IncidentKind, IncidentScope
 
 UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-10-07T13:20:00Z")
 UPDATE_1 = ("investigating", "Claude API requests are failing.", "2026-10-07T13:01:00Z")
@@ -268,3 +269,28 @@ def test_categories_can_be_set_for_a_vendor_in_config(vendor_server, tmp_path):
     s = Settings.model_validate({"watch": ["hubspot"], "vendors": {"hubspot": {"categories": ["text"]}}})
     [v] = resolve(s)
     assert v.categories == ("text",)
+
+
+def test_vendor_outage_alerts_wait_while_our_own_network_is_down(make):
+    from watcher.incidents.correlate import Context, reconcile
+    from watcher.model import SELF_VENDOR, IncidentStatus, Report, Snapshot
+
+    h = make()
+    notice = Report(
+        key="network:1",
+        title="Our network is down",
+        status=IncidentStatus.INVESTIGATING,
+        kind=IncidentKind.OUTAGE,
+        reason="none of 3 control hosts answers",
+    )
+    ctx = Context(vendor=SELF_VENDOR, source=f"{SELF_VENDOR}/network", now=h.clock())
+    changes = reconcile(ctx, Snapshot(incidents=(notice,), incident_scope=IncidentScope.ACTIVE), [])
+    for ch in changes:
+        h.store.save_incident(ch.incident, ch.events)
+    h.engine.on_changes(changes)
+    assert [(r.alert.vendor, r.action.value) for r in h.rows() if r.channel == "slack"] == [
+        (SELF_VENDOR, "opened")
+    ], "the network notice itself goes out"
+    h.outage(UPDATE_1)
+    h.poll()
+    assert [r.alert.vendor for r in h.rows()] == [SELF_VENDOR, SELF_VENDOR], "no vendor outage alert meanwhile"

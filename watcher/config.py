@@ -236,6 +236,59 @@ class AlertSettings(_Strict):
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
 
 
+class ProbeVendorSettings(_Strict):
+    """Probing one vendor's API with our own key: latency, canaries, model list."""
+
+    enabled: bool = True
+    key: SecretStr | None = Field(
+        default=None, description="API key: env (WATCHER_PROBES__VENDORS__<ID>__KEY) or key_file only."
+    )
+    key_file: Path | None = None
+    base_url: str | None = Field(default=None, description="API base URL; default from the catalog.")
+    format: Literal["openai", "anthropic", "gemini"] | None = Field(
+        default=None, description="Wire format; default from the catalog."
+    )
+    model: str | None = Field(
+        default=None, description="Model for the streamed latency probe and canaries; none: model list only."
+    )
+    models_in_use: list[str] = Field(
+        default_factory=list, description="Models the team depends on: their disappearance is an api_change."
+    )
+    daily_tokens: int = Field(default=20_000, ge=0, description="Tokens a day, never exceeded.")
+    daily_cost: float = Field(default=0.10, ge=0, description="Cost a day (in the price's currency).")
+    price_in: float = Field(default=5.0, ge=0, description="Price per million input tokens.")
+    price_out: float = Field(default=15.0, ge=0, description="Price per million output tokens.")
+
+
+class ProbeSettings(_Strict):
+    """watcher's own measurements: latency probes, canary prompts, the local network check."""
+
+    enabled: bool = True
+    interval: float = Field(default=300, ge=10, le=86400, description="Seconds between probe runs.")
+    fast_interval: float = Field(
+        default=60, ge=5, le=86400, description="Seconds between runs while a detector is in warning."
+    )
+    timeout: float = Field(default=30, gt=0, le=300)
+    canaries_per_run: int = Field(default=5, ge=0, le=50)
+    canaries_file: Path | None = Field(default=None, description="Your canary set (TOML).")
+    replace_default_canaries: bool = False
+    control_urls: list[str] = Field(
+        default_factory=lambda: [
+            "https://www.google.com/generate_204",
+            "https://www.cloudflare.com/cdn-cgi/trace",
+            "https://www.wikipedia.org/",
+        ],
+        description="Independent hosts that show our own network works; any answer counts.",
+    )
+    fail_consecutive: int = Field(default=3, ge=1, le=100, description="Failed probes in a row for an outage.")
+    recover_consecutive: int = Field(default=2, ge=1, le=100, description="Good probes in a row to recover.")
+    arl0_days: float = Field(default=90, gt=0, description="At most one false alarm per stream this often.")
+    calibration_days: float = Field(default=14, ge=0)
+    prior_p0: float = Field(default=0.02, gt=0, lt=0.5, description="Canary failure rate assumed until learned.")
+    design_p1: float = Field(default=0.15, gt=0, lt=1)
+    vendors: dict[str, ProbeVendorSettings] = Field(default_factory=dict)
+
+
 class WebSettings(_Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -274,6 +327,7 @@ class Settings(BaseSettings):
     oncall: OnCallSettings = Field(default_factory=OnCallSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    probes: ProbeSettings = Field(default_factory=ProbeSettings)
 
     @field_validator("watch")
     @classmethod
@@ -318,6 +372,9 @@ def load_settings(path: Path | str | None = None) -> Settings:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
         leaked = [f"{a}.{b}" for a, b in SECRET_KEYS if isinstance(data.get(a), dict) and b in data[a]]
+        probe_vendors = (data.get("probes") or {}).get("vendors") if isinstance(data.get("probes"), dict) else None
+        if isinstance(probe_vendors, dict):
+            leaked += [f"probes.vendors.{v}.key" for v, t in probe_vendors.items() if isinstance(t, dict) and "key" in t]
         if leaked:
             fixes = ", ".join(f"WATCHER_{k.upper().replace('.', '__')} or {k}_file" for k in leaked)
             raise ConfigError(

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+SELF_VENDOR = "watcher"
+"""The vendor id of incidents about watcher itself, such as "our network is down"."""
 
 class ComponentStatus(StrEnum):
     """A component's state, normalised across every status-page platform."""

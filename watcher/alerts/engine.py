@@ -32,7 +32,7 @@ from watcher.catalog import VendorSpec
 from watcher.config import Settings, read_secret
 from watcher.incidents.correlate import Change
 from watcher.incidents.model import EventType, Incident, MaintenancePhase
-from watcher.model import IncidentKind
+from watcher.model import SELF_VENDOR, IncidentKind
 
 log = logging.getLogger("watcher.alerts")
 
@@ -200,6 +200,9 @@ class AlertEngine:
         return count
 
     def _muted(self, inc: Incident, now: datetime) -> str | None:
+        judged = inc.vendor != SELF_VENDOR and inc.kind in (IncidentKind.OUTAGE, IncidentKind.DEGRADATION)
+        if judged and self.store.open_incidents(SELF_VENDOR):
+            return "our own network is down: vendors cannot be judged from here"
         for m in self.store.active_mutes(now):
             if m.vendor == inc.vendor:
                 return f"vendor muted until {m.until:%Y-%m-%d %H:%M} UTC" + (

@@ -73,6 +73,10 @@ def load_catalog() -> dict[str, dict[str, Any]]:
 def resolve(settings: Settings) -> list[VendorSpec]:
     """The vendors to watch, in a stable order. Raises ConfigError for unknown ids."""
     catalog = load_catalog()
+    from watcher.model import SELF_VENDOR
+
+    if SELF_VENDOR in settings.vendors or SELF_VENDOR in (settings.watch or []):
+        raise ConfigError(f"vendors.{SELF_VENDOR}: the id {SELF_VENDOR!r} is reserved for watcher's own notices")
     custom = {vid for vid in settings.vendors if vid not in catalog}
     if settings.watch is None:
         ids = [vid for vid, v in catalog.items() if v.get("sources")] + sorted(custom)

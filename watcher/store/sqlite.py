@@ -25,6 +25,7 @@ from watcher.incidents.model import (
 )
 from watcher.model import ComponentStatus, IncidentKind, IncidentStatus
 from watcher.store.base import SourceRecord, StoredEvent, StoreError
+from watcher.store.measurements import MeasurementTables, migration_3
 from watcher.store.outbox import OutboxTables, migration_2
 
 
@@ -124,11 +125,11 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, migration_2]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, migration_2, migration_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SQLiteStore(OutboxTables):
+class SQLiteStore(OutboxTables, MeasurementTables):
     """The :class:`~watcher.store.base.Store` on one SQLite file."""
 
     def __init__(self, path: Path | str):

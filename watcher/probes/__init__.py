@@ -1,0 +1,1 @@
+"""watcher's own measurements: API clients, latency probes, canary prompts, the network check."""
