@@ -61,3 +61,13 @@ def smtp_server_factory():
 
     with ServerPool() as make:
         yield make
+
+
+@pytest.fixture
+def llm_server():
+    """Fake OpenAI / Anthropic / Gemini APIs on 127.0.0.1 (streamed SSE); see tests/llm_server.py for its API."""
+    from llm_server import LlmServer
+
+    server = LlmServer().start()
+    yield server
+    server.stop()
