@@ -168,3 +168,62 @@ public_url = "http://127.0.0.1:{web_port}"
     assert "resolved" in subjects[-1]
     roots = {m.message["Message-ID"] for m in smtp_server.messages[:1]}
     assert all(m.message["In-Reply-To"] in roots for m in smtp_server.messages[1:])
+
+
+def test_watcher_run_probes_a_vendor_api_and_alerts_when_it_stops_answering(
+    vendor_server, slack_server, llm_server, tmp_path
+):
+    slack_server.add_channel(CHANNEL)
+    vendor_server.set("/control", b"ok")
+    llm_server.openai.set(answer="4", models=["mistral-small"])
+    db = tmp_path / "w.db"
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(
+        f"""
+watch = ["mistral"]
+[storage]
+path = "{db}"
+[web]
+enabled = false
+[vendors.mistral.sources.summary]
+enabled = false
+[[routes]]
+name = "m"
+slack_channels = ["{CHANNEL}"]
+[slack]
+base_url = "{slack_server.api_url}"
+[probes]
+interval = 1
+fast_interval = 1
+canaries_per_run = 1
+fail_consecutive = 2
+control_urls = ["{vendor_server.url("/control")}"]
+[probes.vendors.mistral]
+base_url = "{llm_server.base("openai")}"
+format = "openai"
+model = "mistral-small"
+"""
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    env.update(
+        WATCHER_SLACK__TOKEN=slack_server.token,
+        WATCHER_PROBES__VENDORS__MISTRAL__KEY=llm_server.key("openai"),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "run", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        wait_for(lambda: len(llm_server.openai.requests) >= 4, proc)
+        llm_server.openai.fail_next(10_000, status=503)
+        [msg] = wait_for(lambda: slack_server.messages(CHANNEL), proc)
+        assert "not answering" in texts(msg)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert llm_server.key("openai") not in err

@@ -264,9 +264,9 @@ class ProbeSettings(_Strict):
     """watcher's own measurements: latency probes, canary prompts, the local network check."""
 
     enabled: bool = True
-    interval: float = Field(default=300, ge=10, le=86400, description="Seconds between probe runs.")
+    interval: float = Field(default=300, ge=1, le=86400, description="Seconds between probe runs.")
     fast_interval: float = Field(
-        default=60, ge=5, le=86400, description="Seconds between runs while a detector is in warning."
+        default=60, ge=1, le=86400, description="Seconds between runs while a detector is in warning."
     )
     timeout: float = Field(default=30, gt=0, le=300)
     canaries_per_run: int = Field(default=5, ge=0, le=50)

@@ -41,6 +41,7 @@ class Daemon:
         self._inflight: set[asyncio.Task] = set()
         self._sem: asyncio.Semaphore | None = None
         self.pipeline: Pipeline | None = None
+        self.probes = None
         self.polls = 0
         from watcher.alerts.deliver import Deliverer, Transports
         from watcher.alerts.engine import AlertEngine
@@ -76,10 +77,73 @@ class Daemon:
                 self._inflight.discard(task)
 
     def _alert(self, result: PollResult) -> None:
+        self._alert_changes(result.changes, result.observation.source_id)
+
+    def _alert_changes(self, changes, where: str = "probe") -> None:
         try:
-            self.engine.on_changes(result.changes)
+            self.engine.on_changes(changes)
         except Exception:  # alerting trouble must not stop watching; the incident is already stored
-            log.exception("%s: could not queue alerts", result.observation.source_id)
+            log.exception("%s: could not queue alerts", where)
+
+    async def _probe_job(self, vendor: str, scheduler: AsyncIOScheduler) -> None:
+        if self.stopping.is_set() or self.probes is None:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            out = await self.probes.probe(vendor)
+        except asyncio.CancelledError:
+            return
+        except Exception:  # a probe bug must not stop the daemon or the other vendors
+            log.exception("%s: probe run failed", vendor)
+            return
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+        # variable sampling: faster while a detector is in warning, back to normal after
+        interval = self.probes.runner.interval_for(out)
+        job = scheduler.get_job(f"probe:{vendor}")
+        if job is not None and getattr(job.trigger, "interval", None) != timedelta(seconds=interval):
+            job.reschedule(IntervalTrigger(seconds=interval, timezone=UTC))
+            log.info("%s: probing every %ds", vendor, int(interval))
+
+    async def _network_job(self) -> None:
+        if self.stopping.is_set() or self.probes is None:
+            return
+        try:
+            await self.probes.check_network()
+        except Exception:
+            log.exception("network check failed")
+
+    def _start_probes(self, scheduler: AsyncIOScheduler, client, now: datetime) -> None:
+        """Probe jobs per vendor with a key configured, plus the network check they rely on."""
+        from watcher.probes.runner import ProbeRunner
+        from watcher.probes.service import ProbeService
+
+        runner = ProbeRunner(self.settings, self.store, self.vendors, client)
+        if not runner.targets:
+            return
+        self.probes = ProbeService(runner, self.pipeline, self._alert_changes)
+        p = self.settings.probes
+        for vid in runner.targets:
+            scheduler.add_job(
+                self._probe_job,
+                IntervalTrigger(seconds=p.interval, timezone=UTC),
+                args=[vid, scheduler],
+                id=f"probe:{vid}",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=now + timedelta(seconds=random.uniform(1, FIRST_POLL_SPREAD + 1)),
+            )
+        scheduler.add_job(
+            self._network_job,
+            IntervalTrigger(seconds=60, timezone=UTC),
+            id="probe:network",
+            max_instances=1,
+            coalesce=True,
+        )
+        log.info("probing %d vendor API(s): %s", len(runner.targets), ", ".join(runner.targets))
 
     def _tick(self) -> None:
         try:
@@ -166,6 +230,7 @@ class Daemon:
             max_instances=1,
             coalesce=True,
         )
+        self._start_probes(scheduler, client, now)
         self.deliverer.recover()
         deliver_task = asyncio.create_task(self.deliverer.run(self.stopping), name="deliver")
         web = self._start_web()

@@ -130,16 +130,7 @@ class Pipeline:
 
         vendor = self.vendors.get(spec.vendor)
         counts = _counter(vendor, spec)
-        async with self._lock(spec.vendor):
-            ctx = Context(vendor=spec.vendor, source=spec.key, now=started, counts_component=counts)
-            keys = [r.key for group in (snapshot.incidents, snapshot.maintenances) for r in group or ()]
-            known = {i.id: i for i in self.store.open_incidents(spec.vendor)}
-            for inc in self.store.incidents_by_keys(spec.vendor, keys):
-                known.setdefault(inc.id, inc)
-            changes = reconcile(ctx, snapshot, known.values())
-            for ch in changes:
-                self.store.save_incident(ch.incident, ch.events)
-                _log_events(spec.vendor, ch)
+        changes = await self.apply(spec.vendor, spec.key, snapshot, started, counts)
 
         if rec.error is not None:
             log.info("%s: recovered after %d failed poll(s) (%s)", spec.key, rec.failures, rec.error)
@@ -152,6 +143,27 @@ class Pipeline:
         self.store.add_observation(spec.key, spec.vendor, started, "snapshot", rec.summary)
         self.store.save_source(rec)
         return PollResult(Observation(spec.vendor, spec.key, started, snapshot=snapshot), changes)
+
+    async def apply(
+        self,
+        vendor: str,
+        source_key: str,
+        snapshot: Snapshot,
+        at: datetime,
+        counts: Callable[[str], bool] = lambda name: True,
+    ) -> list[Change]:
+        """Merge one snapshot into the vendor's incidents and save them: polls and probe findings alike."""
+        async with self._lock(vendor):
+            ctx = Context(vendor=vendor, source=source_key, now=at, counts_component=counts)
+            keys = [r.key for group in (snapshot.incidents, snapshot.maintenances) for r in group or ()]
+            known = {i.id: i for i in self.store.open_incidents(vendor)}
+            for inc in self.store.incidents_by_keys(vendor, keys):
+                known.setdefault(inc.id, inc)
+            changes = reconcile(ctx, snapshot, known.values())
+            for ch in changes:
+                self.store.save_incident(ch.incident, ch.events)
+                _log_events(vendor, ch)
+        return changes
 
     def _unchanged(self, rec: SourceRecord, spec: SourceSpec, at: datetime) -> PollResult:
         if rec.error is not None:
