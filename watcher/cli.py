@@ -224,10 +224,67 @@ def cmd_status(settings, args) -> int:
     store = _open_store(settings)
     try:
         statuses = _statuses(settings, store, vendors)
+        budgets = _probe_budgets(settings, store, vendors)
     finally:
         store.close()
     _print_statuses(statuses, args.json)
+    if budgets:
+        if args.json:
+            for b in budgets:
+                print(json.dumps({"probe_budget": b}))
+        else:
+            print("\nprobe budget today (UTC):")
+            for b in budgets:
+                tokens = f"{b['spent_tokens']} of {b['daily_tokens']} tokens"
+                cost = f"{b['spent_cost']} of {b['daily_cost']}"
+                print(f"  {b['vendor']:<14} {tokens}, cost {cost}" + ("  STOPPED" if b["stopped"] else ""))
     return EXIT_OK
+
+
+def _probe_budgets(settings, store, vendors) -> list[dict]:
+    """Each probed vendor's spending today, from the saved budget (nothing is sent)."""
+    from decimal import Decimal
+
+    from watcher.config import ConfigError as _ConfigError
+    from watcher.probes.budget import Budget, VendorBudget
+    from watcher.probes.runner import _price, probe_targets
+
+    try:
+        targets = probe_targets(settings, vendors)
+    except _ConfigError:  # an unreadable key file: status still shows the vendors
+        return []
+    if not targets:
+        return []
+    policies = {
+        t.vendor.id: VendorBudget(
+            daily_tokens=t.settings.daily_tokens,
+            daily_cost=Decimal(str(t.settings.daily_cost)),
+            default_price=_price(t.settings),
+        )
+        for t in targets
+    }
+    saved = store.budget_state("_all")
+    budget = Budget(policies)
+    if saved:
+        import contextlib
+
+        with contextlib.suppress(Exception):  # unreadable state: show today as unspent, not a crash
+            budget = Budget.from_dict(saved, policies, None)
+    now = datetime.now(UTC)
+    out = []
+    for t in targets:
+        r = budget.remaining(t.vendor.id, now)
+        out.append(
+            {
+                "vendor": t.vendor.id,
+                "spent_tokens": r.spent_tokens,
+                "daily_tokens": t.settings.daily_tokens,
+                "spent_cost": f"{r.spent_cost:.4f}",
+                "daily_cost": f"{t.settings.daily_cost:.2f}",
+                "stopped": r.stopped,
+            }
+        )
+    return out
 
 
 def cmd_incidents(settings, args) -> int:
