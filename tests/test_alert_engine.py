@@ -6,7 +6,7 @@ a channel: the engine only decides; delivery is tested in test_delivery.py.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import scenario
@@ -294,3 +294,18 @@ def test_vendor_outage_alerts_wait_while_our_own_network_is_down(make):
     h.outage(UPDATE_1)
     h.poll()
     assert [r.alert.vendor for r in h.rows()] == [SELF_VENDOR, SELF_VENDOR], "no vendor outage alert meanwhile"
+
+
+def test_alternatives_carry_the_latency_our_probes_measured_in_the_last_hour(make):
+    h = make()
+    for i, ttft in enumerate((0.5, 0.7, 0.6)):
+        h.store.add_probe_result(
+            {"vendor": "openai", "kind": "chat", "at": h.clock(), "ok": True, "ttft_s": ttft, "canary": f"c{i}"}
+        )
+    h.store.add_probe_result(
+        {"vendor": "openai", "kind": "chat", "at": h.clock() - timedelta(hours=3), "ok": True, "ttft_s": 9.0}
+    )
+    h.outage(UPDATE_1)
+    h.poll()
+    [alt] = h.rows()[0].alert.alternatives
+    assert alt.vendor == "openai" and alt.latency_ms == pytest.approx(600)

@@ -290,7 +290,13 @@ class AlertEngine:
         vendor = self.vendors.get(inc.vendor)
         statuses = all_statuses(self.store, self.vendor_list, now)
         alternatives = tuple(
-            Alternative(vendor=s.vendor.id, name=s.vendor.name, state=s.state.value, reason=s.reason)
+            Alternative(
+                vendor=s.vendor.id,
+                name=s.vendor.name,
+                state=s.state.value,
+                reason=s.reason,
+                latency_ms=self._latency_ms(s.vendor.id, now),
+            )
             for s in statuses
             if s.vendor.id != inc.vendor and _can_replace(vendor, s.vendor)
         )
@@ -337,6 +343,19 @@ class AlertEngine:
             scheduled_for=inc.scheduled_for.isoformat() if inc.scheduled_for else None,
             scheduled_until=inc.scheduled_until.isoformat() if inc.scheduled_until else None,
         )
+
+    def _latency_ms(self, vendor_id: str, now: datetime) -> float | None:
+        """Median first-token time of our own probes of this vendor in the last hour, if any."""
+        rows = getattr(self.store, "probe_results", None)
+        if rows is None:
+            return None
+        cutoff = now - timedelta(hours=1)
+        values = sorted(
+            (r["ttft_s"] or r["total_s"]) * 1000
+            for r in rows(vendor_id, limit=20)
+            if r["ok"] and (r["ttft_s"] or r["total_s"]) and datetime.fromisoformat(r["at"]) >= cutoff
+        )
+        return values[len(values) // 2] if values else None
 
     def _playbook(self, inc, vendor, used_for, alternatives, now) -> str:
         from watcher.alerts.playbook import PlaybookFacts, render_playbook
