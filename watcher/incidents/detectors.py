@@ -50,7 +50,7 @@ import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal, Protocol
 
@@ -1284,7 +1284,11 @@ class LatencyCusum:
     def __init__(self, config: LatencyConfig | None = None, baseline: LatencyBaseline | None = None) -> None:
         self.config = config or LatencyConfig()
         self.baseline = baseline
-        self._learning: list[tuple[str, float]] = []
+        # learning samples, compact because the daemon persists them every run: seconds after
+        # ``_learn_t0`` and the value to 6 significant digits (as stored, so a restored detector
+        # fits exactly the same baseline)
+        self._learn_t0: datetime | None = None
+        self._learning: list[tuple[int, float]] = []
         self._reset_state()
         self.n = 0
         self.alarms = 0
@@ -1330,6 +1334,7 @@ class LatencyCusum:
         """(Re)learn the baseline from history; the current statistic is kept."""
         self.baseline = fit_latency_baseline(samples, self.config)
         self._learning = []
+        self._learn_t0 = None
 
     def update(self, value: float, at: datetime) -> bool:
         """Feed one latency (seconds, or tokens/s for throughput). Returns whether alarmed."""
@@ -1339,13 +1344,16 @@ class LatencyCusum:
         self.n += 1
         self.last_at = at
         if self.baseline is None:
-            self._learning.append((at.isoformat(), value))
-            first = datetime.fromisoformat(self._learning[0][0])
+            if self._learn_t0 is None:
+                self._learn_t0 = at
+            offset = round((at - self._learn_t0).total_seconds())
+            self._learning.append((offset, float(f"{value:.6g}")))
             if (
                 len(self._learning) >= self.config.learn_min_samples
-                and (at - first).total_seconds() + self.config.interval_s >= self.config.learn_days * 86400.0
+                and offset + self.config.interval_s >= self.config.learn_days * 86400.0
             ):
-                self.fit((datetime.fromisoformat(t), v) for t, v in self._learning)
+                t0 = self._learn_t0
+                self.fit((t0 + timedelta(seconds=o), v) for o, v in self._learning)
             return False
         b = self.baseline
         cfg = self.config
@@ -1401,8 +1409,7 @@ class LatencyCusum:
         if self.baseline is None:
             days = 0.0
             if self._learning:
-                first = datetime.fromisoformat(self._learning[0][0])
-                days = (self.last_at - first).total_seconds() / 86400.0 if self.last_at else 0.0
+                days = self._learning[-1][0] / 86400.0
             return (
                 f"{cfg.metric}: learning the baseline ({len(self._learning)} of {cfg.learn_min_samples} "
                 f"probes, {days:.1f} of {cfg.learn_days:g} days)."
@@ -1439,7 +1446,7 @@ class LatencyCusum:
         out.update({k: getattr(self, k) for k in self._STATE})
         out.update({k: _iso(getattr(self, k)) for k in self._TIMES})
         out["baseline"] = self.baseline.to_dict() if self.baseline else None
-        out["learning"] = [list(x) for x in self._learning]
+        out["learning"] = {"t0": _iso(self._learn_t0), "samples": [list(x) for x in self._learning]}
         out["recent"] = [[at.isoformat(), v, e] for at, v, e in self.recent]
         return out
 
@@ -1453,7 +1460,16 @@ class LatencyCusum:
             setattr(self, k, data[k])
         for k in cls._TIMES:
             setattr(self, k, _parse(data[k]))
-        self._learning = [(t, float(v)) for t, v in data["learning"]]
+        learning = data["learning"]
+        if isinstance(learning, list):  # the first format: [[iso time, value], ...]
+            for t, v in learning:
+                when = datetime.fromisoformat(t)
+                if self._learn_t0 is None:
+                    self._learn_t0 = when
+                self._learning.append((round((when - self._learn_t0).total_seconds()), float(v)))
+        else:
+            self._learn_t0 = _parse(learning["t0"])
+            self._learning = [(int(o), float(v)) for o, v in learning["samples"]]
         self.recent = deque(
             ((datetime.fromisoformat(t), float(v), float(e)) for t, v, e in data["recent"]),
             maxlen=self.config.history,
