@@ -209,3 +209,44 @@ def test_deprecation_headers_are_an_api_change(probing, llm_server):
     [inc] = p.incidents()
     assert inc.kind is IncidentKind.API_CHANGE
     assert "Sunset" in inc.reason
+
+
+CHANGELOG = b"""<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Changelog</title><link>https://example.com</link>
+<item><title>Deprecation of mistral-small-2402</title><link>https://example.com/changelog/1</link>
+<description>mistral-small-2402 will be retired on 2026-12-01. Use mistral-small-latest.</description>
+<pubDate>Mon, 05 Oct 2026 10:00:00 GMT</pubDate></item>
+<item><title>New model: mistral-small-2409</title><link>https://example.com/changelog/2</link>
+<description>Faster and cheaper.</description><pubDate>Tue, 06 Oct 2026 10:00:00 GMT</pubDate></item>
+</channel></rss>"""
+
+
+def test_a_changelog_announcing_the_retirement_of_a_model_in_use_is_an_api_change(probing, vendor_server):
+    vendor_server.set("/changelog.rss", CHANGELOG)
+    p = probing(
+        models_in_use=["mistral-small-2402"],
+        changelog_feeds=[vendor_server.url("/changelog.rss")],
+    )
+    p.llm.openai.set(models=["mistral-small", "mistral-small-2402"])
+    p.run(1)
+    [inc] = p.incidents()
+    assert inc.kind is IncidentKind.API_CHANGE
+    assert "retirement of mistral-small-2402" in inc.reason
+
+
+def test_a_changelog_about_other_models_raises_nothing(probing, vendor_server):
+    vendor_server.set("/changelog.rss", CHANGELOG)
+    p = probing(models_in_use=["mistral-small-2409"], changelog_feeds=[vendor_server.url("/changelog.rss")])
+    p.llm.openai.set(models=["mistral-small", "mistral-small-2409"])
+    p.run(1)
+    assert p.incidents() == []
+
+
+def test_an_answer_whose_shape_changed_is_an_api_change(probing, llm_server):
+    p = probing()
+    p.run(1)
+    llm_server.openai.set(malformed="shape")
+    p.run(1)
+    [inc] = p.incidents()
+    assert inc.kind is IncidentKind.API_CHANGE
+    assert "shape" in inc.reason

@@ -254,6 +254,10 @@ class ProbeVendorSettings(_Strict):
     models_in_use: list[str] = Field(
         default_factory=list, description="Models the team depends on: their disappearance is an api_change."
     )
+    changelog_feeds: list[str] = Field(
+        default_factory=list,
+        description="RSS/Atom changelog or deprecation feeds: a retirement of a model in use is an api_change.",
+    )
     daily_tokens: int = Field(default=20_000, ge=0, description="Tokens a day, never exceeded.")
     daily_cost: float = Field(default=0.10, ge=0, description="Cost a day (in the price's currency).")
     price_in: float = Field(default=5.0, ge=0, description="Price per million input tokens.")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +58,12 @@ TRANSPORT = {"timeout", "connect", "dns", "tls", "network", "vendor_error", "ove
 NOT_THEIRS = {"auth", "rate_limited", "bad_request"}
 """Our key, our request rate, our request: never counted against the vendor."""
 NETWORK_CACHE = 30.0
+CHANGELOG_EVERY = 3600.0
+CHANGELOG_WINDOW_DAYS = 90
+_RETIRE = re.compile(
+    r"\b(deprecat\w*|retir\w*|sunset\w*|shut(?:ting)?\s+down|discontinu\w*|end[- ]of[- ]life|remov\w*)\b",
+    re.IGNORECASE,
+)
 DEFAULT_HEADERS = {"anthropic": (("anthropic-version", "2023-06-01"),)}
 
 
@@ -182,6 +189,28 @@ class VendorDetectors:
         self.auth_error = data.get("auth_error")
 
 
+def retirements(reports, models: tuple[str, ...], now: datetime) -> list[str]:
+    """Changelog entries of the last 90 days that name a model in use and a retirement word."""
+    out = []
+    for r in reports:
+        when = r.updated_at or r.started_at
+        if when is not None and (now - when).days > CHANGELOG_WINDOW_DAYS:
+            continue
+        text = " ".join([r.title, r.extra_text, *(u.body for u in r.updates)])
+        if not _RETIRE.search(text):
+            continue
+        named = [m for m in models if re.search(rf"(?<![\w.-]){re.escape(m)}(?![\w.-])", text, re.IGNORECASE)]
+        for m in named:
+            out.append(f"the vendor's changelog announces the retirement of {m}: {r.title[:120]}")
+    return out
+
+
+def _cut_short(error: str | None) -> bool:
+    """A stream that stopped early or grew too big is a transport failure, not a new shape."""
+    e = (error or "").lower()
+    return "ended before" in e or "exceeds" in e or "not valid utf-8" in e
+
+
 def _models_missing(target: ProbeTarget, models: tuple[str, ...]) -> list[str]:
     have = set(models)
     # Gemini lists "models/x" already stripped by the client; compare exact ids
@@ -234,6 +263,7 @@ class ProbeRunner:
                 d.load(state)
             self.detectors[vid] = d
         self._network: Connectivity | None = None
+        self._changelog: dict[str, tuple[datetime, list[str]]] = {}
 
     # -- the network ---------------------------------------------------------------------
 
@@ -312,6 +342,7 @@ class ProbeRunner:
                 score = canary.score(res.text) if res.ok else None
                 out.checked.append(Checked(res, canary.id, score, cost))
         out.budget = self.budget.remaining(vendor_id, self.clock())
+        changelog = await self._changelog_reasons(target, now)
 
         network_ok = conn.ok or any(c.result.ok for c in out.checked)
         if not network_ok:
@@ -319,7 +350,7 @@ class ProbeRunner:
                 f"our network is down ({conn.detail}): nothing counted against {target.vendor.name}"
             )
         else:
-            self._judge(target, det, out)
+            self._judge(target, det, out, changelog)
             out.snapshot = self._findings(target, det, now)
             out.fast = det.quality.warn or det.latency.warn
         self._record(out, network_ok)
@@ -336,7 +367,36 @@ class ProbeRunner:
         det.canary_index = (det.canary_index + len(picked)) % len(pool)
         return picked
 
-    def _judge(self, target: ProbeTarget, det: VendorDetectors, out: RunOutcome) -> None:
+    async def _changelog_reasons(self, target: ProbeTarget, now: datetime) -> list[str]:
+        """Retirements of a model in use announced in the vendor's changelog feeds (read hourly)."""
+        feeds = target.settings.changelog_feeds
+        if not feeds or not target.models_in_use:
+            return []
+        cached = self._changelog.get(target.vendor.id)
+        if cached is not None and (now - cached[0]).total_seconds() < CHANGELOG_EVERY:
+            return cached[1]
+        from watcher.fetch import FetchError, fetch
+        from watcher.sources import feeds as feed_parser
+        from watcher.sources.base import ParseError
+
+        reasons: list[str] = []
+        for url in feeds:
+            try:
+                res = await fetch(
+                    self.client,
+                    url,
+                    timeout=self.settings.poll.timeout,
+                    max_bytes=self.settings.poll.max_bytes,
+                )
+                snap = feed_parser.parse(res.body)
+            except (FetchError, ParseError) as e:
+                log.warning("%s: changelog feed %s unreadable: %s", target.vendor.id, url, e)
+                continue
+            reasons += retirements(snap.incidents or (), target.models_in_use, now)
+        self._changelog[target.vendor.id] = (now, reasons)
+        return reasons
+
+    def _judge(self, target: ProbeTarget, det: VendorDetectors, out: RunOutcome, changelog=()) -> None:
         at = out.at
         served = False
         failed_transport = False
@@ -348,6 +408,11 @@ class ProbeRunner:
             if r.ok:
                 served = True
                 det.errors.update(False, at)
+            elif r.error_class == "malformed" and r.status == 200 and not _cut_short(r.error):
+                # a complete 200 we cannot parse: the response shape changed (or the vendor broke
+                # it); an API change to tell people about, not an outage
+                served = True
+                api.append(f"the API's answer no longer has the shape we parse ({(r.error or '')[:120]})")
             elif r.error_class in TRANSPORT:
                 failed_transport = True
                 det.errors.update(True, at)
@@ -389,6 +454,7 @@ class ProbeRunner:
             elif det.auth_error:
                 log.info("%s: our API key works again", target.vendor.id)
             det.auth_error = auth
+        api += list(changelog)
         det.api_reasons = list(dict.fromkeys(api))
 
     def _findings(self, target: ProbeTarget, det: VendorDetectors, now: datetime) -> Snapshot:
