@@ -118,6 +118,34 @@ class VendorSettings(_Strict):
 
 class LogSettings(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["human", "json"] = Field(default="human", description="json: one JSON object a line.")
+
+
+class RetentionSettings(_Strict):
+    """How long raw data is kept; incidents and their events are kept for good."""
+
+    observations_days: float = Field(default=30, gt=0)
+    probe_results_days: float = Field(default=90, gt=0)
+    notifications_days: float = Field(default=180, gt=0, description="Delivered or dead outbox rows.")
+    every: float = Field(default=3600, ge=60, description="Seconds between pruning runs.")
+
+
+class HeartbeatSettings(_Strict):
+    """A ping to an external dead-man's switch (healthchecks-style), so someone learns if watcher dies."""
+
+    url: str | None = None
+    interval: float = Field(default=60, ge=5)
+
+
+class ReportSettings(_Strict):
+    """The weekly report: availability, incidents, time to acknowledge and resolve, probes, spend."""
+
+    enabled: bool = True
+    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] = "monday"
+    time: dt_time = dt_time(9, 0)
+    timezone: str = "UTC"
+    slack_channels: list[str] = Field(default_factory=list)
+    emails: list[str] = Field(default_factory=list)
 
 
 KIND_NAMES = ("outage", "degradation", "api_change", "hallucination_spike", "maintenance")
@@ -165,6 +193,8 @@ class RouteSettings(_Strict):
 
 
 class SlackSettings(_Strict):
+    """Slack: bot token (full), Socket Mode (no public URL) or incoming webhook (lesser)."""
+
     token: SecretStr | None = Field(default=None, description="Bot token (xoxb-...): env or token_file only.")
     token_file: Path | None = None
     signing_secret: SecretStr | None = None
@@ -179,6 +209,12 @@ class SlackSettings(_Strict):
     timeout: float = Field(default=10.0, gt=0, le=120)
     fallback_channel: str | None = Field(
         default=None, description="Channel ID that gets alerts when email keeps failing for a route."
+    )
+    admins: list[str] = Field(
+        default_factory=list, description="Slack user ids (U...) allowed to mute and unsubscribe."
+    )
+    admin_usergroup: str | None = Field(
+        default=None, description="Slack user group id (S...) whose members may mute and unsubscribe."
     )
 
 
@@ -297,6 +333,13 @@ class WebSettings(_Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    auth_token: SecretStr | None = Field(
+        default=None, description="Bearer token for the board and API: env or auth_token_file only."
+    )
+    auth_token_file: Path | None = None
+    username: str | None = Field(default=None, description="Basic-auth user for the board.")
+    password: SecretStr | None = None
+    password_file: Path | None = None
 
 
 SECRET_KEYS = (
@@ -306,6 +349,8 @@ SECRET_KEYS = (
     ("slack", "app_token"),
     ("email", "password"),
     ("alerts", "ack_secret"),
+    ("web", "auth_token"),
+    ("web", "password"),
 )
 
 
@@ -332,6 +377,9 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     probes: ProbeSettings = Field(default_factory=ProbeSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
 
     @field_validator("watch")
     @classmethod

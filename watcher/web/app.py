@@ -36,8 +36,19 @@ log = logging.getLogger("watcher.web")
 MAX_BODY = 64 * 1024
 
 
-def create_app(engine, *, signing_secret: str | None, ack_secret: str | None) -> Starlette:
-    """``engine`` is the :class:`~watcher.alerts.engine.AlertEngine` (acknowledge, mute, store)."""
+def create_app(
+    engine,
+    *,
+    signing_secret: str | None,
+    ack_secret: str | None,
+    extra_routes: list | tuple = (),
+    middleware: list | tuple = (),
+) -> Starlette:
+    """``engine`` is the :class:`~watcher.alerts.engine.AlertEngine` (acknowledge, mute, store).
+
+    ``extra_routes`` come from the other web modules (the board, metrics, health); they are
+    matched before these, so a module may replace ``/healthz`` with a fuller one.
+    """
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})
@@ -129,7 +140,9 @@ def create_app(engine, *, signing_secret: str | None, ack_secret: str | None) ->
         return iid, True, engine.store.incident(iid)
 
     return Starlette(
+        middleware=list(middleware),
         routes=[
+            *extra_routes,
             Route("/healthz", healthz),
             Route("/slack/interactivity", slack_interactivity, methods=["POST"]),
             Route("/ack/{incident_id}", ack_page, methods=["GET"]),
