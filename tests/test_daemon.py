@@ -129,3 +129,54 @@ url = "{vendor_server.url("/junk/summary.json")}"
         assert mode == "wal"
         (state,) = conn.execute("SELECT state FROM incidents WHERE id = ?", [iid]).fetchone()
         assert state == "resolved"
+
+
+def test_daemon_tells_systemd_it_is_ready_and_stopping_and_logs_json(vendor_server, tmp_path):
+    import json
+    import socket
+
+    vendor_server.set("/s/summary.json", scenario.operational())
+    sock_path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(sock_path))
+    listener.settimeout(20)
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(
+        f"""
+watch = ["anthropic"]
+[storage]
+path = "{tmp_path / "w.db"}"
+[web]
+enabled = false
+[vendors.anthropic.sources.summary]
+url = "{vendor_server.url("/s/summary.json")}"
+[vendors.anthropic.sources.incidents]
+enabled = false
+[vendors.anthropic.sources.maintenances]
+enabled = false
+[vendors.anthropic.sources.history]
+enabled = false
+"""
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    env["NOTIFY_SOCKET"] = str(sock_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "run", "--config", str(cfg), "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert listener.recv(100) == b"READY=1"
+        proc.send_signal(signal.SIGTERM)
+        assert listener.recv(100) == b"STOPPING=1"
+        out, err = proc.communicate(timeout=20)
+    finally:
+        listener.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert lines and all({"ts", "level", "logger", "msg"} <= set(x) for x in lines)
+    assert any("stopped after" in x["msg"] for x in lines)

@@ -26,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    sub.add_parser("run", parents=[common], help="run the daemon: poll every source on its schedule")
+    r = sub.add_parser("run", parents=[common], help="run the daemon: poll every source on its schedule")
+    r.add_argument(
+        "--log-format", choices=["human", "json"], default=None, help="log lines as text or JSON (log.format)"
+    )
 
     c = sub.add_parser("check", parents=[common], help="poll every source once and print each vendor's state")
     c.add_argument("--once", action="store_true", help="poll once and exit (the only mode; kept for clarity)")
@@ -157,15 +160,10 @@ def _settings(args: argparse.Namespace):
     return load_settings(args.config)
 
 
-def _setup_logging(level: str) -> None:
-    import logging
+def _setup_logging(level: str, fmt: str = "human") -> None:
+    from watcher import logs
 
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
-        stream=sys.stderr,
-    )
+    logs.setup(level, fmt)
 
 
 def _open_store(settings):
@@ -187,7 +185,7 @@ def cmd_run(settings, args) -> int:
     from watcher.catalog import resolve
     from watcher.daemon import Daemon
 
-    _setup_logging(settings.log.level)
+    _setup_logging(settings.log.level, args.log_format or settings.log.format)
     vendors = resolve(settings)
     store = _open_store(settings)
     try:

@@ -42,6 +42,8 @@ class Daemon:
         self._sem: asyncio.Semaphore | None = None
         self.pipeline: Pipeline | None = None
         self.probes = None
+        self.runtime: dict = {"scheduler_running": False, "polls": 0}
+        """Live facts for /healthz and /metrics (see watcher.web.context.WebContext.runtime)."""
         self.polls = 0
         from watcher.alerts.deliver import Deliverer, Transports
         from watcher.alerts.engine import AlertEngine
@@ -64,6 +66,7 @@ class Daemon:
                     return None
                 result = await self.pipeline.poll(spec)
                 self.polls += 1
+                self.runtime["polls"] = self.polls
                 if result.changes:
                     self._alert(result)
                 return result
@@ -157,12 +160,21 @@ class Daemon:
             return None
         from watcher.config import read_secret
         from watcher.web.app import create_app, make_server
+        from watcher.web.context import WebContext
 
         s = self.settings.slack
+        self.runtime["deliverer"] = self.deliverer
+        self.runtime["probes"] = self.probes
+        ctx = WebContext(
+            settings=self.settings, store=self.store, vendors=self.vendors, engine=self.engine, runtime=self.runtime
+        )
+        routes, middleware = web_modules(ctx)
         app = create_app(
             self.engine,
             signing_secret=read_secret(s.signing_secret, s.signing_secret_file, "slack.signing_secret"),
             ack_secret=self.engine.ack_secret,
+            extra_routes=routes,
+            middleware=middleware,
         )
         server = make_server(app, w.host, w.port)
         task = asyncio.create_task(server.serve(), name="web")
@@ -236,6 +248,15 @@ class Daemon:
         web = self._start_web()
         socket_mode = await self._start_socket_mode(loop)
         scheduler.start()
+        self.runtime["scheduler_running"] = True
+        from watcher import systemd
+
+        wd = systemd.watchdog_interval()
+        if wd:
+            scheduler.add_job(
+                lambda: systemd.notify("WATCHDOG=1"), IntervalTrigger(seconds=wd, timezone=UTC), id="watchdog"
+            )
+        systemd.notify("READY=1")
         log.info(
             "watching %d vendors through %d sources (database %s)",
             len(self.vendors),
@@ -246,6 +267,8 @@ class Daemon:
             await self.stopping.wait()
         finally:
             log.info("stopping: %d poll(s) in flight", len(self._inflight))
+            systemd.notify("STOPPING=1")
+            self.runtime["scheduler_running"] = False
             scheduler.pause()  # no new polls; the running ones may finish
             pending = list(self._inflight)
             if pending:
@@ -272,6 +295,30 @@ class Daemon:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
             log.info("stopped after %d polls", self.polls)
+
+
+def web_modules(ctx) -> tuple[list, list]:
+    """Routes and middleware of the optional web modules (board, API, operations) that are present."""
+    import importlib
+
+    routes: list = []
+    middleware: list = []
+    for name in ("watcher.web.ops", "watcher.web.api", "watcher.web.board"):
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        routes += mod.routes(ctx)
+    try:
+        auth = importlib.import_module("watcher.web.auth")
+    except ModuleNotFoundError as e:
+        if e.name != "watcher.web.auth":
+            raise
+    else:
+        middleware += auth.middleware(ctx)
+    return routes, middleware
 
 
 async def poll_all_once(settings: Settings, vendors: list[VendorSpec], store: Store) -> list[PollResult]:
