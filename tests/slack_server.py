@@ -32,6 +32,13 @@ Web API methods (``POST /api/<method>``, JSON or form-encoded body, token from
                             stricter than Slack, whose behaviour there is not verified).
     ``chat.update``       → ``ok, channel, ts, text, message``; ``message_not_found`` for
                             an unknown ts. The old version goes to ``Message.edits``.
+    ``chat.postEphemeral`` → ``ok, message_ts``; ``channel`` must be in the allow-list and
+                            ``user`` given (``user_not_in_channel`` otherwise). Kept apart
+                            from the channel's messages: ``ephemerals()``.
+    ``usergroups.users.list`` → ``ok, users`` for a group set with ``set_usergroup(id,
+                            users)``; ``no_such_subteam`` for another id, ``missing_scope``
+                            (with ``needed: usergroups:read``) after ``revoke_scope(
+                            "usergroups:read")``.
     anything else         → ``unknown_method``.
     Blocks are checked against Slack's limits (≤ 50 blocks, section text ≤ 3000,
     field ≤ 2000, header ≤ 150, button text ≤ 75, value ≤ 2000, ≤ 25 elements per
@@ -43,6 +50,11 @@ Incoming webhook (``POST /services/T0TEST/B0TEST/XXXX``, JSON body)
     HTTP 200 ``ok`` (plain text); the message lands in ``webhook_channel`` (default:
     the first channel) with ``via="webhook"``. Another ``/services/…`` path is 404
     ``no_service``; no text and no blocks is 400 ``no_text``.
+
+Interaction ``response_url`` (``POST /commands/…`` or ``/actions/…``, JSON body)
+    HTTP 200 ``ok``, recorded with method ``response_url``; ``response_url_for(name)``
+    gives one (``url + "/commands/T0TEST/<name>/resp"``), ``responses()`` lists the JSON
+    bodies posted, oldest first (``responses(path)`` only those to one URL path).
 
 State
     ``channels`` – the allow-list (a set); ``add_channel(id)`` / ``remove_channel(id)``.
@@ -76,6 +88,9 @@ Failure knobs
       the connection without an answer (slack-sdk sees ``RemoteDisconnected``).
 
     ``clear_failures()`` forgets pending ones; ``pending_failures`` counts them.
+
+    ``slow(method, seconds)`` – every request for ``method`` (None: all) waits ``seconds``
+    and is then served normally (a slow but working Slack); ``slow(method, 0)`` ends it.
 
     ``down(mode="refuse")`` / ``up()`` – Slack unreachable, then back:
 
@@ -197,6 +212,10 @@ class SlackServer:
         self._failures: list[_Failure] = []
         self._seq = 0
         self._mode = "up"
+        self._delays: dict[str | None, float] = {}
+        self._usergroups: dict[str, list[str]] = {}
+        self._revoked: set[str] = set()
+        self._ephemerals: list[dict[str, Any]] = []
         self._unhang = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -309,6 +328,44 @@ class SlackServer:
                     return self._failures.pop(i)
         return None
 
+    def slow(self, method: str | None, seconds: float) -> None:
+        """Requests for ``method`` (None: every request) wait ``seconds``, then are served normally."""
+        with self._lock:
+            if seconds > 0:
+                self._delays[method] = seconds
+            else:
+                self._delays.pop(method, None)
+
+    def _delay(self, method: str) -> float:
+        with self._lock:
+            return self._delays.get(method, self._delays.get(None, 0.0))
+
+    # -- user groups, scopes, ephemeral messages, response_url ------------------------------------
+
+    def set_usergroup(self, usergroup: str, users: Iterable[str]) -> None:
+        with self._lock:
+            self._usergroups[usergroup] = list(users)
+
+    def revoke_scope(self, scope: str) -> None:
+        """Methods needing ``scope`` answer ``missing_scope`` (only ``usergroups:read`` is modelled)."""
+        with self._lock:
+            self._revoked.add(scope)
+
+    def ephemerals(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._ephemerals)
+
+    def response_url_for(self, name: str = "1") -> str:
+        return f"{self.url}/commands/T0TEST/{name}/resp"
+
+    def responses(self, path: str | None = None) -> list[dict[str, Any]]:
+        """The JSON bodies posted to response URLs (only to ``path`` if given), oldest first."""
+        return [
+            copy.deepcopy(r.args)
+            for r in self.calls("response_url")
+            if r.status == 200 and (path is None or r.path == path)
+        ]
+
     # -- channels and messages ----------------------------------------------------------------
 
     def add_channel(self, channel: str) -> None:
@@ -396,7 +453,34 @@ class SlackServer:
                 return self._post(args)
             if method == "chat.update":
                 return self._update(args)
+            if method == "chat.postEphemeral":
+                return self._post_ephemeral(args)
+            if method == "usergroups.users.list":
+                if "usergroups:read" in self._revoked:
+                    return {
+                        "ok": False,
+                        "error": "missing_scope",
+                        "needed": "usergroups:read",
+                        "provided": "chat:write,chat:write.public,commands",
+                    }
+                group = str(args.get("usergroup") or "")
+                if group not in self._usergroups:
+                    return {"ok": False, "error": "no_such_subteam"}
+                return {"ok": True, "users": list(self._usergroups[group])}
         return {"ok": False, "error": "unknown_method"}
+
+    def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel") or "")
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if not args.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        problem = _check_content(args)
+        if problem:
+            return {"ok": False, "error": problem}
+        ts = self._next_ts()
+        self._ephemerals.append({**args, "message_ts": ts})
+        return {"ok": True, "message_ts": ts}
 
     def _post(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel") or "")
@@ -577,6 +661,8 @@ def _handler(server: SlackServer) -> type[BaseHTTPRequestHandler]:
                 method = path[len("/api/") :].strip("/")
             elif path.startswith("/services/"):
                 method = "webhook"
+            elif path.startswith(("/commands/", "/actions/")):
+                method = "response_url"
             else:
                 method = "unknown"
             req = Request(
@@ -611,6 +697,12 @@ def _handler(server: SlackServer) -> type[BaseHTTPRequestHandler]:
             if failure is not None:
                 req.failed = True
                 return self._fail(req, failure)
+            delay = server._delay(method)
+            if delay:
+                time.sleep(delay)
+            if method == "response_url":
+                ok = not bad and bool(req.args.get("text") or req.args.get("blocks"))
+                return self._answer(req, 200, "ok") if ok else self._answer(req, 400, "invalid_payload")
             if method == "webhook":
                 status, text = server._webhook(path, req.args) if not bad else (400, "invalid_payload")
                 return self._answer(req, status, text)

@@ -6,9 +6,11 @@ rules:
 
 - One notification per target per incident change (several events of one poll
   make one message that shows the latest state).
-- A first alert goes to the routes that match; later ones also to every target
-  that already heard of the incident, so every alert that was sent gets its
-  update and its resolve, even if routing or the kind changed since.
+- A first alert goes to the routes that match, and to the Slack channels
+  subscribed to the vendor and kind (``/watcher subscribe``, route name
+  ``subscription``); later ones also to every target that already heard of the
+  incident, so every alert that was sent gets its update and its resolve, even
+  if routing, subscriptions or the kind changed since.
 - A muted vendor (``watcher mute``, the Slack button, or a vendor maintenance in
   progress on the same components) gets no new or updated alerts; the resolve of
   an alert already sent still goes out, so nothing is left looking open. When a
@@ -27,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 from watcher.alerts.model import Alert, AlertAction, Alternative
 from watcher.alerts.oncall import rotation
-from watcher.alerts.routing import quiet_until, targets_for
+from watcher.alerts.routing import quiet_until, subscription_targets, targets_for
 from watcher.catalog import VendorSpec
 from watcher.config import Settings, read_secret
 from watcher.incidents.correlate import Change
@@ -133,6 +135,8 @@ class AlertEngine:
                 self.settings.routes, inc.vendor, inc.kind.value, inc.components, inc.impact
             )
         }
+        for rt in self._subscribed(inc):
+            routed.setdefault(rt.target.key, rt)  # a configured route naming the channel wins
         previous = self.store.alerted_targets(inc.id)
         if action is AlertAction.OPENED and not routed:
             log.info(
@@ -198,6 +202,13 @@ class AlertEngine:
         if count:
             self.on_enqueue()
         return count
+
+    def _subscribed(self, inc: Incident):
+        """Slack channels subscribed to this incident's vendor and kind with ``/watcher subscribe``."""
+        find = getattr(self.store, "subscriptions_for", None)
+        if find is None:  # a store without subscription tables
+            return []
+        return subscription_targets(find(inc.vendor), inc.vendor, inc.kind.value)
 
     def _muted(self, inc: Incident, now: datetime) -> str | None:
         judged = inc.vendor != SELF_VENDOR and inc.kind in (IncidentKind.OUTAGE, IncidentKind.DEGRADATION)

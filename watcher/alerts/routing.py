@@ -3,7 +3,9 @@
 A route matches on vendor, component and kind (``*`` wildcards). An incident that
 names no component matches any component filter: the vendor did not say, and
 silence is worse than a broad alert. Quiet hours hold a route's alerts until the
-window ends (it may cross midnight, in the route's own time zone).
+window ends (it may cross midnight, in the route's own time zone). Channels
+subscribed from Slack (``/watcher subscribe``) are extra targets on top of the
+routes (:func:`subscription_targets`).
 """
 
 from __future__ import annotations
@@ -73,6 +75,24 @@ def targets_for(
             + [Target("apprise", u) for u in route.apprise]
         ):
             seen.setdefault(t.key, RoutedTarget(t, route.name, route.quiet_hours))
+    return list(seen.values())
+
+
+SUBSCRIPTION_ROUTE = "subscription"
+"""The route name of targets that come from ``/watcher subscribe`` rather than the config."""
+
+
+def subscription_targets(subscriptions, vendor: str, kind: str) -> list[RoutedTarget]:
+    """The Slack channels subscribed (from Slack) to this vendor (or ``*``) and this kind, each once.
+
+    ``subscriptions`` are :class:`watcher.store.subscriptions.Subscription` rows; they
+    have no component, impact or quiet-hours filter: a channel asked for this vendor.
+    """
+    seen: dict[str, RoutedTarget] = {}
+    for sub in subscriptions:
+        if sub.matches(vendor, kind):
+            t = Target("slack", sub.channel)
+            seen.setdefault(t.key, RoutedTarget(t, SUBSCRIPTION_ROUTE, None))
     return list(seen.values())
 
 

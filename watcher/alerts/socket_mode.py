@@ -10,15 +10,26 @@ Threading: the client calls our listener on its own worker threads, while the
 store and the alert engine belong to the daemon's event loop. The listener
 therefore only acknowledges the envelope (Slack wants that within 3 s) and
 hands the payload to the loop with ``call_soon_threadsafe``.
+
+Slash commands (``slash_commands`` envelopes, the same fields as the HTTP form
+body) run on the loop too, through the same :class:`SlashCommands` as the web
+app. The listener waits for its answer (at most the commands' budget, under
+Slack's 3 s) and acknowledges the envelope with it as the response payload when
+the envelope ``accepts_response_payload``; otherwise it acknowledges empty and
+posts the answer to the command's ``response_url``. Work that takes longer
+answers "working on it" and finishes through ``response_url``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import threading
 from typing import Any
 
 from watcher.alerts.actions import handle_block_actions
+from watcher.alerts.commands import CommandRequest, Reply, SlashCommands
 
 log = logging.getLogger("watcher.alerts.socket_mode")
 _sdk_log = logging.getLogger("watcher.alerts.socket_mode.sdk")
@@ -34,6 +45,7 @@ class SocketModeBridge:
         *,
         base_url: str = "https://slack.com/api/",
         bot_token: str | None = None,
+        commands: SlashCommands | None = None,
     ):
         from slack_sdk import WebClient
         from slack_sdk.socket_mode import SocketModeClient
@@ -41,6 +53,8 @@ class SocketModeBridge:
         self.engine = engine
         self.loop = loop
         self.handled = 0
+        self.commands_answered = 0
+        self.commands = commands or SlashCommands(engine, base_url=base_url, bot_token=bot_token)
         self.client = SocketModeClient(
             app_token=app_token,
             web_client=WebClient(token=bot_token, base_url=base_url, retry_handlers=[]),
@@ -70,6 +84,9 @@ class SocketModeBridge:
     def _on_request(self, client, req) -> None:
         from slack_sdk.socket_mode.response import SocketModeResponse
 
+        if req.type == "slash_commands":
+            self._on_command(client, req)
+            return
         client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
         if req.type != "interactive":
             return
@@ -81,3 +98,39 @@ class SocketModeBridge:
             self.handled += len(handle_block_actions(self.engine, payload))
         except Exception:  # one odd payload must not end the listener
             log.exception("Slack Socket Mode: could not apply an action")
+
+    def _on_command(self, client, req) -> None:
+        """Answer a slash command within Slack's limit (runs on a Socket Mode worker thread)."""
+        from slack_sdk.socket_mode.response import SocketModeResponse
+
+        payload: dict[str, Any] = req.payload if isinstance(req.payload, dict) else {}
+        command = CommandRequest.from_payload(payload)
+        future = asyncio.run_coroutine_threadsafe(self.commands.answer(command), self.loop)
+        try:
+            reply: Reply | None = future.result(timeout=self.commands.budget + 0.5)
+        except concurrent.futures.TimeoutError:  # the loop is busy: answer later, from wherever it ends
+            reply = None
+            future.add_done_callback(lambda f: self._late(f, command))
+        except Exception:
+            log.exception("Slack Socket Mode: a slash command failed")
+            reply = Reply("Something went wrong running that command; the details are in watcher's log.")
+        if req.accepts_response_payload:
+            shown = reply or Reply("⏳ Working on it: the answer follows here.", interim=True)
+            client.send_socket_mode_response(
+                SocketModeResponse(envelope_id=req.envelope_id, payload=shown.payload())
+            )
+        else:
+            client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            if reply is not None and not reply.interim:  # an interim answer's result is posted when ready
+                self.commands.post_response(command.response_url, reply)
+        self.commands_answered += 1
+
+    def _late(self, future: concurrent.futures.Future, command: CommandRequest) -> None:
+        """The answer came after the envelope was acknowledged: post it, off the loop thread."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        reply = future.result()
+        if not reply.interim:  # an interim one means answer() posts the result itself
+            threading.Thread(
+                target=self.commands.post_response, args=(command.response_url, reply), daemon=True
+            ).start()

@@ -27,6 +27,7 @@ from watcher.model import ComponentStatus, IncidentKind, IncidentStatus
 from watcher.store.base import SourceRecord, StoredEvent, StoreError
 from watcher.store.measurements import MeasurementTables, migration_3
 from watcher.store.outbox import OutboxTables, migration_2
+from watcher.store.subscriptions import SubscriptionTables, migration_4
 
 
 def _ts(dt: datetime | None) -> str | None:
@@ -125,11 +126,11 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, migration_2, migration_3]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, migration_2, migration_3, migration_4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SQLiteStore(OutboxTables, MeasurementTables):
+class SQLiteStore(OutboxTables, MeasurementTables, SubscriptionTables):
     """The :class:`~watcher.store.base.Store` on one SQLite file."""
 
     def __init__(self, path: Path | str):

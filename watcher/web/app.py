@@ -7,6 +7,10 @@ store and the alert engine with the pollers without any locking.
   Every request must carry a valid v0 signature made within 5 minutes, checked
   on the raw body before anything is parsed; Slack wants an answer within 3 s,
   and acknowledging is a few local writes, so it is answered inline.
+- ``POST /slack/commands``: the ``/watcher`` slash command (form-encoded, the
+  same signature check). Answered with JSON within Slack's 3 s; work that takes
+  longer finishes in the background and its answer goes to the command's
+  ``response_url`` (:mod:`watcher.alerts.commands`).
 - ``GET /ack/<id>?e=…&s=…``: the link from an alert email shows a confirmation
   page; only the ``POST`` from that page acknowledges, so link scanners and
   previewers that fetch URLs cannot acknowledge by accident.
@@ -28,6 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from watcher.alerts.actions import clicker, handle_action
+from watcher.alerts.commands import CommandRequest, SlashCommands
 from watcher.alerts.signing import verify_ack
 from watcher.alerts.slack_signature import verify
 
@@ -43,8 +48,11 @@ def create_app(
     ack_secret: str | None,
     extra_routes: list | tuple = (),
     middleware: list | tuple = (),
+    commands: SlashCommands | None = None,
 ) -> Starlette:
     """``engine`` is the :class:`~watcher.alerts.engine.AlertEngine` (acknowledge, mute, store).
+
+    ``commands`` runs ``/watcher``; by default one is built from the engine's settings.
 
     ``extra_routes`` come from the other web modules (the board, metrics, health); they are
     matched before these, so a module may replace ``/healthz`` with a fuller one.
@@ -53,7 +61,11 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
-    async def slack_interactivity(request: Request) -> Response:
+    if commands is None and engine is not None:
+        commands = SlashCommands(engine)
+
+    async def _from_slack(request: Request) -> bytes | Response:
+        """The raw body of a request Slack signed within 5 minutes, or the refusal to send back."""
         if not signing_secret:
             return PlainTextResponse("Slack interactivity is not configured (slack.signing_secret)", 503)
         body = await _body(request)
@@ -64,6 +76,24 @@ def create_app(
         if not verify(signing_secret, ts, body, sig):
             log.warning("refused a Slack request with a bad or stale signature from %s", _peer(request))
             return PlainTextResponse("invalid signature", 401)
+        return body
+
+    async def slack_commands(request: Request) -> Response:
+        body = await _from_slack(request)
+        if isinstance(body, Response):
+            return body
+        if commands is None:
+            return PlainTextResponse("slash commands are not set up", 503)
+        form = await _form(body)
+        if not form.get("command") and "text" not in form:
+            return PlainTextResponse("not a slash command", 400)
+        reply = await commands.answer(CommandRequest.from_payload(form))
+        return JSONResponse(reply.payload())
+
+    async def slack_interactivity(request: Request) -> Response:
+        body = await _from_slack(request)
+        if isinstance(body, Response):
+            return body
         form = await _form(body)
         try:
             payload = json.loads(form.get("payload", ""))
@@ -145,6 +175,7 @@ def create_app(
             *extra_routes,
             Route("/healthz", healthz),
             Route("/slack/interactivity", slack_interactivity, methods=["POST"]),
+            Route("/slack/commands", slack_commands, methods=["POST"]),
             Route("/ack/{incident_id}", ack_page, methods=["GET"]),
             Route("/ack/{incident_id}", ack_submit, methods=["POST"]),
         ]
