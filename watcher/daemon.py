@@ -220,6 +220,9 @@ class Daemon:
         logging.getLogger("httpx").setLevel(logging.WARNING)
         scheduler = AsyncIOScheduler(timezone=UTC, event_loop=loop)
         now = datetime.now(UTC)
+        # First polls spread so that at most ~50 start per second: thousands of sources must
+        # not all fire in the same few seconds, every interval, for the life of the process.
+        spread = max(FIRST_POLL_SPREAD, len(self.sources) / 50)
         for spec in self.sources:
             scheduler.add_job(
                 self._job,
@@ -233,7 +236,7 @@ class Daemon:
                 coalesce=True,
                 misfire_grace_time=max(1, int(spec.interval)),
                 next_run_time=now
-                + timedelta(seconds=random.uniform(0, min(FIRST_POLL_SPREAD, spec.interval))),
+                + timedelta(seconds=random.uniform(0, min(spread, spec.interval))),
             )
         scheduler.add_job(
             self._tick,
