@@ -1,0 +1,134 @@
+"""The status board and JSON API served for tests: the real pipeline, store and engine behind real HTTP.
+
+:class:`BoardWorld` wraps an :class:`~alerting.AlertHarness` (Anthropic's Statuspage
+served from 127.0.0.1 and polled by the real pipeline into a real SQLite file,
+OpenAI operational beside it) and serves the whole web app under uvicorn on a free
+127.0.0.1 port, built exactly as the daemon builds it::
+
+    create_app(engine, signing_secret=..., ack_secret=...,
+               extra_routes=[*board.routes(ctx), *api.routes(ctx)], middleware=auth.middleware(ctx))
+
+``web`` settings (host, login) go in ``config["web"]``; the server itself always
+listens on 127.0.0.1, the login rules follow the *configured* host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from alerting import AlertHarness
+from bs4 import BeautifulSoup
+
+from watcher.web import api, auth, board
+from watcher.web.app import create_app, make_server
+from watcher.web.context import WebContext
+
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+UPDATE_1 = ("investigating", "Claude API requests are failing.", "2026-10-07T13:01:00Z")
+UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-10-07T13:20:00Z")
+
+
+class WebServer:
+    """A Starlette app under uvicorn in a thread, on a free 127.0.0.1 port."""
+
+    def __init__(self, app):
+        self.server = make_server(app, "127.0.0.1", 0)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
+
+    def start(self) -> WebServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class BoardWorld:
+    def __init__(self, vendor_server, tmp_path, config: dict[str, Any] | None = None, transports=None):
+        self.h = AlertHarness(vendor_server, tmp_path, config, transports=transports)
+        self.ctx = WebContext(
+            settings=self.h.settings,
+            store=self.h.store,
+            vendors=self.h.vendors,
+            engine=self.h.engine,
+            clock=self.h.clock,
+        )
+        ctx = self.ctx
+        self.app = create_app(
+            self.h.engine,
+            signing_secret=SIGNING_SECRET,
+            ack_secret=self.h.engine.ack_secret,
+            extra_routes=[*board.routes(ctx), *api.routes(ctx)],
+            middleware=auth.middleware(ctx),
+        )
+        self.web = WebServer(self.app).start()
+        self.url = self.web.url
+        self.http = httpx.Client(base_url=self.url, timeout=10, trust_env=False)
+
+    # -- the watched world ------------------------------------------------------------------------
+
+    @property
+    def store(self):
+        return self.h.store
+
+    @property
+    def clock(self):
+        return self.h.clock
+
+    def outage(self, *updates, **kw) -> int:
+        """Anthropic reports an outage; polled through the real pipeline. Returns the incident id."""
+        self.h.outage(*(updates or (UPDATE_1,)), **kw)
+        self.h.poll()
+        [inc] = [i for i in self.store.open_incidents("anthropic") if not i.is_maintenance]
+        return inc.id
+
+    def recover(self) -> None:
+        from scenario import operational
+
+        self.h.serve(operational())
+        self.h.poll()
+
+    def probe(self, vendor: str, minutes_ago: float, ttft_s: float | None, *, error_class: str = "timeout"):
+        """One of our own chat probes of ``vendor``; ``ttft_s`` None for a failed one."""
+        self.store.add_probe_result(
+            {
+                "vendor": vendor,
+                "kind": "chat",
+                "at": self.clock() - timedelta(minutes=minutes_ago),
+                "ok": ttft_s is not None,
+                "ttft_s": ttft_s,
+                "total_s": (ttft_s or 0) + 0.2 if ttft_s else None,
+                "error_class": None if ttft_s is not None else error_class,
+                "network_ok": True,
+            }
+        )
+
+    # -- the web ----------------------------------------------------------------------------------
+
+    def page(self, path: str = "/", **kw) -> BeautifulSoup:
+        r = self.http.get(path, **kw)
+        assert r.status_code == 200, (r.status_code, r.text[:500])
+        return BeautifulSoup(r.text, "html.parser")
+
+    def close(self) -> None:
+        self.http.close()
+        self.web.stop()
+        self.h.close()
+
+
+def text_of(node) -> str:
+    """What a reader sees in an element: its text with whitespace collapsed."""
+    return " ".join(node.get_text(" ").split()) if node is not None else ""
