@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -44,6 +45,9 @@ class Daemon:
         self.probes = None
         self.runtime: dict = {"scheduler_running": False, "polls": 0}
         """Live facts for /healthz and /metrics (see watcher.web.context.WebContext.runtime)."""
+        from watcher.metrics import PollMetrics
+
+        self.runtime["metrics"] = PollMetrics()
         self.polls = 0
         from watcher.alerts.deliver import Deliverer, Transports
         from watcher.alerts.engine import AlertEngine
@@ -64,7 +68,9 @@ class Daemon:
             async with self._sem:
                 if self.stopping.is_set():
                     return None
+                t0 = time.monotonic()
                 result = await self.pipeline.poll(spec)
+                self.runtime["metrics"].observe_result(result, time.monotonic() - t0)
                 self.polls += 1
                 self.runtime["polls"] = self.polls
                 if result.changes:
@@ -246,6 +252,12 @@ class Daemon:
             coalesce=True,
         )
         self._start_probes(scheduler, client, now)
+        from watcher import housekeeping
+        from watcher.web.context import WebContext
+
+        self.runtime["deliverer"], self.runtime["probes"] = self.deliverer, self.probes
+        ops_ctx = WebContext(self.settings, self.store, self.vendors, self.engine, runtime=self.runtime)
+        housekeeping.schedule(scheduler, ctx=ops_ctx, client=client, transports=self.deliverer.transports, now=now)
         self.deliverer.recover()
         deliver_task = asyncio.create_task(self.deliverer.run(self.stopping), name="deliver")
         web = self._start_web()

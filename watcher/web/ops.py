@@ -1,0 +1,660 @@
+"""``/healthz`` and ``/metrics``: is watcher doing its job, and the figures to graph and alert on.
+
+``GET /healthz`` answers 200 when healthy and 503 with the reasons when not, as
+JSON, for load balancers, Docker/systemd health checks, uptime monitors and the
+heartbeat (:mod:`watcher.heartbeat`). It checks:
+
+- the process answers (this handler runs);
+- the scheduler runs (``ctx.runtime["scheduler_running"]``; ``False`` is
+  unhealthy, a missing key is "unknown" and not held against us);
+- the database is writable: a real write of one ``meta`` row on a separate,
+  short-lived connection with a short busy timeout, in a worker thread, so a
+  database locked by another process (an admin's ``sqlite3`` shell holding a
+  write transaction) makes the check fail after about two seconds instead of
+  hanging it; read-only files, directories or filesystems, a full disk and I/O
+  errors are told apart and named; the free space next to the file is reported
+  and less than :data:`MIN_FREE_BYTES` is unhealthy;
+- the age of each watched source's last successful poll. One stale source is a
+  vendor's problem, reported but healthy; *every* source stale (after the first
+  polls have had time to happen) means watcher sees nothing (its network, or
+  its scheduler, is down), and that is unhealthy.
+
+``GET /metrics`` is Prometheus text, built at scrape time by a custom
+collector that reads the store and ``ctx.runtime`` (no global registry: nothing
+leaks between apps or tests). Counters that must survive retention come from
+rows plus what :mod:`watcher.retention` recorded as pruned. Metric names are
+listed in :data:`METRICS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from watcher.status import STALE_AFTER_INTERVALS, STALE_MIN
+from watcher.web.context import WebContext
+
+log = logging.getLogger("watcher.web.ops")
+
+DB_BUSY_TIMEOUT = 2.0
+"""Seconds the health write waits for a lock held by someone else before calling the database stuck."""
+DB_CHECK_DEADLINE = 4.0
+"""Seconds after which the health check stops waiting for the database check at all (a hung filesystem)."""
+MIN_FREE_BYTES = 1024 * 1024
+"""Less free space than this next to the database is unhealthy: the next checkpoint or migration fails."""
+HEALTH_META_KEY = "healthz.checked_at"
+KINDS = ("outage", "degradation", "api_change", "hallucination_spike", "maintenance")
+CHANNELS = ("slack", "email", "apprise")
+OUTBOX_STATES = ("pending", "sending", "delivered", "dead")
+PROBE_LATENCY_WINDOW = timedelta(hours=1)
+CANARY_WINDOW = timedelta(hours=24)
+
+METRICS: dict[str, str] = {
+    "watcher_start_time_seconds": "gauge: when this process started (Unix time)",
+    "watcher_scheduler_running": "gauge: 1 while the poll scheduler runs",
+    "watcher_process_polls_total": "counter: polls done by this process",
+    "watcher_source_polls_total": "counter {vendor,source}: polls of a source (kept in the database)",
+    "watcher_source_up": "gauge {vendor,source}: 1 when the last poll succeeded",
+    "watcher_source_consecutive_failures": "gauge {vendor,source}: failed polls in a row",
+    "watcher_source_last_success_timestamp_seconds": "gauge {vendor,source}",
+    "watcher_source_last_success_age_seconds": "gauge {vendor,source}",
+    "watcher_source_interval_seconds": "gauge {vendor,source}: configured poll interval",
+    "watcher_source_poll_errors_total": "counter {vendor,source,kind}: failed polls by error kind (this process)",
+    "watcher_poll_duration_seconds": "histogram {vendor,source}: fetch+parse+store time of a poll (this process)",
+    "watcher_open_incidents": "gauge {vendor,kind}: open incidents",
+    "watcher_outbox_notifications": "gauge {channel,state}: outbox rows by state",
+    "watcher_outbox_oldest_due_age_seconds": "gauge: how long the oldest due, unsent notification has waited",
+    "watcher_deliveries_total": "counter {channel}: notifications delivered (pruned rows included)",
+    "watcher_delivery_failures_total": "counter {channel}: failed send attempts (pruned rows included)",
+    "watcher_notifications_dead_total": "counter {channel}: notifications given up on (pruned rows included)",
+    "watcher_probe_ttft_recent_seconds": "gauge {vendor,quantile}: first-token time of probes, last hour",
+    "watcher_probe_ttft_last_seconds": "gauge {vendor}: first-token time of the latest successful probe",
+    "watcher_probe_requests_recent": "gauge {vendor,result}: probe requests in the last 24 h",
+    "watcher_canary_answers_recent": "gauge {vendor,result}: canary answers passed/failed in the last 24 h",
+    "watcher_canary_pass_ratio": "gauge {vendor}: share of canary answers passed in the last 24 h",
+    "watcher_probe_budget_spent_tokens": "gauge {vendor}: probe tokens spent today (UTC)",
+    "watcher_probe_budget_spent_cost": "gauge {vendor}: probe cost spent today (UTC)",
+    "watcher_probe_budget_limit_tokens": "gauge {vendor}: daily token limit",
+    "watcher_probe_budget_limit_cost": "gauge {vendor}: daily cost limit",
+    "watcher_db_size_bytes": "gauge: database file size (pages in use and free)",
+    "watcher_db_free_bytes": "gauge: space in the database file free for reuse",
+    "watcher_db_rows": "gauge {table}: rows in the tables retention prunes",
+    "watcher_scrape_errors": "gauge: parts of this scrape that failed (see the log)",
+}
+
+
+# -- health -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Health:
+    ok: bool
+    reasons: list[str] = field(default_factory=list)
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DbCheck:
+    writable: bool
+    problem: str | None = None
+    """``read_only``, ``disk_full``, ``locked``, ``cannot_open``, ``io_error``, ``timeout``, ``error``."""
+    error: str | None = None
+    free_bytes: int | None = None
+    seconds: float = 0.0
+
+
+def _classify(err: BaseException) -> str:
+    name = getattr(err, "sqlite_errorname", "") or ""
+    text = str(err).lower()
+    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
+        return "read_only"
+    if name == "SQLITE_FULL" or "disk is full" in text or "no space" in text:
+        return "disk_full"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "busy" in text:
+        return "locked"
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return "cannot_open"
+    if name.startswith("SQLITE_IOERR") or "i/o error" in text:
+        return "io_error"
+    if isinstance(err, OSError):
+        import errno
+
+        if err.errno == errno.ENOSPC:
+            return "disk_full"
+        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return "read_only"
+        return "io_error"
+    return "error"
+
+
+_ADVICE = {
+    "read_only": "the database file, its directory or its filesystem is read-only: check their owner and "
+    "permissions (systemd: StateDirectory; Docker: the volume) and that the filesystem is mounted read-write",
+    "disk_full": "the disk holding the database is full: free space (retention prunes old rows; "
+    "lower retention.*_days) or grow the volume",
+    "locked": "another process holds the database locked (a sqlite3 shell in a transaction, a backup "
+    "without .backup, a second watcher on the same file)",
+    "cannot_open": "the database file cannot be opened: was it deleted or moved, or is its directory unreadable?",
+    "io_error": "the disk reports I/O errors: check the disk and the filesystem",
+    "timeout": "the database did not answer in time: a hung filesystem (network storage?) or a long lock",
+    "error": "unexpected database error",
+}
+
+
+def check_database_sync(path: Path | str, now: datetime, timeout: float = DB_BUSY_TIMEOUT) -> DbCheck:
+    """Write one ``meta`` row on a fresh connection (never creates the file), then measure free space.
+
+    Blocking: call it in a worker thread (:func:`check_database`).
+    """
+    import time
+
+    t0 = time.monotonic()
+    p = Path(path)
+    free = None
+    try:
+        st = os.statvfs(p.parent if str(p.parent) else ".")
+        free = st.f_bavail * st.f_frsize
+    except OSError:
+        pass
+    conn = None
+    try:
+        # mode=rw: a database that vanished is an error, not a new empty file
+        uri = "file:" + quote(str(p.resolve()), safe="/") + "?mode=rw"
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [HEALTH_META_KEY, now.astimezone(UTC).isoformat(timespec="seconds")],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except (sqlite3.Error, OSError) as e:
+        problem = _classify(e)
+        return DbCheck(False, problem, f"{e}", free, time.monotonic() - t0)
+    finally:
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+    if free is not None and free < MIN_FREE_BYTES:
+        return DbCheck(False, "disk_full", f"only {free} bytes free", free, time.monotonic() - t0)
+    return DbCheck(True, None, None, free, time.monotonic() - t0)
+
+
+def _check_shared_connection(store, now: datetime) -> DbCheck:
+    """For an in-memory store (tests, the demo's fallback): a write rolled back on its own connection."""
+    conn = store.db.conn
+    if conn.in_transaction:
+        return DbCheck(True)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+            [HEALTH_META_KEY, now.isoformat()],
+        )
+        conn.execute("ROLLBACK")
+    except sqlite3.Error as e:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return DbCheck(False, _classify(e), str(e))
+    return DbCheck(True)
+
+
+async def check_database(store, now: datetime, *, timeout: float | None = None) -> DbCheck:
+    timeout = DB_BUSY_TIMEOUT if timeout is None else timeout
+    path = getattr(store, "path", None)
+    if path is None or str(path) == ":memory:":
+        if getattr(store, "db", None) is None:
+            return DbCheck(True, error="not a SQLite store: not checked")
+        return _check_shared_connection(store, now)
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(check_database_sync, path, now, timeout), timeout=timeout + DB_CHECK_DEADLINE
+        )
+    except TimeoutError:
+        return DbCheck(False, "timeout", f"no answer within {timeout + DB_CHECK_DEADLINE:g}s")
+
+
+def _stale_after(interval: float) -> float:
+    return max(STALE_MIN.total_seconds(), interval * STALE_AFTER_INTERVALS)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(UTC).isoformat(timespec="seconds") if dt else None
+
+
+async def check_health(ctx: WebContext) -> Health:
+    """Everything ``/healthz`` reports; the daemon's heartbeat job calls this too."""
+    now = ctx.clock()
+    reasons: list[str] = []
+    rt = ctx.runtime
+    uptime = max(0.0, (now - ctx.started_at).total_seconds())
+
+    running = rt.get("scheduler_running")
+    if running is False:
+        reasons.append("scheduler is not running: nothing is being polled")
+
+    db = await check_database(ctx.store, now)
+    if not db.writable:
+        advice = _ADVICE.get(db.problem or "error", "")
+        reasons.append(f"database not writable ({db.problem}: {db.error}): {advice}")
+
+    specs = [s for v in ctx.vendors for s in v.sources]
+    try:
+        records = {r.key: r for r in ctx.store.sources()}
+    except Exception as e:  # a broken store is a health finding, not a 500
+        records = {}
+        reasons.append(f"cannot read sources from the database: {e}")
+    sources = []
+    fresh = 0
+    for spec in specs:
+        rec = records.get(spec.key)
+        last = rec.last_success_at if rec else None
+        age = (now - last).total_seconds() if last else None
+        limit = _stale_after(spec.interval)
+        stale = age is None or age > limit
+        fresh += not stale
+        sources.append(
+            {
+                "source": spec.key,
+                "vendor": spec.vendor,
+                "last_success_at": _iso(last),
+                "age_seconds": round(age, 1) if age is not None else None,
+                "stale_after_seconds": limit,
+                "stale": stale,
+                "error": rec.error if rec else None,
+            }
+        )
+    if specs and not fresh:
+        grace = max(_stale_after(s.interval) for s in specs)
+        if uptime > grace:
+            ever = [s for s in sources if s["last_success_at"]]
+            if ever:
+                newest = min(s["age_seconds"] for s in ever)
+                reasons.append(
+                    f"no source polled successfully for {newest:.0f}s (every one of {len(specs)} is stale): "
+                    "watcher's network or scheduler is down"
+                )
+            else:
+                reasons.append(f"no source polled successfully since start ({uptime:.0f}s ago)")
+
+    ok = not reasons
+    body = {
+        "ok": ok,
+        "status": "healthy" if ok else "unhealthy",
+        "reasons": reasons,
+        "checked_at": _iso(now),
+        "process": {"up": True, "pid": os.getpid(), "started_at": _iso(ctx.started_at), "uptime_seconds": round(uptime, 1)},
+        "scheduler": {"running": running, "polls": rt.get("polls")},
+        "database": {
+            "writable": db.writable,
+            "problem": db.problem,
+            "error": db.error,
+            "path": str(getattr(ctx.store, "path", "")),
+            "free_bytes": db.free_bytes,
+            "check_seconds": round(db.seconds, 3),
+        },
+        "sources": {
+            "total": len(specs),
+            "fresh": fresh,
+            "stale": len(specs) - fresh,
+            "items": sources,
+        },
+    }
+    return Health(ok, reasons, body)
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+
+def _ts(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); ``values`` sorted, non-empty."""
+    if len(values) == 1:
+        return values[0]
+    pos = (len(values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+
+
+class StoreCollector(Collector):
+    """Reads the store and ``ctx.runtime`` on every scrape."""
+
+    def __init__(self, ctx: WebContext):
+        self.ctx = ctx
+
+    def describe(self):  # no names up front: registering must not query the database
+        return []
+
+    def collect(self):
+        errors = 0
+        for part in (
+            self._process,
+            self._sources,
+            self._incidents,
+            self._outbox,
+            self._probes,
+            self._database,
+        ):
+            try:
+                yield from list(part())
+            except Exception:  # one failing part must not hide the others
+                errors += 1
+                log.exception("metrics: %s failed", part.__name__)
+        g = GaugeMetricFamily("watcher_scrape_errors", "Parts of this scrape that failed (see the log).")
+        g.add_metric([], errors)
+        yield g
+
+    # each part returns a list of families (built fully before yielding, so a failure yields nothing)
+
+    def _process(self):
+        ctx, rt = self.ctx, self.ctx.runtime
+        out = []
+        g = GaugeMetricFamily("watcher_start_time_seconds", "When this watcher process started (Unix time).")
+        g.add_metric([], ctx.started_at.timestamp())
+        out.append(g)
+        if rt.get("scheduler_running") is not None:
+            g = GaugeMetricFamily("watcher_scheduler_running", "1 while the poll scheduler runs.")
+            g.add_metric([], 1.0 if rt.get("scheduler_running") else 0.0)
+            out.append(g)
+        if rt.get("polls") is not None:
+            c = CounterMetricFamily("watcher_process_polls", "Polls done by this process.")
+            c.add_metric([], float(rt.get("polls") or 0))
+            out.append(c)
+        return out
+
+    def _sources(self):
+        ctx = self.ctx
+        now = ctx.clock()
+        specs = {s.key: s for v in ctx.vendors for s in v.sources}
+        records = {r.key: r for r in ctx.store.sources() if r.key in specs}
+        labels = ["vendor", "source"]
+        polls = CounterMetricFamily("watcher_source_polls", "Polls of a source (kept in the database).", labels=labels)
+        up = GaugeMetricFamily("watcher_source_up", "1 when the source's last poll succeeded.", labels=labels)
+        fails = GaugeMetricFamily(
+            "watcher_source_consecutive_failures", "Failed polls of the source in a row.", labels=labels
+        )
+        last = GaugeMetricFamily(
+            "watcher_source_last_success_timestamp_seconds", "Last successful poll (Unix time).", labels=labels
+        )
+        age = GaugeMetricFamily(
+            "watcher_source_last_success_age_seconds", "Seconds since the last successful poll.", labels=labels
+        )
+        interval = GaugeMetricFamily(
+            "watcher_source_interval_seconds", "Configured seconds between polls.", labels=labels
+        )
+        for key, spec in sorted(specs.items()):
+            lv = [spec.vendor, key]
+            interval.add_metric(lv, float(spec.interval))
+            rec = records.get(key)
+            if rec is None:
+                continue
+            polls.add_metric(lv, float(rec.polls))
+            up.add_metric(lv, 1.0 if rec.error is None and rec.last_success_at is not None else 0.0)
+            fails.add_metric(lv, float(rec.failures))
+            if rec.last_success_at is not None:
+                last.add_metric(lv, rec.last_success_at.timestamp())
+                age.add_metric(lv, max(0.0, (now - rec.last_success_at).total_seconds()))
+        out = [polls, up, fails, last, age, interval]
+        recorder = ctx.runtime.get("metrics")
+        if recorder is not None:
+            durations, errs, _ = recorder.snapshot()
+            c = CounterMetricFamily(
+                "watcher_source_poll_errors",
+                "Failed polls by error kind (network, timeout, http, parse, ...), since this process started.",
+                labels=["vendor", "source", "kind"],
+            )
+            for (vendor, source, kind), n in sorted(errs.items()):
+                c.add_metric([vendor, source, kind], float(n))
+            h = HistogramMetricFamily(
+                "watcher_poll_duration_seconds",
+                "Time of one poll: fetch, parse and store (the fetch dominates).",
+                labels=labels,
+            )
+            for (vendor, source), hist in sorted(durations.items()):
+                h.add_metric([vendor, source], hist.cumulative(), hist.total)
+            out += [c, h]
+        return out
+
+    def _incidents(self):
+        db = self.ctx.store.db
+        g = GaugeMetricFamily("watcher_open_incidents", "Open incidents by vendor and kind.", labels=["vendor", "kind"])
+        counts: dict[tuple[str, str], int] = {(v.id, k): 0 for v in self.ctx.vendors for k in KINDS}
+        for vendor, kind, n in db.execute(
+            "SELECT vendor, kind, COUNT(*) FROM incidents WHERE state = 'open' GROUP BY vendor, kind"
+        ):
+            counts[(vendor, kind)] = n
+        for (vendor, kind), n in sorted(counts.items()):
+            g.add_metric([vendor, kind], float(n))
+        return [g]
+
+    def _outbox(self):
+        from watcher.retention import pruned_counts
+
+        db = self.ctx.store.db
+        now = self.ctx.clock()
+        depth = GaugeMetricFamily(
+            "watcher_outbox_notifications", "Outbox rows by channel and state.", labels=["channel", "state"]
+        )
+        by: dict[tuple[str, str], int] = {(c, s): 0 for c in CHANNELS for s in OUTBOX_STATES}
+        delivered: dict[str, float] = dict.fromkeys(CHANNELS, 0.0)
+        dead: dict[str, float] = dict.fromkeys(CHANNELS, 0.0)
+        failures: dict[str, float] = dict.fromkeys(CHANNELS, 0.0)
+        for channel, state, n, attempts in db.execute(
+            "SELECT channel, state, COUNT(*), COALESCE(SUM(attempts), 0) FROM notifications GROUP BY channel, state"
+        ):
+            by[(channel, state)] = n
+            delivered.setdefault(channel, 0.0)
+            dead.setdefault(channel, 0.0)
+            failures.setdefault(channel, 0.0)
+            # every claim is an attempt; all but the successful one (delivered) or the one
+            # in flight (sending) failed
+            if state == "delivered":
+                delivered[channel] += n
+                failures[channel] += attempts - n
+            elif state == "sending":
+                failures[channel] += max(0, attempts - n)
+            else:
+                failures[channel] += attempts
+                if state == "dead":
+                    dead[channel] += n
+        for (what, channel), n in pruned_counts(self.ctx.store).items():
+            target = {"delivered": delivered, "dead": dead, "failures": failures}.get(what)
+            if target is not None:
+                target[channel] = target.get(channel, 0.0) + n
+        for (channel, state), n in sorted(by.items()):
+            depth.add_metric([channel, state], float(n))
+        oldest = GaugeMetricFamily(
+            "watcher_outbox_oldest_due_age_seconds",
+            "How long the oldest due, unsent notification has waited (0 when none).",
+        )
+        row = db.execute(
+            "SELECT MIN(not_before) FROM notifications WHERE state IN ('pending', 'sending') AND not_before <= ?",
+            [_ts(now)],
+        ).fetchone()
+        wait = 0.0
+        if row and row[0]:
+            wait = max(0.0, (now - datetime.fromisoformat(row[0])).total_seconds())
+        oldest.add_metric([], wait)
+        out = [depth, oldest]
+        for name, doc, values in (
+            ("watcher_deliveries", "Notifications delivered, by channel.", delivered),
+            ("watcher_delivery_failures", "Failed send attempts, by channel (retried or not).", failures),
+            ("watcher_notifications_dead", "Notifications given up on, by channel.", dead),
+        ):
+            c = CounterMetricFamily(name, doc, labels=["channel"])
+            for channel, n in sorted(values.items()):
+                c.add_metric([channel], float(n))
+            out.append(c)
+        return out
+
+    def _probe_vendors(self) -> list[str]:
+        watched = {v.id for v in self.ctx.vendors}
+        p = self.ctx.settings.probes
+        return sorted(vid for vid, ps in p.vendors.items() if ps.enabled and vid in watched)
+
+    def _probes(self):
+        ctx = self.ctx
+        db = ctx.store.db
+        now = ctx.clock()
+        vendors = self._probe_vendors()
+        if not vendors or "probe_results" not in db.table_names():
+            return []
+        ttft = GaugeMetricFamily(
+            "watcher_probe_ttft_recent_seconds",
+            "Time to first token of successful probes in the last hour, median and 90th percentile.",
+            labels=["vendor", "quantile"],
+        )
+        last = GaugeMetricFamily(
+            "watcher_probe_ttft_last_seconds", "Time to first token of the latest successful probe.", labels=["vendor"]
+        )
+        reqs = GaugeMetricFamily(
+            "watcher_probe_requests_recent", "Probe requests in the last 24 hours.", labels=["vendor", "result"]
+        )
+        answers = GaugeMetricFamily(
+            "watcher_canary_answers_recent", "Canary answers in the last 24 hours.", labels=["vendor", "result"]
+        )
+        ratio = GaugeMetricFamily(
+            "watcher_canary_pass_ratio", "Share of canary answers passed in the last 24 hours.", labels=["vendor"]
+        )
+        since_latency = _ts(now - PROBE_LATENCY_WINDOW)
+        since_day = _ts(now - CANARY_WINDOW)
+        for vid in vendors:
+            values = sorted(
+                r[0]
+                for r in db.execute(
+                    "SELECT ttft_s FROM probe_results WHERE vendor = ? AND at >= ? AND ok = 1 "
+                    "AND ttft_s IS NOT NULL",
+                    [vid, since_latency],
+                )
+            )
+            if values:
+                ttft.add_metric([vid, "0.5"], _quantile(values, 0.5))
+                ttft.add_metric([vid, "0.9"], _quantile(values, 0.9))
+            row = db.execute(
+                "SELECT ttft_s FROM probe_results WHERE vendor = ? AND ok = 1 AND ttft_s IS NOT NULL "
+                "ORDER BY at DESC LIMIT 1",
+                [vid],
+            ).fetchone()
+            if row:
+                last.add_metric([vid], float(row[0]))
+            ok_n, bad_n, passed, failed = db.execute(
+                "SELECT COALESCE(SUM(ok = 1), 0), COALESCE(SUM(ok = 0), 0), "
+                "COALESCE(SUM(passed = 1), 0), COALESCE(SUM(passed = 0), 0) "
+                "FROM probe_results WHERE vendor = ? AND at >= ?",
+                [vid, since_day],
+            ).fetchone()
+            reqs.add_metric([vid, "ok"], float(ok_n))
+            reqs.add_metric([vid, "failed"], float(bad_n))
+            answers.add_metric([vid, "passed"], float(passed))
+            answers.add_metric([vid, "failed"], float(failed))
+            if passed + failed:
+                ratio.add_metric([vid], passed / (passed + failed))
+        out = [ttft, last, reqs, answers, ratio]
+        out += self._budget(vendors, now)
+        return out
+
+    def _budget(self, vendors: list[str], now: datetime):
+        p = self.ctx.settings.probes
+        state = {}
+        getter = getattr(self.ctx.store, "budget_state", None)
+        if getter is not None:
+            state = (getter("_all") or {}).get("vendors", {})
+        today = now.astimezone(UTC).date().isoformat()
+        spent_t = GaugeMetricFamily(
+            "watcher_probe_budget_spent_tokens", "Probe tokens spent today (UTC day).", labels=["vendor"]
+        )
+        spent_c = GaugeMetricFamily(
+            "watcher_probe_budget_spent_cost",
+            "Probe cost spent today (UTC day), in the currency of the configured prices.",
+            labels=["vendor"],
+        )
+        lim_t = GaugeMetricFamily("watcher_probe_budget_limit_tokens", "Daily probe token limit.", labels=["vendor"])
+        lim_c = GaugeMetricFamily("watcher_probe_budget_limit_cost", "Daily probe cost limit.", labels=["vendor"])
+        for vid in vendors:
+            led = state.get(vid) or {}
+            same_day = led.get("day") == today
+            spent_t.add_metric([vid], float(led.get("spent_tokens", 0)) if same_day else 0.0)
+            spent_c.add_metric([vid], float(led.get("spent_cost", 0)) if same_day else 0.0)
+            ps = p.vendors[vid]
+            lim_t.add_metric([vid], float(ps.daily_tokens))
+            lim_c.add_metric([vid], float(ps.daily_cost))
+        return [spent_t, spent_c, lim_t, lim_c]
+
+    def _database(self):
+        store = self.ctx.store
+        db = store.db
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        size = GaugeMetricFamily("watcher_db_size_bytes", "Database file size (pages in use and free).")
+        size.add_metric([], float(page_size * pages))
+        freeb = GaugeMetricFamily("watcher_db_free_bytes", "Space in the database file free for reuse.")
+        freeb.add_metric([], float(page_size * free))
+        rows = GaugeMetricFamily("watcher_db_rows", "Rows in the tables that retention prunes.", labels=["table"])
+        names = set(db.table_names())
+        for table in ("observations", "probe_results", "notifications", "incidents"):
+            if table in names:
+                rows.add_metric([table], float(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]))
+        return [size, freeb, rows]
+
+
+def metrics_text(ctx: WebContext) -> bytes:
+    """The Prometheus exposition for ``ctx``, from a registry made for this call."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(ctx))
+    return generate_latest(registry)
+
+
+# -- routes -------------------------------------------------------------------------------------
+
+
+def routes(ctx: WebContext) -> list[Route]:
+    async def healthz(request: Request) -> Response:
+        health = await check_health(ctx)
+        return JSONResponse(
+            health.body, status_code=200 if health.ok else 503, headers={"Cache-Control": "no-store"}
+        )
+
+    async def metrics(request: Request) -> Response:
+        return Response(
+            metrics_text(ctx), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"}
+        )
+
+    return [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+
+
+__all__ = [
+    "METRICS",
+    "DbCheck",
+    "Health",
+    "StoreCollector",
+    "check_database",
+    "check_health",
+    "metrics_text",
+    "routes",
+]
