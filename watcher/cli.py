@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cc.add_argument("--json", action="store_true")
 
+    dm = sub.add_parser("demo", help="replay a real incident against a simulated vendor: no accounts, no internet")
+    dm.add_argument("--speed", type=float, default=1.0, help="replay this many times faster (1: about a minute)")
+    dm.add_argument("--no-web", action="store_true", help="do not start the local web app")
+    dm.add_argument("--port", type=int, default=8765, help="web port on 127.0.0.1 (a free one if taken)")
+    dm.add_argument("--stay", action="store_true", help="keep the web app up after the replay, until Ctrl-C")
+
     sub.add_parser(
         "classify",
         parents=[common],
@@ -120,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "classify":
         return cmd_classify()
+    if args.command == "demo":
+        return cmd_demo(args)
     from watcher.config import ConfigError
 
     try:
@@ -348,13 +356,10 @@ def cmd_health(settings, args) -> int:
 
 
 def parse_duration(text: str) -> float:
-    """'90s', '30m', '2h', '1d', '1h30m' → seconds."""
-    import re
+    """'90s', '30m', '2h', '1d', '1h30m' → seconds (the same parser as ``/watcher mute`` in Slack)."""
+    from watcher.alerts.commands import parse_duration as parse
 
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", text.strip().lower())
-    if not parts or "".join(n + u for n, u in parts) != re.sub(r"\s+", "", text.strip().lower()):
-        raise ValueError(f"cannot read duration {text!r}: use e.g. 30m, 2h, 1d or 1h30m")
-    return sum(float(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in parts)
+    return parse(text)
 
 
 def _engine(settings, store):
@@ -746,6 +751,13 @@ def cmd_config_check(settings, args) -> int:
         for s in v.sources:
             print(f"      {s.id:<14} {s.type:<24} every {s.interval:g}s  {s.url}")
     return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    """``watcher demo``: needs no configuration (it builds its own, on a temporary database)."""
+    from watcher.demo import run_from_args
+
+    return run_from_args(args)
 
 
 def cmd_classify() -> int:
