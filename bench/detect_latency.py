@@ -90,7 +90,7 @@ base_url = "{slack.api_url}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "watcher", "run", "--config", str(cfg)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=open(tmp / "watcher.log", "w"),  # noqa: SIM115 - lives as long as the daemon; a pipe nobody reads would fill and block it
         text=True,
         env=env,
     )
@@ -127,7 +127,7 @@ base_url = "{slack.api_url}"
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.communicate(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
         vendor.stop()

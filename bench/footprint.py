@@ -93,7 +93,7 @@ def main() -> int:
     proc = subprocess.Popen(
         [sys.executable, "-m", "watcher", "run", "--config", str(cfg)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=open(tmp / "watcher.log", "w"),  # noqa: SIM115 - lives as long as the daemon; a pipe nobody reads would fill and block it
         text=True,
         env=env,
     )
@@ -105,7 +105,7 @@ def main() -> int:
         end = t0 + args.minutes * 60
         while time.monotonic() < end:
             if proc.poll() is not None:
-                raise SystemExit(f"watcher exited: {proc.stderr.read()[-2000:]}")
+                raise SystemExit(f"watcher exited: {(tmp / 'watcher.log').read_text()[-2000:]}")
             rss, _ = proc_sample(proc.pid)
             rss_samples.append(rss)
             time.sleep(1)
@@ -114,7 +114,7 @@ def main() -> int:
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.communicate(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
         server.stop()

@@ -164,7 +164,7 @@ def main() -> int:
     proc = subprocess.Popen(
         [sys.executable, "-m", "watcher", "run", "--config", str(cfg)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=open(tmp / "watcher.log", "w"),  # noqa: SIM115 - lives as long as the daemon; a pipe nobody reads would fill and block it
         text=True,
         env=env,
     )
@@ -188,7 +188,9 @@ def main() -> int:
         # warm-up: one interval plus the first-poll spread, so every source is on its schedule
         time.sleep(args.interval + min(args.interval, args.sources / 50) + 5)
         if proc.poll() is not None:
-            raise SystemExit(f"watcher exited: {proc.stderr.read()[-3000:]}")
+            raise SystemExit(f"watcher exited: {(tmp / 'watcher.log').read_text()[-3000:]}")
+        if os.environ.get("BENCH_SPY"):  # where is the watcher process now? (needs py-spy)
+            print(subprocess.run(["py-spy", "dump", "--pid", str(proc.pid)], capture_output=True, text=True).stdout)
         # phase 1: nothing changes
         polls0 = sum(len(t) for t in stand.times.values())
         _, cpu0 = proc_sample(proc.pid)
@@ -219,13 +221,13 @@ def main() -> int:
         stop_sampling.set()
         proc.send_signal(signal.SIGTERM)
         try:
-            _, err = proc.communicate(timeout=60)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-            _, err = proc.communicate()
         stand.stop()
-        if not any(stand.times.values()):
-            print("no fetch reached the stand-in; watcher said:\n" + (err or "")[-3000:])
+        if os.environ.get("BENCH_DEBUG") or not any(stand.times.values()):
+            print("watcher said:\n" + (tmp / "watcher.log").read_text()[-3000:])
+        print(f"fetches seen by the stand-in: {sum(len(t) for t in stand.times.values())}")
 
     # lag per fetch after the warm-up: actual minus planned (first fetch + k x interval)
     lags = []
