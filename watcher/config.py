@@ -62,6 +62,11 @@ class StorageSettings(_Strict):
         default=Path("watcher.db"),
         description="SQLite database file, created on first run (relative paths are from the working dir).",
     )
+    url: str | None = Field(
+        default=None,
+        description="postgresql://user@host:5432/db: use PostgreSQL instead of the SQLite file (several watchers "
+        "on one database); a password goes in the environment, WATCHER_STORAGE__URL, not in the config file.",
+    )
 
 
 class PollSettings(_Strict):

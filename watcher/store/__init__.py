@@ -6,8 +6,25 @@ from watcher.config import Settings
 from watcher.store.base import SourceRecord, Store, StoredEvent, StoreError
 
 
-def open_store(settings: Settings) -> Store:
-    """The store the settings name: SQLite at ``storage.path`` (created on first run)."""
+def open_store(settings: Settings, *, location: str | None = None) -> Store:
+    """The store the settings name: PostgreSQL when ``storage.url`` is a ``postgresql://`` URL,
+    else SQLite at ``storage.path`` (created on first run).
+
+    ``location`` tags what this instance writes (observations, probe results) on PostgreSQL.
+    """
+    url = getattr(settings.storage, "url", None)
+    if url:
+        try:
+            from watcher.store.postgres import PostgresStore, is_postgres_url, redact_url
+        except ImportError as e:
+            raise StoreError(
+                f"storage.url names a PostgreSQL database but its driver is missing ({e}): "
+                "pip install 'watcher[postgres]' (psycopg[binary])"
+            ) from None
+
+        if not is_postgres_url(url):
+            raise StoreError(f"storage.url {redact_url(url)!r} is not a postgresql:// URL")
+        return PostgresStore(url, location=location)
     from watcher.store.sqlite import SQLiteStore
 
     return SQLiteStore(settings.storage.path)

@@ -1,0 +1,135 @@
+"""Store fixtures that run one test against every backend: SQLite on a file, PostgreSQL in a fresh schema.
+
+Use in a test module::
+
+    import store_backends
+
+    backend, store, pg_url = store_backends.backend, store_backends.store, store_backends.pg_url
+
+- ``backend``: a :class:`Backend` parametrised over ``sqlite`` and ``postgres``;
+  ``backend.open()`` opens another store (another connection) on the same data,
+  ``backend.opener`` is Python source that does it in a subprocess;
+- ``store``: ``backend.open()``, closed after the test;
+- ``pg_url``: PostgreSQL only, the URL of a fresh schema.
+
+PostgreSQL is ``$TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``,
+the server these machines run). Each test gets its own schema ``t_<random>``,
+chosen through the URL (``options=-csearch_path=...``) and dropped afterwards.
+When the server is unreachable the postgres cases are skipped with the reason,
+unless ``TEST_POSTGRES_REQUIRED=1`` (for CI, where a skip would hide a failure).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+PG_BASE_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_REQUIRED = os.environ.get("TEST_POSTGRES_REQUIRED", "") not in ("", "0")
+_checked: list[str | None] = []
+
+
+def postgres_unavailable() -> str | None:
+    """Why PostgreSQL cannot be used for tests (None when it can); asked once per session."""
+    if not _checked:
+        try:
+            import psycopg
+        except ImportError:
+            _checked.append("psycopg is not installed (pip install 'psycopg[binary]')")
+        else:
+            try:
+                with psycopg.connect(PG_BASE_URL, connect_timeout=3) as conn:
+                    conn.execute("SELECT 1")
+                _checked.append(None)
+            except psycopg.Error as e:
+                from watcher.store.postgres import redact_url
+
+                why = " ".join(str(e).split())
+                _checked.append(
+                    f"PostgreSQL at {redact_url(PG_BASE_URL)} is unreachable ({why}); start one "
+                    "or point TEST_POSTGRES_URL at one"
+                )
+    return _checked[0]
+
+
+def need_postgres() -> None:
+    why = postgres_unavailable()
+    if why:
+        if PG_REQUIRED:
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+def schema_url(schema: str, base: str = PG_BASE_URL) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options={quote('-csearch_path=' + schema, safe='')}"
+
+
+@contextmanager
+def pg_schema(base: str = PG_BASE_URL) -> Iterator[str]:
+    """A fresh, empty schema for one test; its URL. Dropped (with everything in it) afterwards."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield schema_url(name, base)
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@dataclass
+class Backend:
+    kind: str
+    """``sqlite`` or ``postgres``."""
+    spec: str
+    """The SQLite file, or the PostgreSQL URL (with its schema)."""
+
+    def open(self, **kw):
+        if self.kind == "sqlite":
+            from watcher.store.sqlite import SQLiteStore
+
+            return SQLiteStore(self.spec)
+        from watcher.store.postgres import PostgresStore
+
+        return PostgresStore(self.spec, **kw)
+
+    @property
+    def opener(self) -> str:
+        """Python source that binds ``s`` to a store on the same data (for subprocesses)."""
+        if self.kind == "sqlite":
+            return f"from watcher.store.sqlite import SQLiteStore\ns = SQLiteStore({self.spec!r})\n"
+        return f"from watcher.store.postgres import PostgresStore\ns = PostgresStore({self.spec!r})\n"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        yield Backend("sqlite", str(tmp_path / "w.db"))
+        return
+    need_postgres()
+    with pg_schema() as url:
+        yield Backend("postgres", url)
+
+
+@pytest.fixture
+def store(backend: Backend):
+    s = backend.open()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    need_postgres()
+    with pg_schema() as url:
+        yield url
