@@ -71,7 +71,7 @@ def test_xml_entity_bomb_in_a_feed_is_refused():
         parse("feed", body)
 
 
-def _storm_config(tmp_path, vendor_server, slack_server, n: int) -> tuple:
+def _storm_config(tmp_path, vendor_server, slack_server, smtp_server, n: int) -> tuple:
     lines = []
     ids = []
     for i in range(n):
@@ -104,8 +104,15 @@ port = {free_port()}
 [[routes]]
 name = "storm"
 slack_channels = ["C0STORM"]
+emails = ["oncall@example.com"]
 [slack]
 base_url = "{slack_server.api_url}"
+timeout = 5
+[email]
+host = "127.0.0.1"
+port = {smtp_server.port}
+username = "bob"
+sender = "watcher <alerts@example.com>"
 timeout = 5
 """
         + "\n".join(lines)
@@ -125,16 +132,18 @@ def _pending(db) -> int:
 
 
 def test_kill_9_during_an_alert_storm_loses_nothing_and_duplicates_at_most_one_per_kill(
-    tmp_path, vendor_server, slack_server
+    tmp_path, vendor_server, slack_server, smtp_server
 ):
     """Proves: 20 SIGKILLs at random moments while alerts are being sent lose no alert, and each
     kill costs at most one duplicate (a send that was in flight when the process died)."""
     n = 12
     kills = 20
     slack_server.add_channel("C0STORM")
-    cfg, db = _storm_config(tmp_path, vendor_server, slack_server, n)
+    cfg, db = _storm_config(tmp_path, vendor_server, slack_server, smtp_server, n)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
     env["WATCHER_SLACK__TOKEN"] = slack_server.token
+    env["WATCHER_EMAIL__PASSWORD"] = "s3cret-Pa55"
+    env["SSL_CERT_FILE"] = str(smtp_server.ca_file)
     rng = random.Random(20261123)
     slack_server.slow("chat.postMessage", 0.15)  # sends are in flight when a kill lands
     cmd = [sys.executable, "-m", "watcher", "run", "--config", str(cfg)]
@@ -169,8 +178,15 @@ def test_kill_9_during_an_alert_storm_loses_nothing_and_duplicates_at_most_one_p
     per_incident = {i: sum(f"Storm incident {i:02d}" in t for t in titles) for i in range(n)}
     lost = [i for i, c in per_incident.items() if c == 0]
     duplicated = sum(c - 1 for c in per_incident.values() if c > 1)
-    print(f"\n{kills} kills: {len(lost)} alerts lost, {duplicated} duplicated, {len(titles)} Slack messages")
-    assert lost == [], f"alerts lost: {lost}"
-    assert duplicated <= kills, f"{duplicated} duplicates for {kills} kills"
+    firsts = [m.message["Subject"] for m in smtp_server.messages if not m.message["In-Reply-To"]]
+    mail = {i: sum(f"Storm incident {i:02d}" in subj for subj in firsts) for i in range(n)}
+    mail_lost = [i for i, c in mail.items() if c == 0]
+    mail_dup = sum(c - 1 for c in mail.values() if c > 1)
+    print(
+        f"\n{kills} kills: Slack {len(lost)} lost, {duplicated} duplicated; "
+        f"email {len(mail_lost)} lost, {mail_dup} duplicated (same Message-ID, so mail clients drop them)"
+    )
+    assert lost == [] and mail_lost == [], f"alerts lost: Slack {lost}, email {mail_lost}"
+    assert duplicated + mail_dup <= kills, f"{duplicated + mail_dup} duplicates for {kills} kills"
     assert _pending(db) == 0
     assert "Traceback" not in err
