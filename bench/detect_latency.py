@@ -8,6 +8,12 @@ chat.postMessage; then it flips back and waits for the resolve before the next.
 
     python bench/detect_latency.py                 # 30 trials at a 10 s interval
     python bench/detect_latency.py --trials 5      # quicker
+    python bench/detect_latency.py --probe         # a vendor API that stops answering our probes
+
+With --probe there is no status page: a fake OpenAI-compatible API (tests/llm_server.py)
+starts answering 503 to everything, and the outage is watcher's own finding after
+probes.fail_consecutive failed runs. Its target is the confirmation window
+(fail_consecutive x probe interval) plus 1 s.
 
 Prints each trial, then p50/p99/max and each as a ratio to the poll interval, and a
 final JSON line. Target (issue 7): p99 at most the poll interval plus 1 s.
@@ -53,7 +59,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--interval", type=float, default=10.0)
+    ap.add_argument("--probe", action="store_true", help="measure a probe-detected outage instead")
+    ap.add_argument("--fail-consecutive", type=int, default=3)
     args = ap.parse_args()
+    if args.probe:
+        return probe_bench(args)
 
     vendor = VendorServer().start()
     slack = SlackServer(channels=(CHANNEL,)).start()
@@ -149,6 +159,109 @@ base_url = "{slack.api_url}"
                 "p99_s": round(p99, 3),
                 "max_s": round(mx, 3),
                 "p99_ratio": round(p99 / args.interval, 3),
+                "target_met": p99 <= target,
+            }
+        )
+    )
+    return 0 if p99 <= target else 1
+
+
+def probe_bench(args) -> int:
+    from llm_server import LlmServer
+
+    llm = LlmServer().start()
+    vendor = VendorServer().start()
+    slack = SlackServer(channels=(CHANNEL,)).start()
+    vendor.set("/control", b"ok")
+    llm.openai.set(answer="4", models=["bench-model"])
+    tmp = Path(tempfile.mkdtemp(prefix="watcher-bench-"))
+    cfg = tmp / "w.toml"
+    cfg.write_text(
+        f"""
+watch = ["mistral"]
+[storage]
+path = "{tmp / "w.db"}"
+[web]
+enabled = false
+[vendors.mistral.sources.summary]
+enabled = false
+[[routes]]
+name = "bench"
+slack_channels = ["{CHANNEL}"]
+[slack]
+base_url = "{slack.api_url}"
+[probes]
+interval = {args.interval}
+fast_interval = {args.interval}
+canaries_per_run = 1
+fail_consecutive = {args.fail_consecutive}
+recover_consecutive = 1
+control_urls = ["{vendor.url("/control")}"]
+[probes.vendors.mistral]
+base_url = "{llm.base("openai")}"
+format = "openai"
+model = "bench-model"
+"""
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    env["WATCHER_SLACK__TOKEN"] = slack.token
+    env["WATCHER_PROBES__VENDORS__MISTRAL__KEY"] = llm.key("openai")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "run", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "watcher.log", "w"),  # noqa: SIM115 - lives as long as the daemon; a pipe nobody reads would fill and block it
+        env=env,
+    )
+    window = args.fail_consecutive * args.interval
+    delays: list[float] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(llm.openai.requests) < 2:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("watcher did not start probing")
+            time.sleep(0.05)
+        for trial in range(1, args.trials + 1):
+            time.sleep(random.uniform(0, args.interval))
+            posts_before = len(slack.calls("chat.postMessage"))
+            llm.openai.fail_next(1_000_000, status=503)
+            flipped = time.monotonic()
+            while len(slack.calls("chat.postMessage")) <= posts_before:
+                if time.monotonic() - flipped > window * 3 + 10:
+                    raise SystemExit(f"trial {trial}: no alert within {window * 3 + 10:.0f} s")
+                time.sleep(0.01)
+            delay = time.monotonic() - flipped
+            delays.append(delay)
+            print(f"trial {trial:3d}: alert after {delay:6.2f} s ({delay / window:.2f} x confirmation window)")
+            with llm.openai._lock:
+                llm.openai._failing.clear()
+            updates_before = len(slack.calls("chat.update"))
+            resolved_by = time.monotonic() + window * 3 + 10
+            while len(slack.calls("chat.update")) <= updates_before and time.monotonic() < resolved_by:
+                time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        llm.stop()
+        vendor.stop()
+        slack.stop()
+    p50, p99, mx = pct(delays, 0.5), pct(delays, 0.99), max(delays)
+    target = window + 1.0
+    print(f"trials: {len(delays)}, probe interval {args.interval:g} s, {args.fail_consecutive} failed runs to confirm")
+    print(f"p50 {p50:.2f} s, p99 {p99:.2f} s, max {mx:.2f} s; confirmation window {window:g} s")
+    print(f"target p99 <= {target:.1f} s: {'MET' if p99 <= target else 'MISSED'}")
+    print(
+        json.dumps(
+            {
+                "bench": "detect_latency_probe",
+                "trials": len(delays),
+                "probe_interval_s": args.interval,
+                "confirmation_window_s": window,
+                "p50_s": round(p50, 3),
+                "p99_s": round(p99, 3),
+                "max_s": round(mx, 3),
                 "target_met": p99 <= target,
             }
         )
