@@ -14,46 +14,21 @@ listens on 127.0.0.1, the login rules follow the *configured* host.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from alerting import AlertHarness
 from bs4 import BeautifulSoup
+from web_server import WebServer
 
 from watcher.web import api, auth, board
-from watcher.web.app import create_app, make_server
+from watcher.web.app import create_app
 from watcher.web.context import WebContext
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 UPDATE_1 = ("investigating", "Claude API requests are failing.", "2026-10-07T13:01:00Z")
 UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-10-07T13:20:00Z")
-
-
-class WebServer:
-    """A Starlette app under uvicorn in a thread, on a free 127.0.0.1 port."""
-
-    def __init__(self, app):
-        self.server = make_server(app, "127.0.0.1", 0)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
-
-    def start(self) -> WebServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 class BoardWorld:

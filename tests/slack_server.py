@@ -156,6 +156,24 @@ class Message:
     def edited(self) -> bool:
         return bool(self.edits)
 
+    def all_text(self) -> str:
+        """The fallback text and every ``text`` string in the blocks: what a reader could see."""
+        out = [self.text]
+
+        def walk(x: Any) -> None:
+            if isinstance(x, dict):
+                for k, v in x.items():
+                    if k == "text" and isinstance(v, str):
+                        out.append(v)
+                    else:
+                        walk(v)
+            elif isinstance(x, list):
+                for v in x:
+                    walk(v)
+
+        walk(self.blocks)
+        return "\n".join(out)
+
     def as_slack(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": "message", "ts": self.ts, "text": self.text, "bot_id": "B0BOT"}
         if self.blocks:

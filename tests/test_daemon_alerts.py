@@ -27,24 +27,6 @@ CHANNEL = "C0MKTG"
 SUMMARY = "/claude/api/v2/summary.json"
 
 
-def texts(msg) -> str:
-    out: list[str] = [msg.text]
-
-    def walk(x):
-        if isinstance(x, dict):
-            for k, v in x.items():
-                if k == "text" and isinstance(v, str):
-                    out.append(v)
-                else:
-                    walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-
-    walk(msg.blocks)
-    return "\n".join(out)
-
-
 def test_watcher_run_alerts_slack_and_email_and_takes_an_acknowledgement(
     vendor_server, slack_server, smtp_server, tmp_path
 ):
@@ -113,7 +95,7 @@ public_url = "http://127.0.0.1:{web_port}"
             ),
         )
         [msg] = wait_for(lambda: slack_server.messages(CHANNEL), proc)
-        assert "Claude API unavailable" in texts(msg)
+        assert "Claude API unavailable" in msg.all_text()
         wait_for(lambda: smtp_server.messages, proc)
         first_mail = smtp_server.messages[0].message
         assert "Anthropic" in first_mail["Subject"] and "outage" in first_mail["Subject"]
@@ -146,7 +128,7 @@ public_url = "http://127.0.0.1:{web_port}"
         )
         assert r.status_code == 200
         edited = wait_for(
-            lambda: (m := slack_server.message(CHANNEL, msg.ts)) and "ana" in texts(m) and m, proc
+            lambda: (m := slack_server.message(CHANNEL, msg.ts)) and "ana" in m.all_text() and m, proc
         )
         assert edited.edited
         assert not any(
@@ -155,7 +137,7 @@ public_url = "http://127.0.0.1:{web_port}"
         ), "no Acknowledge button once acknowledged"
 
         vendor_server.set(SUMMARY, scenario.operational())
-        wait_for(lambda: "Resolved" in texts(slack_server.message(CHANNEL, msg.ts)), proc)
+        wait_for(lambda: "Resolved" in slack_server.message(CHANNEL, msg.ts).all_text(), proc)
         wait_for(lambda: len(smtp_server.messages) >= 3, proc)  # opened, acknowledged, resolved
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -220,7 +202,7 @@ model = "mistral-small"
         wait_for(lambda: len(llm_server.openai.requests) >= 4, proc)
         llm_server.openai.fail_next(10_000, status=503)
         [msg] = wait_for(lambda: slack_server.messages(CHANNEL), proc)
-        assert "not answering" in texts(msg)
+        assert "not answering" in msg.all_text()
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)

@@ -47,32 +47,14 @@ def make(vendor_server, tmp_path, slack):
         h.close()
 
 
-def block_text(msg) -> str:
-    out = []
-
-    def walk(x):
-        if isinstance(x, dict):
-            for k, v in x.items():
-                if k == "text" and isinstance(v, str):
-                    out.append(v)
-                else:
-                    walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-
-    walk(msg.blocks)
-    return "\n".join(out)
-
-
 def test_one_incident_is_one_slack_message_updated_in_place_with_thread_replies(make, slack):
     h = make()
     h.outage(UPDATE_1)
     h.poll()
     assert h.deliver() == 1
     [msg] = slack.messages(CHANNEL)
-    assert "Claude API unavailable" in block_text(msg)
-    assert "Acknowledge" in block_text(msg)
+    assert "Claude API unavailable" in msg.all_text()
+    assert "Acknowledge" in msg.all_text()
 
     h.clock.tick()
     h.outage(UPDATE_1, UPDATE_2)
@@ -80,7 +62,7 @@ def test_one_incident_is_one_slack_message_updated_in_place_with_thread_replies(
     h.deliver()
     [same] = slack.messages(CHANNEL)
     assert same.ts == msg.ts and same.edited
-    assert UPDATE_2[1] in block_text(same)
+    assert UPDATE_2[1] in same.all_text()
     assert len(slack.replies(CHANNEL, msg.ts)) == 1
 
     h.clock.tick(600)
@@ -89,8 +71,8 @@ def test_one_incident_is_one_slack_message_updated_in_place_with_thread_replies(
     h.deliver()
     [done] = slack.messages(CHANNEL)
     assert done.ts == msg.ts
-    assert "Resolved" in block_text(done)
-    assert "Acknowledge" not in block_text(done), "no buttons on a resolved incident"
+    assert "Resolved" in done.all_text()
+    assert "Acknowledge" not in done.all_text(), "no buttons on a resolved incident"
     assert len(slack.replies(CHANNEL, msg.ts)) == 2
     assert [n.state for n in h.rows()] == ["delivered"] * 3
 
@@ -117,7 +99,7 @@ def test_slack_down_for_a_while_delivers_everything_after_in_order(make, slack):
     h.clock.tick(600)
     h.deliver()
     [msg] = slack.messages(CHANNEL)
-    assert UPDATE_2[1] in block_text(msg), "the edit came after the post"
+    assert UPDATE_2[1] in msg.all_text(), "the edit came after the post"
     assert len(slack.replies(CHANNEL, msg.ts)) == 1
     assert [n.state for n in h.rows()] == ["delivered", "delivered"]
 
@@ -189,7 +171,7 @@ def test_a_vendor_update_with_mentions_and_markup_is_inert_in_slack(make, slack)
     h.poll()
     h.deliver()
     [msg] = slack.messages(CHANNEL)
-    text = block_text(msg) + "\n" + msg.text
+    text = msg.all_text()
     for bad in ("<!channel>", "<!here>", "<@U0BOSS>", "<script>", "<http://evil.example"):
         assert bad not in text
     assert "please look" in text  # the words are still shown, only defused
@@ -379,7 +361,7 @@ def test_email_failing_past_the_limit_falls_back_to_the_slack_fallback_channel(m
         h.clock.tick(300)
         h.deliver()
     [msg] = slack.messages(CHANNEL)
-    assert "Claude API unavailable" in block_text(msg)
+    assert "Claude API unavailable" in msg.all_text()
     email_row = next(r for r in h.rows() if r.channel == "email")
     assert email_row.state == "pending" and email_row.fallback_sent, "email keeps trying too"
     # the fallback channel now follows the incident to its end, while email is still down
@@ -388,4 +370,4 @@ def test_email_failing_past_the_limit_falls_back_to_the_slack_fallback_channel(m
     h.poll()
     h.deliver()
     [msg] = slack.messages(CHANNEL)
-    assert "Resolved" in block_text(msg)
+    assert "Resolved" in msg.all_text()

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import scenario
 from alerting import AlertHarness
-from test_delivery import block_text, mailer_for
+from test_delivery import mailer_for
 
 from watcher import report as rpt
 from watcher.alerts.deliver import Transports
@@ -166,7 +166,7 @@ def test_send_report_to_slack_and_email(week):
     results = asyncio.run(rpt.send_report(r, h.settings, h.transports))
     assert [(x.target, x.ok) for x in results] == [("slack:C0REPORT", True), ("email:team@example.com", True)]
     [msg] = slack.messages(REPORT_CHANNEL)
-    shown = block_text(msg)
+    shown = msg.all_text()
     assert "watcher weekly report" in shown
     assert "Availability: 98.22 %" in shown
     assert "&lt;!channel&gt;" in shown and "<!channel>" not in shown + msg.text
@@ -192,7 +192,7 @@ def test_run_weekly_sends_once_per_week_and_retries_a_target_that_failed(week):
     assert third == []
     assert len(slack.messages(REPORT_CHANNEL)) == 1 and len(smtp.messages) == 1
     # the report covered the week before Monday 09:00 Paris
-    assert "Mon 05 Oct 2026 – Mon 12 Oct 2026" in block_text(slack.messages(REPORT_CHANNEL)[0])
+    assert "Mon 05 Oct 2026 – Mon 12 Oct 2026" in slack.messages(REPORT_CHANNEL)[0].all_text()
     assert rpt.last_sent(h.store, "slack:C0REPORT") == (at + timedelta(minutes=5)).astimezone(UTC)
     assert any(a["what"] == "report" for a in h.store.audit_log())
 

@@ -11,18 +11,17 @@ serves the commands' ``response_url``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import threading
 import time
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 import scenario
-import websockets
 from alerting import AlertHarness
 from slack_server import SlackServer
+from socket_slack import SlackSocket
+from web_server import WebServer
 
 from watcher.alerts.commands import (
     CommandRequest,
@@ -35,7 +34,7 @@ from watcher.alerts.commands import (
 from watcher.alerts.deliver import Transports
 from watcher.alerts.slack import SlackBot
 from watcher.alerts.slack_signature import sign
-from watcher.web.app import create_app, make_server
+from watcher.web.app import create_app
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 MKTG, SUBS = "C0MKTG", "C0SUBS"
@@ -43,29 +42,6 @@ ADMINS = "S0ADMINS"
 BOSS, ANA, MALLORY = "U0BOSS0001", "U0ANA00001", "U0MALLORY1"
 UPDATE_1 = ("investigating", "Claude API requests are failing.", "2026-10-07T13:01:00Z")
 UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-10-07T13:20:00Z")
-
-
-class WebServer:
-    """The Starlette app under uvicorn in a thread, on a free port."""
-
-    def __init__(self, app):
-        self.server = make_server(app, "127.0.0.1", 0)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
-
-    def start(self) -> WebServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 class Room:
@@ -159,24 +135,6 @@ def room(make_room):
     return make_room({"admin_usergroup": ADMINS})
 
 
-def texts(msg) -> str:
-    out = [msg.text]
-
-    def walk(x):
-        if isinstance(x, dict):
-            for k, v in x.items():
-                if k == "text" and isinstance(v, str):
-                    out.append(v)
-                else:
-                    walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-
-    walk(msg.blocks)
-    return "\n".join(out)
-
-
 # -- signatures ---------------------------------------------------------------------------------
 
 
@@ -255,8 +213,8 @@ def test_a_subscription_made_by_command_changes_where_the_next_alert_goes(room, 
     h.poll()
     h.deliver()
     [alert] = slack.messages(SUBS)
-    assert "Claude API unavailable" in texts(alert)
-    assert "Acknowledge" in texts(alert), "the same buttons as a configured route"
+    assert "Claude API unavailable" in alert.all_text()
+    assert "Acknowledge" in alert.all_text(), "the same buttons as a configured route"
     assert len(slack.messages(MKTG)) == 2, "the config route still gets it"
     routes = {(n.channel, n.target, n.route) for n in h.rows() if n.target == SUBS}
     assert routes == {("slack", SUBS, "subscription")}
@@ -272,7 +230,7 @@ def test_a_subscription_made_by_command_changes_where_the_next_alert_goes(room, 
     h.deliver()
     [same] = slack.messages(SUBS)
     assert same.ts == alert.ts and same.edited, "updated in place"
-    assert "Fix on its way." in texts(same)
+    assert "Fix on its way." in same.all_text()
     assert len(slack.replies(SUBS, alert.ts)) == 1
 
 
@@ -496,7 +454,7 @@ def test_status_shows_every_vendor_open_incidents_and_who_acknowledged_only_to_t
 
     room.h.deliver()
     [msg] = slack.messages(MKTG)
-    assert "Acknowledged by <@U0ANA00001>" in texts(msg), "the alert shows the acknowledgement in place"
+    assert "Acknowledged by <@U0ANA00001>" in msg.all_text(), "the alert shows the acknowledgement in place"
 
     again = room.command(f"ack {inc.id + 99}")
     assert "Not acknowledged: no incident" in again["text"]
@@ -563,74 +521,6 @@ def test_command_text_entities_are_read_as_typed_and_long_answers_fit_slack():
 
 
 # -- Socket Mode -------------------------------------------------------------------------------------
-
-
-class SlackSocket:
-    """Slack's side of Socket Mode on 127.0.0.1: ``apps.connections.open`` plus a WebSocket.
-
-    Sends hello, then the given envelopes, and records every acknowledgement (the whole
-    message: ``envelope_id`` and any ``payload``).
-    """
-
-    def __init__(self, envelopes: list[dict]):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.envelopes = envelopes
-        self.acks: list[dict] = []
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        self.ready.wait(5)
-        outer = self
-
-        class Api(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                ok = self.path.endswith("/apps.connections.open")
-                body = {"ok": True, "url": f"ws://127.0.0.1:{outer.ws_port}/link"} if ok else {"ok": False}
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a):
-                pass
-
-        self.api = ThreadingHTTPServer(("127.0.0.1", 0), Api)
-        threading.Thread(target=self.api.serve_forever, daemon=True).start()
-        self.api_url = f"http://127.0.0.1:{self.api.server_address[1]}/api/"
-
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-
-        async def handler(ws):
-            await ws.send(json.dumps({"type": "hello", "num_connections": 1}))
-            for env in self.envelopes:
-                await ws.send(json.dumps(env))
-            try:
-                async for msg in ws:
-                    if isinstance(msg, str) and msg.startswith("{"):
-                        data = json.loads(msg)
-                        if data.get("envelope_id"):
-                            self.acks.append(data)
-            except websockets.ConnectionClosed:
-                pass
-
-        async def main():
-            self.server = await websockets.serve(handler, "127.0.0.1", 0)
-            self.ws_port = self.server.sockets[0].getsockname()[1]
-            self.ready.set()
-            await asyncio.Future()
-
-        with contextlib.suppress(RuntimeError):
-            self.loop.run_until_complete(main())
-
-    def close(self):
-        self.api.shutdown()
-        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 def command_envelope(env_id: str, text: str, *, accepts: bool, response_url: str, user=ANA) -> dict:

@@ -9,10 +9,8 @@ taken from the message our renderer produced.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -21,6 +19,7 @@ from urllib.parse import urlencode, urljoin
 import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
+from web_server import WebServer
 
 from watcher.alerts.engine import AlertEngine
 from watcher.alerts.model import Alert, AlertAction
@@ -32,33 +31,10 @@ from watcher.config import Settings
 from watcher.incidents.model import EventType, Incident, IncidentEvent, IncidentState
 from watcher.model import IncidentKind, IncidentStatus
 from watcher.store.sqlite import SQLiteStore
-from watcher.web.app import create_app, make_server
+from watcher.web.app import create_app
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ACK_SECRET = "ack-secret-for-tests"
-
-
-class WebServer:
-    """The Starlette app under uvicorn in a thread, on a free port."""
-
-    def __init__(self, app):
-        self.server = make_server(app, "127.0.0.1", 0)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
-
-    def start(self) -> WebServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 class World:
