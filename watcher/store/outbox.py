@@ -72,8 +72,11 @@ def _ts(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat(timespec="microseconds") if dt else None
 
 
-def _dt(s: str | None) -> datetime | None:
-    return datetime.fromisoformat(s) if s else None
+def _dt(v: str | datetime | None) -> datetime | None:
+    """A stored time: SQLite keeps ISO text, PostgreSQL gives datetimes; both come back as datetimes."""
+    if isinstance(v, datetime):
+        return v
+    return datetime.fromisoformat(v) if v else None
 
 
 def migration_2(db: sqlite_utils.Database) -> None:

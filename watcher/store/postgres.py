@@ -47,10 +47,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from watcher.alerts.model import Alert, AlertAction
-from watcher.incidents.model import EventType, Incident, IncidentEvent, IncidentState, MaintenancePhase
-from watcher.model import ComponentStatus, IncidentKind, IncidentStatus
+from watcher.incidents.model import EventType, Incident, IncidentEvent
 from watcher.store.base import SourceRecord, StoredEvent, StoreError
-from watcher.store.outbox import Ack, Mute, Notification
+from watcher.store.outbox import Ack, Mute, Notification, _notification
+from watcher.store.sqlite import _incident, _source
 from watcher.store.subscriptions import WILDCARD, Subscription, subscription_detail
 
 log = logging.getLogger("watcher.store.postgres")
@@ -1241,82 +1241,10 @@ class PostgresStore:
 # -- rows → objects -------------------------------------------------------------------------------------
 
 
-def _source(r: dict[str, Any]) -> SourceRecord:
-    return SourceRecord(
-        key=r["key"],
-        vendor=r["vendor"],
-        type=r["type"],
-        url=r["url"],
-        last_polled_at=r["last_polled_at"],
-        last_success_at=r["last_success_at"],
-        last_change_at=r["last_change_at"],
-        error=r["error"],
-        error_kind=r["error_kind"],
-        error_since=r["error_since"],
-        etag=r["etag"],
-        last_modified=r["last_modified"],
-        content_hash=r["content_hash"],
-        final_url=r["final_url"],
-        summary=json.loads(r["summary"]) if r["summary"] else None,
-        polls=r["polls"] or 0,
-        failures=r["failures"] or 0,
-    )
 
 
-def _incident(r: dict[str, Any]) -> Incident:
-    return Incident(
-        id=r["id"],
-        vendor=r["vendor"],
-        title=r["title"],
-        kind=IncidentKind(r["kind"]),
-        reason=r["reason"] or "",
-        state=IncidentState(r["state"]),
-        status=IncidentStatus(r["status"]),
-        impact=r["impact"],
-        is_maintenance=bool(r["is_maintenance"]),
-        phase=MaintenancePhase(r["phase"]) if r["phase"] else None,
-        origin=r["origin"],
-        backfilled=bool(r["backfilled"]),
-        opened_at=r["opened_at"],
-        updated_at=r["updated_at"],
-        started_at=r["started_at"],
-        resolved_at=r["resolved_at"],
-        scheduled_for=r["scheduled_for"],
-        scheduled_until=r["scheduled_until"],
-        url=r["url"],
-        components=json.loads(r["components"] or "[]"),
-        component_statuses={
-            k: ComponentStatus(v) for k, v in json.loads(r["component_statuses"] or "{}").items()
-        },
-        active_sources=set(json.loads(r["active_sources"] or "[]")),
-        seen_updates=set(json.loads(r["seen_updates"] or "[]")),
-        bodies=json.loads(r["bodies"] or "[]"),
-        revision=r["revision"] or 0,
-    )
 
 
-def _notification(r: dict[str, Any]) -> Notification:
-    return Notification(
-        id=r["id"],
-        incident_id=r["incident_id"],
-        action=AlertAction(r["action"]),
-        channel=r["channel"],
-        target=r["target"],
-        route=r["route"],
-        alert=Alert.from_json(json.loads(r["alert"])),
-        state=r["state"],
-        attempts=r["attempts"] or 0,
-        not_before=r["not_before"],
-        created_at=r["created_at"],
-        claimed_at=r["claimed_at"],
-        delivered_at=r["delivered_at"],
-        last_error=r["last_error"],
-        first_error_at=r["first_error_at"],
-        fallback_of=r["fallback_of"],
-        fallback_sent=bool(r["fallback_sent"]),
-        held=bool(r["held"]),
-        ref=json.loads(r["ref"]) if r["ref"] else None,
-    )
 
 
 def _subscription(r: dict[str, Any]) -> Subscription:

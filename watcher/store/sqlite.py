@@ -26,16 +26,12 @@ from watcher.incidents.model import (
 from watcher.model import ComponentStatus, IncidentKind, IncidentStatus
 from watcher.store.base import SourceRecord, StoredEvent, StoreError
 from watcher.store.measurements import MeasurementTables, migration_3
-from watcher.store.outbox import OutboxTables, migration_2
+from watcher.store.outbox import OutboxTables, _dt, migration_2
 from watcher.store.subscriptions import SubscriptionTables, migration_4
 
 
 def _ts(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat(timespec="seconds") if dt else None
-
-
-def _dt(s: str | None) -> datetime | None:
-    return datetime.fromisoformat(s) if s else None
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
