@@ -249,11 +249,10 @@ def cmd_status(settings, args) -> int:
 
 def _probe_budgets(settings, store, vendors) -> list[dict]:
     """Each probed vendor's spending today, from the saved budget (nothing is sent)."""
-    from decimal import Decimal
 
     from watcher.config import ConfigError as _ConfigError
-    from watcher.probes.budget import Budget, VendorBudget
-    from watcher.probes.runner import _price, probe_targets
+    from watcher.probes.budget import Budget
+    from watcher.probes.runner import budget_policies, probe_targets
 
     try:
         targets = probe_targets(settings, vendors)
@@ -261,14 +260,7 @@ def _probe_budgets(settings, store, vendors) -> list[dict]:
         return []
     if not targets:
         return []
-    policies = {
-        t.vendor.id: VendorBudget(
-            daily_tokens=t.settings.daily_tokens,
-            daily_cost=Decimal(str(t.settings.daily_cost)),
-            default_price=_price(t.settings),
-        )
-        for t in targets
-    }
+    policies = budget_policies(targets)
     saved = store.budget_state("_all")
     budget = Budget(policies)
     if saved:

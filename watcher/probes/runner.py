@@ -239,20 +239,12 @@ class ProbeRunner:
             if p.canaries_file:
                 canaries = merge(canaries, load_canaries(p.canaries_file), replace=p.replace_default_canaries)
         self.canaries = canaries
-        self.budget = Budget(
-            {
-                vid: VendorBudget(
-                    daily_tokens=t.settings.daily_tokens,
-                    daily_cost=Decimal(str(t.settings.daily_cost)),
-                    default_price=_price(t.settings),
-                )
-                for vid, t in self.targets.items()
-            }
-        )
+        policies = budget_policies(self.targets.values())
+        self.budget = Budget(policies)
         saved = store.budget_state("_all")
         if saved:
             try:
-                self.budget = Budget.from_dict(saved, self.budget._vendors, None)
+                self.budget = Budget.from_dict(saved, policies, None)
             except Exception as e:  # a budget that does not load restarts the day's count
                 log.warning("probe budget state could not be restored (%s): counting from zero", e)
         self.detectors: dict[str, VendorDetectors] = {}
@@ -552,6 +544,18 @@ class ProbeRunner:
     def interval_for(self, outcome: RunOutcome | None) -> float:
         p = self.settings.probes
         return min(p.fast_interval, p.interval) if outcome is not None and outcome.fast else p.interval
+
+
+def budget_policies(targets) -> dict[str, VendorBudget]:
+    """Each probed vendor's daily limits and prices, from its settings."""
+    return {
+        t.vendor.id: VendorBudget(
+            daily_tokens=t.settings.daily_tokens,
+            daily_cost=Decimal(str(t.settings.daily_cost)),
+            default_price=_price(t.settings),
+        )
+        for t in targets
+    }
 
 
 def _price(ps: ProbeVendorSettings):
