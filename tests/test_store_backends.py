@@ -685,13 +685,16 @@ def test_meta_values_and_counters(pg_url):
 # -- the leader lease ---------------------------------------------------------------------------------
 
 
-def _wait_gone(url: str, application_name: str) -> None:
+def _wait_gone(url: str, application_name: str, pid: int | None = None) -> None:
+    """Until the server has ended that session (``pid``: that backend only, since other tests and
+    watchers on the same server may use the same instance names)."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
         for _ in range(200):
             if not conn.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE application_name = %s", [application_name]
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND (%s::int IS NULL OR pid = %s)",
+                [application_name, pid, pid],
             ).fetchone():
                 return
             time.sleep(0.05)
@@ -726,8 +729,9 @@ def test_when_the_leaders_connection_closes_the_other_takes_over_at_its_next_try
     a, b = LeaderLease(pg_url, "a"), LeaderLease(pg_url, "b")
     try:
         assert a.try_acquire() and not b.try_acquire()
+        backend = a._conn.info.backend_pid
         a._conn.close()  # the connection drops under the leader
-        _wait_gone(pg_url, "watcher lease a")
+        _wait_gone(pg_url, "watcher lease a", backend)
         assert b.try_acquire() is True
         assert a.is_leader is False and a.leading is False
         assert a.try_acquire() is False, "it comes back as a follower"

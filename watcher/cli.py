@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cc.add_argument("--json", action="store_true")
 
+    cl = sub.add_parser(
+        "cluster", parents=[common], help="the instances on a shared PostgreSQL: locations, leader, heartbeats"
+    )
+    cl.add_argument("--json", action="store_true")
+
     dm = sub.add_parser("demo", help="replay a real incident against a simulated vendor: no accounts, no internet")
     dm.add_argument("--speed", type=float, default=1.0, help="replay this many times faster (1: about a minute)")
     dm.add_argument("--no-web", action="store_true", help="do not start the local web app")
@@ -150,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             "test-alert": cmd_test_alert,
             "probe": cmd_probe,
             "baseline": cmd_baseline,
+            "cluster": cmd_cluster,
         }[args.command]
         return handler(settings, args)
     except ConfigError as e:
@@ -192,14 +198,97 @@ def cmd_run(settings, args) -> int:
 
     from watcher.catalog import resolve
     from watcher.daemon import Daemon
+    from watcher.store import StoreError
 
     _setup_logging(settings.log.level, args.log_format or settings.log.format)
     vendors = resolve(settings)
     store = _open_store(settings)
     try:
         asyncio.run(Daemon(settings, vendors, store).run())
+    except StoreError as e:  # the leader lease could not reach the database at start
+        print(f"watcher: {e}", file=sys.stderr)
+        return EXIT_FAIL
     finally:
         store.close()
+    return EXIT_OK
+
+
+def cmd_cluster(settings, args) -> int:
+    """Who runs, where, who leads, and what each location sees that the others do not."""
+    from watcher.probes.service import sightings
+    from watcher.store.leader import identity
+
+    store = _open_store(settings)
+    try:
+        if not hasattr(store, "leader_record"):
+            name, _loc = identity(settings)
+            msg = f"not a cluster: one instance on the SQLite file {settings.storage.path}"
+            if args.json:
+                print(json.dumps({"cluster": False, "leader": None, "instances": [], "detail": msg}))
+            else:
+                print(msg + " (several instances need storage.url = \"postgresql://...\")")
+            return EXIT_OK
+        alive_after = settings.cluster.failover_timeout
+        insts = store.instances()
+        lead = store.leader_record()
+        states = store.detector_states("probe:")
+        errors = store.source_errors_by_location()
+    finally:
+        store.close()
+    now = datetime.now(UTC)
+    rows = []
+    leader = None
+    for i in insts:
+        alive = i.heartbeat_age_s is not None and i.heartbeat_age_s <= alive_after
+        if i.is_leader and alive:
+            leader = i.name
+        n, failing = errors.get(i.location or "", (0, 0))
+        rows.append(
+            {
+                "name": i.name,
+                "location": i.location,
+                "host": i.host,
+                "pid": i.pid,
+                "is_leader": bool(i.is_leader and alive),
+                "alive": alive,
+                "heartbeat_age_s": None if i.heartbeat_age_s is None else round(i.heartbeat_age_s, 1),
+                "started_at": i.started_at.isoformat() if i.started_at else None,
+                "sources": n,
+                "sources_failing": failing,
+            }
+        )
+    vendors = sorted({k.split(":", 1)[1].split("@", 1)[0] for k in states if "@" in k})
+    local = []
+    for v in vendors:
+        for s in sightings(states, v):
+            if s.outage and (now - s.at).total_seconds() <= 2 * settings.probes.interval + alive_after:
+                local.append({"vendor": v, "location": s.location, "since": s.since.isoformat() if s.since else None})
+    seen_by: dict[str, list[str]] = {}
+    for p in local:
+        seen_by.setdefault(p["vendor"], []).append(p["location"])
+    out = {
+        "cluster": True,
+        "leader": leader,
+        "epoch": lead.get("epoch"),
+        "leader_since": lead["since"].isoformat() if lead.get("since") else None,
+        "instances": rows,
+        "api_failing": local,
+    }
+    if args.json:
+        print(json.dumps(out))
+        return EXIT_OK
+    print(f"leader: {leader or 'NONE (no instance holds the lease)'}  (epoch {out['epoch']})")
+    print(f"{'instance':<16} {'location':<14} {'role':<9} {'heartbeat':>10}  {'host/pid':<24} sources")
+    for r in rows:
+        role = "leader" if r["is_leader"] else ("follower" if r["alive"] else "DOWN")
+        hb = "-" if r["heartbeat_age_s"] is None else f"{r['heartbeat_age_s']:.0f}s ago"
+        fail = f", {r['sources_failing']} failing" if r["sources_failing"] else ""
+        print(
+            f"{r['name']:<16} {str(r['location'] or '-'):<14} {role:<9} {hb:>10}  "
+            f"{(r['host'] or '?') + '/' + str(r['pid'] or '?'):<24} {r['sources']}{fail}"
+        )
+    for v, locs in seen_by.items():
+        print(f"probes of {v} fail from: {', '.join(locs)}")
     return EXIT_OK
 
 
@@ -323,14 +412,32 @@ def cmd_incidents(settings, args) -> int:
     return EXIT_OK
 
 
+def _database_label(settings) -> str:
+    """The database the settings name, for messages: the PostgreSQL URL without its password, or the file."""
+    if settings.storage.url:
+        from watcher.store.postgres import redact_url
+
+        return redact_url(settings.storage.url)
+    return str(settings.storage.path)
+
+
 def cmd_health(settings, args) -> int:
     """For container and service health checks: is the daemon still polling?"""
-    if not settings.storage.path.exists():
+    if not settings.storage.url and not settings.storage.path.exists():
         print(f"unhealthy: no database at {settings.storage.path} yet", file=sys.stderr)
         return EXIT_FAIL
-    store = _open_store(settings)
+    from watcher.store import StoreError, open_store
+
+    try:
+        store = open_store(settings)
+    except StoreError as e:  # PostgreSQL down or refusing us: unhealthy, in its own words (no password)
+        print(f"unhealthy: {e}", file=sys.stderr)
+        return EXIT_FAIL
     try:
         records = store.sources()
+    except StoreError as e:
+        print(f"unhealthy: {e}", file=sys.stderr)
+        return EXIT_FAIL
     finally:
         store.close()
     polled = [r.last_polled_at for r in records if r.last_polled_at]
@@ -715,7 +822,7 @@ def cmd_config_check(settings, args) -> int:
         print(
             json.dumps(
                 {
-                    "database": str(settings.storage.path),
+                    "database": _database_label(settings),
                     "vendors": [
                         {
                             "id": v.id,
@@ -734,7 +841,7 @@ def cmd_config_check(settings, args) -> int:
         )
         return EXIT_OK
     n = sum(len(v.sources) for v in vendors)
-    print(f"config OK: {len(vendors)} vendors, {n} sources, database {settings.storage.path}")
+    print(f"config OK: {len(vendors)} vendors, {n} sources, database {_database_label(settings)}")
     for v in vendors:
         extra = f"  (only components: {', '.join(v.components)})" if v.components is not None else ""
         print(f"  {v.id:<14} {v.name}{extra}")

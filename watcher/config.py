@@ -334,6 +334,49 @@ class ProbeSettings(_Strict):
     vendors: dict[str, ProbeVendorSettings] = Field(default_factory=dict)
 
 
+class ClusterSettings(_Strict):
+    """Several watchers on one PostgreSQL database: one leader alerts, every instance watches."""
+
+    name: str | None = Field(
+        default=None, description="This instance's name, unique in the cluster; default the host name."
+    )
+    location: str | None = Field(
+        default=None,
+        description="Where this instance sees the internet from (e.g. 'paris', 'aws-us-east-1'); "
+        "default the instance name.",
+    )
+    failover_timeout: float = Field(
+        default=30,
+        ge=3,
+        le=3600,
+        description="Seconds within which a follower replaces a leader that died or lost the database.",
+    )
+    min_locations: int | None = Field(
+        default=None,
+        ge=1,
+        le=50,
+        description="Locations that must see a probe-detected outage before it is declared; default 2 "
+        "when more than one location is running, else 1.",
+    )
+    confirm_window: float | None = Field(
+        default=None,
+        gt=0,
+        le=86400,
+        description="Seconds within which the locations' sightings must fall; default twice the probe "
+        "interval plus the failover timeout.",
+    )
+
+    @field_validator("name", "location")
+    @classmethod
+    def _label(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.strip()
+        if not v or len(v) > 63 or any(ord(c) < 32 for c in v):
+            raise ValueError("must be 1 to 63 printable characters")
+        return v
+
+
 class WebSettings(_Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -385,6 +428,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @field_validator("watch")
     @classmethod

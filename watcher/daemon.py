@@ -6,6 +6,15 @@ its next turn comes is skipped, not stacked (``max_instances=1``, ``coalesce``).
 On SIGTERM/SIGINT the scheduler stops taking new work, in-flight polls get a grace
 period to finish (each is bounded by the fetch timeout anyway), then the HTTP
 client and the database are closed.
+
+Several instances on one PostgreSQL database form a cluster (see
+:mod:`watcher.store.leader`): every instance polls and probes from its location;
+only the one holding the leader lease merges findings into incidents, sends the
+outbox, runs reminders, retention, the report and the billed canary prompts. The
+lease is checked every ``failover_timeout / 6`` seconds in a worker thread; on
+taking over, the new leader puts the outbox rows its predecessor left in flight back
+to pending and fences its own claims with the new epoch. On SQLite the lease is a
+:class:`~watcher.store.leader.SoloLease` that always leads.
 """
 
 from __future__ import annotations
@@ -33,8 +42,11 @@ FIRST_POLL_SPREAD = 5.0
 
 
 class Daemon:
-    def __init__(self, settings: Settings, vendors: list[VendorSpec], store: Store):
+    def __init__(self, settings: Settings, vendors: list[VendorSpec], store: Store, *, lease=None):
         self.settings = settings
+        self.lease = lease
+        """The leader lease; opened in :meth:`run` when not given."""
+        self._was_leading: bool | None = None
         self.vendors = vendors
         self.store = store
         self.sources: list[SourceSpec] = [s for v in vendors for s in v.sources]
@@ -43,6 +55,9 @@ class Daemon:
         self._sem: asyncio.Semaphore | None = None
         self.pipeline: Pipeline | None = None
         self.probes = None
+        self.cluster = False
+        self.name: str | None = None
+        self.location: str | None = None
         self.runtime: dict = {"scheduler_running": False, "polls": 0}
         """Live facts for /healthz and /metrics (see watcher.web.context.WebContext.runtime)."""
         from watcher.metrics import PollMetrics
@@ -130,10 +145,23 @@ class Daemon:
         from watcher.probes.runner import ProbeRunner
         from watcher.probes.service import ProbeService
 
-        runner = ProbeRunner(self.settings, self.store, self.vendors, client)
+        runner = ProbeRunner(
+            self.settings, self.store, self.vendors, client, location=self.location if self.cluster else None
+        )
         if not runner.targets:
             return
-        self.probes = ProbeService(runner, self.pipeline, self._alert_changes)
+        view = None
+        if self.cluster:
+            from watcher.probes.service import ClusterView, default_window
+
+            c = self.settings.cluster
+            view = ClusterView(
+                self.lease,
+                window=c.confirm_window or default_window(self.settings.probes.interval, c.failover_timeout),
+                min_locations=c.min_locations,
+                alive_after=c.failover_timeout,
+            )
+        self.probes = ProbeService(runner, self.pipeline, self._alert_changes, cluster=view)
         p = self.settings.probes
         for vid in runner.targets:
             scheduler.add_job(
@@ -154,7 +182,51 @@ class Daemon:
         )
         log.info("probing %d vendor API(s): %s", len(runner.targets), ", ".join(runner.targets))
 
+    def leading(self) -> bool:
+        return self.lease is None or self.lease.leading
+
+    def _on_leadership(self, leads: bool) -> None:
+        """Called after each lease check, on the event loop: act on a change of role."""
+        self.runtime["leader"] = leads
+        if leads == self._was_leading:
+            return
+        first = self._was_leading is None
+        self._was_leading = leads
+        if leads:
+            epoch = getattr(self.lease, "epoch", None)
+            if hasattr(self.store, "fence_epoch") and self.cluster:
+                self.store.fence_epoch = epoch
+            # what the previous leader (or our own previous run) left claimed goes out again
+            try:
+                self.deliverer.recover()
+            except Exception:
+                log.exception("could not recover the outbox")
+            self.deliverer.wake.set()
+            if self.cluster:
+                log.warning("this instance leads the cluster now (epoch %s): alerting from here", epoch)
+        elif not first:
+            log.warning("this instance is a follower now: watching, not alerting")
+        elif self.cluster:
+            log.info("joined the cluster as a follower: watching, not alerting")
+
+    async def _cluster_job(self) -> None:
+        if self.stopping.is_set() or self.lease is None:
+            return
+        try:
+            leads = await asyncio.to_thread(self.lease.tick)
+        except Exception:  # the lease never raises for database trouble; anything else is a bug
+            log.exception("leader lease check failed")
+            leads = False
+        self._on_leadership(leads and self.lease.leading)
+        if leads and self.probes is not None:
+            try:
+                await self.probes.reconfirm(datetime.now(UTC))
+            except Exception:
+                log.exception("probe confirmation across locations failed")
+
     def _tick(self) -> None:
+        if not self.leading():
+            return
         try:
             self.engine.tick()
         except Exception:
@@ -218,9 +290,19 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
         poll = self.settings.poll
+        from watcher.store.leader import SoloLease, identity, open_lease
+
+        self.name, self.location = identity(self.settings)
+        if self.lease is None:
+            self.lease = await asyncio.to_thread(
+                open_lease, self.store, self.name, self.location, timeout=self.settings.cluster.failover_timeout
+            )
+        self.cluster = not isinstance(self.lease, SoloLease)
+        self.runtime.update(instance=self.lease.name, location=self.location, cluster=self.cluster)
+        self.deliverer.may_send = self.leading
         self._sem = asyncio.Semaphore(poll.concurrency)
         client = make_client(user_agent=poll.user_agent, max_connections=poll.concurrency * 2)
-        self.pipeline = Pipeline(self.store, client, self.settings, self.vendors)
+        self.pipeline = Pipeline(self.store, client, self.settings, self.vendors, lease=self.lease)
         # Our own log lines say what changed; APScheduler's per-job chatter would be one line per poll.
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -257,8 +339,26 @@ class Daemon:
 
         self.runtime["deliverer"], self.runtime["probes"] = self.deliverer, self.probes
         ops_ctx = WebContext(self.settings, self.store, self.vendors, self.engine, runtime=self.runtime)
-        housekeeping.schedule(scheduler, ctx=ops_ctx, client=client, transports=self.deliverer.transports, now=now)
-        self.deliverer.recover()
+        housekeeping.schedule(
+            scheduler,
+            ctx=ops_ctx,
+            client=client,
+            transports=self.deliverer.transports,
+            now=now,
+            leading=self.leading,
+        )
+        if self.cluster:
+            # the first lease check before anything else: a follower must not send or merge
+            self._on_leadership(await asyncio.to_thread(self.lease.tick))
+            scheduler.add_job(
+                self._cluster_job,
+                IntervalTrigger(seconds=self.lease.tick_interval, timezone=UTC),
+                id="cluster:lease",
+                max_instances=1,
+                coalesce=True,
+            )
+        else:
+            self._on_leadership(True)
         deliver_task = asyncio.create_task(self.deliverer.run(self.stopping), name="deliver")
         web = self._start_web()
         socket_mode = await self._start_socket_mode(loop)
@@ -273,10 +373,13 @@ class Daemon:
             )
         systemd.notify("READY=1")
         log.info(
-            "watching %d vendors through %d sources (database %s)",
+            "watching %d vendors through %d sources (database %s)%s",
             len(self.vendors),
             len(self.sources),
-            getattr(self.store, "path", "?"),
+            getattr(self.store, "path", None) or self.store,
+            f"; instance {self.name!r} at {self.location!r}, {'leader' if self.leading() else 'follower'}"
+            if self.cluster
+            else "",
         )
         try:
             await self.stopping.wait()
@@ -306,6 +409,9 @@ class Daemon:
             for t in late:
                 t.cancel()
             await client.aclose()
+            if self.cluster:
+                # hand the lease over now rather than after the failover timeout
+                await asyncio.to_thread(self.lease.close)
             if install_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)

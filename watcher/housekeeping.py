@@ -10,6 +10,9 @@ logs its own errors, so none of them can stop watching:
   :func:`watcher.heartbeat.beat_from_health`, the ``/healthz`` verdict;
 - ``ops:report`` every 5 minutes when the report is enabled and has a target:
   :func:`watcher.report.run_weekly`, which sends only when the week's time has come.
+
+In a cluster, retention and the report run on the leader only (``leading``); the
+heartbeat runs on every instance, each saying that it is alive and healthy.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ RETENTION_FIRST_AFTER = 60.0
 HEARTBEAT_FIRST_AFTER = 15.0
 
 
-def schedule(scheduler, *, ctx, client, transports, now: datetime | None = None) -> list[str]:
+def schedule(
+    scheduler, *, ctx, client, transports, now: datetime | None = None, leading=lambda: True
+) -> list[str]:
     """Add the jobs to ``scheduler``; returns their ids.
 
     ``ctx`` is the daemon's :class:`~watcher.web.context.WebContext` (settings,
@@ -40,6 +45,8 @@ def schedule(scheduler, *, ctx, client, transports, now: datetime | None = None)
     async def retention() -> None:
         from watcher.retention import prune_async
 
+        if not leading():
+            return
         try:
             await prune_async(ctx.store, s)
         except Exception:
@@ -77,6 +84,8 @@ def schedule(scheduler, *, ctx, client, transports, now: datetime | None = None)
         async def report() -> None:
             from watcher.report import run_weekly
 
+            if not leading():
+                return
             try:
                 await run_weekly(ctx.store, ctx.vendors, s, transports)
             except Exception:

@@ -48,8 +48,16 @@ class Pipeline:
         vendors: list[VendorSpec],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lease=None,
     ):
         self.store = store
+        self.lease = lease
+        """None or a solo lease: this instance alone, always the leader. A cluster lease: only
+        while it leads does this instance merge what it sees into incidents."""
+        self.shared = lease is not None and type(lease).__name__ != "SoloLease"
+        self._fresh: set[str] = set()
+        """Sources merged into incidents since this instance last became the leader."""
+        self._fresh_epoch: int | None = None
         self.client = client
         self.settings = settings
         self.vendors = {v.id: v for v in vendors}
@@ -79,7 +87,24 @@ class Pipeline:
                 )
             )
 
+    def leading(self) -> bool:
+        return self.lease is None or self.lease.leading
+
+    def _must_merge(self, key: str, leading: bool) -> bool:
+        """In a cluster, the first poll of each source after this instance becomes the leader parses
+        and merges in full: what it stored as a follower was never merged, so "unchanged since my
+        last poll" does not mean "already in the incidents"."""
+        if not self.shared or not leading:
+            return False
+        epoch = getattr(self.lease, "epoch", None)
+        if epoch != self._fresh_epoch:
+            self._fresh.clear()
+            self._fresh_epoch = epoch
+        return key not in self._fresh
+
     async def _poll(self, spec: SourceSpec) -> PollResult:
+        leading = self.leading()
+        must_merge = self._must_merge(spec.key, leading)
         rec = self.store.source(spec.key) or SourceRecord(spec.key, spec.vendor, spec.type, spec.url)
         if rec.url != spec.url or rec.type != spec.type:  # config changed: forget validators
             rec.url, rec.type, rec.etag, rec.last_modified, rec.content_hash = (
@@ -99,8 +124,8 @@ class Pipeline:
                 spec.url,
                 timeout=poll.timeout,
                 max_bytes=poll.max_bytes,
-                etag=rec.etag if rec.content_hash else None,
-                last_modified=rec.last_modified if rec.content_hash else None,
+                etag=rec.etag if rec.content_hash and not must_merge else None,
+                last_modified=rec.last_modified if rec.content_hash and not must_merge else None,
             )
         except FetchError as e:
             return self._failed(rec, spec, e.kind, e.message, started)
@@ -110,7 +135,7 @@ class Pipeline:
         digest = hashlib.blake2b(res.body, digest_size=16).hexdigest()
         rec.final_url = res.url
         rec.etag, rec.last_modified = res.etag, res.last_modified
-        if digest == rec.content_hash and rec.error is None:
+        if digest == rec.content_hash and rec.error is None and not must_merge:
             return self._unchanged(rec, spec, started)
 
         parse = parser_for(spec.type)
@@ -130,7 +155,11 @@ class Pipeline:
 
         vendor = self.vendors.get(spec.vendor)
         counts = _counter(vendor, spec)
-        changes = await self.apply(spec.vendor, spec.key, snapshot, started, counts)
+        changes: list[Change] = []
+        if leading:
+            changes = await self.apply(spec.vendor, spec.key, snapshot, started, counts)
+            if self.shared:
+                self._fresh.add(spec.key)
 
         if rec.error is not None:
             log.info("%s: recovered after %d failed poll(s) (%s)", spec.key, rec.failures, rec.error)
@@ -152,7 +181,12 @@ class Pipeline:
         at: datetime,
         counts: Callable[[str], bool] = lambda name: True,
     ) -> list[Change]:
-        """Merge one snapshot into the vendor's incidents and save them: polls and probe findings alike."""
+        """Merge one snapshot into the vendor's incidents and save them: polls and probe findings alike.
+
+        Only the leader merges (nothing happens on a follower): the incidents are the cluster's.
+        """
+        if not self.leading():
+            return []
         async with self._lock(vendor):
             ctx = Context(vendor=vendor, source=source_key, now=at, counts_component=counts)
             keys = [r.key for group in (snapshot.incidents, snapshot.maintenances) for r in group or ()]

@@ -95,6 +95,8 @@ class Deliverer:
         self.transports = transports
         self.clock = clock
         self.wake = asyncio.Event()
+        self.may_send: Callable[[], bool] = lambda: True
+        """False on a cluster follower: only the leader sends (see :mod:`watcher.store.leader`)."""
         self.sent = 0
         self.failed = 0
 
@@ -108,11 +110,12 @@ class Deliverer:
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
-                await self.deliver_due()
+                if self.may_send():
+                    await self.deliver_due()
             except Exception:  # the sender must outlive any single bad notification
                 log.exception("delivery loop error")
-            nxt = self.store.next_due_at()
-            wait = 5.0
+            nxt = self.store.next_due_at() if self.may_send() else None
+            wait = 5.0 if self.may_send() else 1.0
             if nxt is not None:
                 wait = min(wait, max(0.05, (nxt - self.clock()).total_seconds()))
             self.wake.clear()
@@ -130,6 +133,8 @@ class Deliverer:
                 return done
             progressed = False
             for n in batch:
+                if not self.may_send():
+                    return done  # leadership lost: the new leader takes it from here
                 if not self.store.claim(n.id, self.clock()):
                     continue  # another worker has it
                 progressed = True

@@ -227,9 +227,12 @@ class ProbeRunner:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         canaries: CanarySet | None = None,
+        location: str | None = None,
     ):
         self.settings = settings
         self.store = store
+        self.location = location
+        """Set in a cluster: each location keeps its own detector state (``probe:<vendor>@<location>``)."""
         self.client = client
         self.clock = clock
         self.targets = {t.vendor.id: t for t in probe_targets(settings, vendors)}
@@ -250,12 +253,24 @@ class ProbeRunner:
         self.detectors: dict[str, VendorDetectors] = {}
         for vid, t in self.targets.items():
             d = VendorDetectors(settings, t)
-            state = store.detector_state(f"probe:{vid}")
+            state = store.detector_state(self.stream(vid))
             if state:
                 d.load(state)
             self.detectors[vid] = d
         self._network: Connectivity | None = None
         self._changelog: dict[str, tuple[datetime, list[str]]] = {}
+
+    def stream(self, vendor_id: str) -> str:
+        return f"probe:{vendor_id}" if self.location is None else f"probe:{vendor_id}@{self.location}"
+
+    def _reload_budget(self) -> None:
+        """In a cluster the budget is the leader's, and the leader changes: start from what was spent."""
+        saved = self.store.budget_state("_all")
+        if saved:
+            try:
+                self.budget = Budget.from_dict(saved, budget_policies(self.targets.values()), None)
+            except Exception as e:
+                log.warning("probe budget state could not be restored (%s): keeping this instance's", e)
 
     # -- the network ---------------------------------------------------------------------
 
@@ -295,8 +310,12 @@ class ProbeRunner:
 
     # -- one vendor -------------------------------------------------------------------------
 
-    async def run(self, vendor_id: str) -> RunOutcome:
+    async def run(self, vendor_id: str, *, billed: bool = True) -> RunOutcome:
+        """One run. ``billed=False`` (a cluster follower): the free model-list call only, no canary
+        prompts, and the shared budget is left alone."""
         target = self.targets[vendor_id]
+        if billed and self.location is not None:
+            self._reload_budget()
         det = self.detectors[vendor_id]
         now = self.clock()
         conn = await self.network()
@@ -305,7 +324,7 @@ class ProbeRunner:
 
         models = await list_models(self.client, target.api, timeout=timeout)
         out.checked.append(Checked(models))
-        if target.model:
+        if target.model and billed:
             for canary in self._next_canaries(det):
                 est = self.budget.estimate(vendor_id, canary, target.model)
                 reservation = self.budget.reserve(vendor_id, est, self.clock())
@@ -346,8 +365,12 @@ class ProbeRunner:
             out.snapshot = self._findings(target, det, now)
             out.fast = det.quality.warn or det.latency.warn
         self._record(out, network_ok)
-        self.store.save_detector_state(f"probe:{vendor_id}", det.to_dict(), now)
-        self.store.save_budget_state("_all", self.budget.to_dict(), now)
+        state = det.to_dict()
+        # what the leader needs to confirm an outage across locations (see ProbeService.confirm)
+        state["seen"] = {"at": now.isoformat(), "location": self.location, "network_ok": network_ok}
+        self.store.save_detector_state(self.stream(vendor_id), state, now)
+        if billed:
+            self.store.save_budget_state("_all", self.budget.to_dict(), now)
         return out
 
     def _next_canaries(self, det: VendorDetectors):

@@ -4,36 +4,144 @@ A :class:`ProbeService` runs a vendor's probes, merges the findings into the
 vendor's incidents through the pipeline (source ``<vendor>/probe``), and keeps
 the notice about watcher's own network (vendor ``watcher``) open exactly while no
 control host answers. Alerts are the caller's ``on_changes`` (the alert engine).
+
+In a cluster (several watchers on one PostgreSQL database) every instance probes
+from its own location, but only the leader merges findings into incidents. A
+probe-detected outage is declared only when enough *locations* see it within the
+confirmation window (:func:`confirmation`): a failure seen from one location only
+is that location's problem (its route to the vendor, its DNS, its egress IP being
+rate-limited) and is logged and shown by ``watcher cluster``, never paged.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from watcher.incidents.correlate import Change
-from watcher.model import SELF_VENDOR
+from watcher.model import SELF_VENDOR, IncidentKind, IncidentStatus, Report, Snapshot, Update
 from watcher.probes.connectivity import Connectivity
 from watcher.probes.runner import ProbeRunner, RunOutcome
 
 log = logging.getLogger("watcher.probes")
 
 
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One location's latest view of one vendor's API, from its saved detector state."""
+
+    location: str
+    at: datetime
+    outage: bool
+    since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """Which locations see a vendor's API down, and whether that is enough to declare an outage."""
+
+    seeing: tuple[Sighting, ...]
+    locations: tuple[str, ...]
+    """Every location that reported on this vendor within the window."""
+    needed: int
+    local: tuple[str, ...] = field(default=())
+    """Locations that see it down when that is not enough: their own problem."""
+
+    @property
+    def confirmed(self) -> bool:
+        return len(self.seeing) >= self.needed
+
+    def explain(self) -> str:
+        names = ", ".join(s.location for s in self.seeing)
+        return f"not answering from {len(self.seeing)} of {len(self.locations)} locations ({names})"
+
+
+def sightings(states: dict[str, dict[str, Any]], vendor: str) -> list[Sighting]:
+    """Each location's view of ``vendor`` from the detector states ``probe:<vendor>@<location>``."""
+    out = []
+    prefix = f"probe:{vendor}@"
+    for stream, st in states.items():
+        seen = st.get("seen") or {}
+        if not stream.startswith(prefix) or not seen.get("at"):
+            continue
+        if seen.get("network_ok") is False:
+            continue  # that location could not reach anything: it has no opinion on the vendor
+        try:
+            at = datetime.fromisoformat(seen["at"])
+        except (TypeError, ValueError):
+            continue
+        outage = st.get("outage") or {}
+        since = outage.get("outage_first_at") or outage.get("opened_at")
+        try:
+            since_at = datetime.fromisoformat(since) if since else None
+        except (TypeError, ValueError):
+            since_at = None
+        out.append(Sighting(stream[len(prefix) :], at, bool(outage.get("alarm")), since_at))
+    return out
+
+
+def confirmation(
+    seen: list[Sighting], now: datetime, *, window: float, min_locations: int | None, running: int
+) -> Confirmation:
+    """Pure: is an outage seen from enough locations within ``window`` seconds?
+
+    ``min_locations`` unset: 2 when more than one location is running, else 1. Set: at
+    most the number of locations running, so a cluster shrunk to one location still
+    declares outages (saying so in the log) rather than going blind.
+    """
+    recent = [s for s in seen if (now - s.at).total_seconds() <= window]
+    locations = tuple(sorted({s.location for s in recent}))
+    running = max(1, running, len(locations))
+    needed = min_locations if min_locations is not None else (2 if running > 1 else 1)
+    needed = max(1, min(needed, running))
+    seeing = tuple(sorted((s for s in recent if s.outage), key=lambda s: s.location))
+    conf = Confirmation(seeing, locations, needed)
+    if not conf.confirmed:
+        conf = replace(conf, local=tuple(s.location for s in seeing))
+    return conf
+
+
 class ProbeService:
-    def __init__(self, runner: ProbeRunner, pipeline, on_changes: Callable[[list[Change]], object]):
+    def __init__(
+        self,
+        runner: ProbeRunner,
+        pipeline,
+        on_changes: Callable[[list[Change]], object],
+        *,
+        cluster=None,
+    ):
         self.runner = runner
         self.pipeline = pipeline
         self.on_changes = on_changes
+        self.cluster = cluster
+        """A :class:`ClusterView` in a cluster; None alone (every finding is merged as it is)."""
         self.network_down_since: datetime | None = None
         self.last: dict[str, RunOutcome] = {}
+        self._local: dict[str, tuple[str, ...]] = {}
+        self._decided: dict[str, bool] = {}
+        self._since: dict[str, datetime] = {}
 
     async def check_network(self) -> Connectivity:
         conn = await self.runner.network(fresh=True)
         await self._network_state(conn)
         return conn
 
+    def leading(self) -> bool:
+        return self.pipeline.leading()
+
     async def _network_state(self, conn: Connectivity) -> None:
+        if self.cluster is not None and not self.leading():
+            # a follower's network trouble is its own: logged here, seen in `watcher cluster`
+            if not conn.ok and self.network_down_since is None:
+                self.network_down_since = conn.checked_at
+                log.error("our network is down at this location: %s", conn.detail)
+            elif conn.ok and self.network_down_since is not None:
+                self.network_down_since = None
+                log.info("our network is back at this location")
+            return
         if conn.ok and self.network_down_since is None and not self.runner.store.open_incidents(SELF_VENDOR):
             return  # nothing to close: the usual case, no write
         if not conn.ok and self.network_down_since is None:
@@ -48,16 +156,143 @@ class ProbeService:
             self.on_changes(changes)
 
     async def probe(self, vendor: str) -> RunOutcome:
-        out = await self.runner.run(vendor)
+        leading = self.leading()
+        out = await self.runner.run(vendor, billed=leading)
         self.last[vendor] = out
         for note in out.notes:
             log.info("%s: %s", vendor, note)
-        if out.snapshot is not None:
-            changes = await self.pipeline.apply(vendor, f"{vendor}/probe", out.snapshot, out.at)
-            if changes:
-                self.on_changes(changes)
+        if out.snapshot is not None and leading:
+            await self._merge(vendor, out)
         if out.snapshot is None or out.network.ok:
             # a vendor that answered while the control hosts did not (a firewall that blocks
             # them, say) proves the network works: no notice either way then
             await self._network_state(out.network)
         return out
+
+    async def _merge(self, vendor: str, out: RunOutcome) -> None:
+        snapshot = out.snapshot
+        if snapshot is None:
+            return
+        if self.cluster is not None:
+            snapshot = self.confirm(vendor, snapshot, out.at)
+        changes = await self.pipeline.apply(vendor, f"{vendor}/probe", snapshot, out.at)
+        if changes:
+            self.on_changes(changes)
+
+    async def reconfirm(self, now: datetime) -> None:
+        """The leader, between its own runs: merge again where another location's sighting changed
+        the verdict (an outage confirmed, or no longer seen anywhere)."""
+        if self.cluster is None or not self.leading():
+            return
+        states = self.runner.store.detector_states("probe:")
+        for vendor, out in list(self.last.items()):
+            if out.snapshot is None:
+                continue
+            conf = self._confirmation(vendor, now, states)
+            if conf.confirmed != self._decided.get(vendor, conf.confirmed):
+                await self._merge(vendor, replace(out, at=now))
+
+    def _confirmation(self, vendor: str, now: datetime, states=None) -> Confirmation:
+        if states is None:
+            states = self.runner.store.detector_states(f"probe:{vendor}@")
+        c = self.cluster
+        return confirmation(
+            sightings(states, vendor),
+            now,
+            window=c.window,
+            min_locations=c.min_locations,
+            running=c.running_locations(),
+        )
+
+    def confirm(self, vendor: str, snapshot: Snapshot, now: datetime) -> Snapshot:
+        """The leader's findings with the outage decided by every location's view, not its own alone."""
+        conf = self._confirmation(vendor, now)
+        self._decided[vendor] = conf.confirmed
+        if conf.local != self._local.get(vendor, ()):
+            if conf.local:
+                log.warning(
+                    "%s: API not answering from %s only (%d of %d locations, %d needed): a local problem "
+                    "of that location, not declared as a vendor outage",
+                    vendor,
+                    ", ".join(conf.local),
+                    len(conf.seeing),
+                    len(conf.locations),
+                    conf.needed,
+                )
+            else:
+                log.info("%s: no location sees its API down any more", vendor)
+            self._local[vendor] = conf.local
+        reports = [
+            r for r in snapshot.incidents or () if not (r.kind is IncidentKind.OUTAGE and r.key.startswith("probe:"))
+        ]
+        if conf.confirmed and conf.seeing:
+            reports.insert(0, self._outage_report(vendor, conf, now))
+        else:
+            self._since.pop(vendor, None)
+        return replace(snapshot, incidents=tuple(reports))
+
+    def _outage_report(self, vendor: str, conf: Confirmation, now: datetime) -> Report:
+        if vendor not in self._since:  # one key for the whole episode, whichever locations come and go
+            starts = [s.since for s in conf.seeing if s.since is not None]
+            self._since[vendor] = (min(starts) if starts else now).replace(microsecond=0)
+        since = self._since[vendor]
+        key = f"probe:availability:{since.isoformat(timespec='seconds')}"
+        target = self.runner.targets.get(vendor)
+        name = target.vendor.name if target is not None else vendor
+        reason = f"Outage: {conf.explain()}, since {since:%H:%M} UTC"
+        return Report(
+            key=key,
+            title=f"{name} API is not answering watcher's probes",
+            status=IncidentStatus.INVESTIGATING,
+            kind=IncidentKind.OUTAGE,
+            reason=reason,
+            started_at=since,
+            components=("API",),
+            updates=(
+                Update(
+                    id=key,
+                    status=IncidentStatus.INVESTIGATING,
+                    body=f"Seen by watcher's own probes: {reason}",
+                    created_at=since,
+                ),
+            ),
+        )
+
+
+@dataclass(slots=True)
+class ClusterView:
+    """What the probe service needs to know of the cluster: its settings and who is running."""
+
+    lease: Any
+    window: float
+    min_locations: int | None
+    alive_after: float
+    """A heartbeat older than this many seconds: that instance is not running."""
+    _cache: tuple[float, int] | None = None
+
+    def running_locations(self) -> int:
+        import time
+
+        now = time.monotonic()
+        if self._cache is not None and now - self._cache[0] < 5:
+            return self._cache[1]
+        try:
+            insts = self.lease.instances()
+        except Exception:  # no view of the others: assume alone rather than never declaring
+            insts = []
+        n = len(
+            {
+                i.location or i.name
+                for i in insts
+                if i.heartbeat_age_s is not None and i.heartbeat_age_s <= self.alive_after
+            }
+        )
+        self._cache = (now, n)
+        return n
+
+
+def default_window(probe_interval: float, failover_timeout: float) -> float:
+    return 2 * probe_interval + failover_timeout
+
+
+__all__ = ["ClusterView", "Confirmation", "ProbeService", "Sighting", "confirmation", "sightings"]

@@ -10,7 +10,8 @@ def open_store(settings: Settings, *, location: str | None = None) -> Store:
     """The store the settings name: PostgreSQL when ``storage.url`` is a ``postgresql://`` URL,
     else SQLite at ``storage.path`` (created on first run).
 
-    ``location`` tags what this instance writes (observations, probe results) on PostgreSQL.
+    ``location`` tags what this instance writes (observations, probe results, its own
+    fetch state of each source) on PostgreSQL; default ``cluster.location``.
     """
     url = getattr(settings.storage, "url", None)
     if url:
@@ -24,6 +25,10 @@ def open_store(settings: Settings, *, location: str | None = None) -> Store:
 
         if not is_postgres_url(url):
             raise StoreError(f"storage.url {redact_url(url)!r} is not a postgresql:// URL")
+        if location is None:
+            from watcher.store.leader import identity
+
+            location = identity(settings)[1]
         return PostgresStore(url, location=location)
     from watcher.store.sqlite import SQLiteStore
 

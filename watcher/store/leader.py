@@ -63,6 +63,13 @@ def default_instance_name() -> str:
     return socket.gethostname() or f"watcher-{os.getpid()}"
 
 
+def identity(settings: Any) -> tuple[str, str]:
+    """This instance's (name, location) from ``[cluster]``: the host name, and the name as location."""
+    c = settings.cluster
+    name = c.name or default_instance_name()
+    return name, c.location or name
+
+
 class Lease(Protocol):
     name: str
     location: str | None

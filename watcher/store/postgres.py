@@ -369,7 +369,16 @@ CREATE TABLE leader (
 INSERT INTO leader (one) VALUES (true);
 """
 
-MIGRATIONS: list[str] = [_V1]
+_V2 = """
+-- Several instances poll the same sources: each keeps its own fetch state (validators,
+-- content hash, last error), so one instance's poll never makes another skip a change.
+ALTER TABLE sources ADD COLUMN location text COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE sources DROP CONSTRAINT sources_pkey;
+ALTER TABLE sources ADD PRIMARY KEY (key, location);
+CREATE INDEX idx_probe_results_location_vendor_at ON probe_results (location, vendor, at);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2]
 """One SQL script per schema version; append, never edit one that has shipped."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -468,7 +477,9 @@ class PostgresStore:
     def __init__(self, url: str, *, location: str | None = None, connect_timeout: float = CONNECT_TIMEOUT):
         self.url = url
         self.location = location
-        """Written into ``observations.location`` and ``probe_results.location``."""
+        """Written into ``observations.location`` and ``probe_results.location``; keys ``sources`` rows."""
+        self.fence_epoch: int | None = None
+        """The leader's epoch while this instance leads: outbox claims are fenced by it."""
         self.connect_timeout = connect_timeout
         self.where = server_address(url)
         self.redacted = redact_url(url)
@@ -635,19 +646,24 @@ class PostgresStore:
     # -- sources --------------------------------------------------------------------------------------
 
     def source(self, key: str) -> SourceRecord | None:
-        row = self._one("SELECT * FROM sources WHERE key = %s", [key])
+        row = self._one("SELECT * FROM sources WHERE key = %s AND location = %s", [key, self.location or ""])
         return _source(row) if row else None
 
     def sources(self, vendor: str | None = None) -> list[SourceRecord]:
+        """This instance's view of the sources (each location keeps its own fetch state)."""
+        loc = self.location or ""
         if vendor is None:
-            rows = self._rows("SELECT * FROM sources ORDER BY key")
+            rows = self._rows("SELECT * FROM sources WHERE location = %s ORDER BY key", [loc])
         else:
-            rows = self._rows("SELECT * FROM sources WHERE vendor = %s ORDER BY key", [vendor])
+            rows = self._rows(
+                "SELECT * FROM sources WHERE vendor = %s AND location = %s ORDER BY key", [vendor, loc]
+            )
         return [_source(r) for r in rows]
 
     def save_source(self, record: SourceRecord) -> None:
         row = {
             "key": record.key,
+            "location": self.location or "",
             "vendor": record.vendor,
             "type": record.type,
             "url": record.url,
@@ -665,7 +681,7 @@ class PostgresStore:
             "polls": record.polls,
             "failures": record.failures,
         }
-        self._upsert("sources", row, ("key",), "save source")
+        self._upsert("sources", row, ("key", "location"), "save source")
 
     def add_observation(
         self, source: str, vendor: str, at: datetime, kind: str, data: dict[str, Any]
@@ -889,16 +905,25 @@ class PostgresStore:
         return row["t"] if row else None
 
     def claim(self, notification_id: int, now: datetime) -> bool:
-        """True when this caller now owns the row (exactly one row changed), across every instance."""
-        return (
-            self._exec(
+        """True when this caller now owns the row (exactly one row changed), across every instance.
+
+        With :attr:`fence_epoch` set (the leader's epoch), the claim also requires that
+        epoch to still be the newest: a deposed leader that has not noticed yet cannot
+        claim anything once another instance has taken the lease.
+        """
+        if self.fence_epoch is None:
+            q = (
                 "UPDATE notifications SET state = 'sending', claimed_at = %s, attempts = attempts + 1 "
-                "WHERE id = %s AND state = 'pending'",
-                [_us(now), notification_id],
-                "claim notification",
+                "WHERE id = %s AND state = 'pending'"
             )
-            == 1
-        )
+            args: list[Any] = [_us(now), notification_id]
+        else:
+            q = (
+                "UPDATE notifications SET state = 'sending', claimed_at = %s, attempts = attempts + 1 "
+                "WHERE id = %s AND state = 'pending' AND (SELECT epoch FROM leader) = %s"
+            )
+            args = [_us(now), notification_id, self.fence_epoch]
+        return self._exec(q, args, "claim notification") == 1
 
     def mark_delivered(self, notification_id: int, now: datetime, ref: dict[str, Any] | None = None) -> None:
         self._exec(
@@ -1229,6 +1254,205 @@ class PostgresStore:
         )
         return [{**r, "at": _iso(r["at"])} for r in rows]
 
+    # -- operations: retention, report, /healthz, /metrics (see watcher.store.maintenance) -----------
+
+    def prune(self, table: str, before: datetime, batch: int = 2000) -> Iterator[int]:
+        """Delete ``table``'s rows older than ``before``, oldest first, ``batch`` per transaction;
+        yields each batch's count (nothing happens until iterated). The same rules as the SQLite
+        store's :meth:`~watcher.store.maintenance.MaintenanceTables.prune`, except that the newest
+        observation of each source is kept per location."""
+        from watcher.store.maintenance import PRUNABLE
+
+        if table == "notifications":
+            yield from self._prune_notifications(_us(before), batch)
+            return
+        if table == "observations":
+            # the newest of each source stays, as seen from each location
+            keep = [
+                r["id"]
+                for r in self._rows("SELECT MAX(id) AS id FROM observations GROUP BY source, location")
+                if r["id"] is not None
+            ]
+            q = (
+                "DELETE FROM observations WHERE id IN (SELECT id FROM observations "
+                "WHERE at < %s AND id <> ALL(%s::bigint[]) ORDER BY id LIMIT %s)"
+            )
+            args: list[Any] = [_sec(before), keep, batch]
+        elif table == "probe_results":
+            q = "DELETE FROM probe_results WHERE id IN (SELECT id FROM probe_results WHERE at < %s ORDER BY id LIMIT %s)"
+            args = [_us(before), batch]
+        else:
+            raise ValueError(f"cannot prune {table!r}: only {', '.join(PRUNABLE)}")
+        while True:
+            # each DELETE is its own short transaction; repeating one after a lost connection is harmless
+            n = self._exec(q, args, f"prune {table}", retry=True)
+            if not n:
+                return
+            yield n
+            if n < batch:
+                return
+
+    def _prune_notifications(self, cutoff: datetime, batch: int) -> Iterator[int]:
+        from watcher.store.maintenance import pruned_counters
+
+        while True:
+            with self._tx("prune notifications"):
+                rows = self._rows(
+                    "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications "
+                    "WHERE state IN ('delivered', 'dead') AND created_at < %s "
+                    "AND incident_id NOT IN (SELECT id FROM incidents WHERE state = 'open') "
+                    "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING channel, state, attempts",
+                    [cutoff, batch],
+                    "prune notifications",
+                )
+                groups: dict[tuple[str, str], list[int]] = {}
+                for r in rows:
+                    g = groups.setdefault((r["channel"], r["state"]), [0, 0])
+                    g[0] += 1
+                    g[1] += r["attempts"] or 0
+                counters = pruned_counters([(c, s, n, a) for (c, s), (n, a) in groups.items()])
+                for key, n in sorted(counters.items()):
+                    self.meta_add(key, n)
+            if not rows:
+                return
+            yield len(rows)
+            if len(rows) < batch:
+                return
+
+    def compact(self) -> Iterator[int]:
+        """Nothing to do: autovacuum keeps the space of deleted rows for new ones (a ``VACUUM FULL``,
+        which would give it back, locks each table while it rewrites it)."""
+        yield from ()
+
+    def optimize(self) -> None:
+        """Nothing to do: autovacuum refreshes the planner's statistics after large deletes."""
+
+    def health_write(self, key: str, value: str, *, timeout: float = 2.0) -> None:
+        """A real write of one ``meta`` row on a connection of its own, in a transaction bounded by
+        ``lock_timeout`` and ``statement_timeout`` (``timeout`` seconds; the connection too);
+        :class:`StoreError` with its ``problem`` (``unreachable``, ``refused``, ``read_only``,
+        ``locked``, ``timeout``, ``disk_full``, ``error``) when the server cannot take it."""
+        try:
+            conn = connect(self.url, connect_timeout=timeout, application_name="watcher-health")
+        except StoreError as e:
+            problem = "refused" if "refused the connection" in str(e) else "unreachable"
+            raise StoreError(str(e), problem=problem) from None
+        try:
+            with conn.transaction():
+                ms = str(max(1, round(timeout * 1000)))
+                conn.execute(
+                    "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+                    [ms, ms],
+                )
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    [key, value],
+                )
+        except psycopg.Error as e:
+            raise StoreError(
+                f"cannot write to PostgreSQL at {self.where}: {_plain(e, _password(self.url))}",
+                problem=self._health_problem(e, conn),
+            ) from None
+        finally:
+            with suppress(Exception):
+                conn.close()
+
+    @staticmethod
+    def _health_problem(e: psycopg.Error, conn: psycopg.Connection) -> str:
+        state = getattr(e, "sqlstate", None) or ""
+        if conn.closed or conn.broken or state.startswith(("08", "57P")):
+            return "unreachable"
+        # a read-only transaction (a standby, default_transaction_read_only), or no grant to write
+        if state in ("25006", "42501"):
+            return "read_only"
+        if state in ("55P03", "40P01"):
+            return "locked"
+        if state == "57014":  # statement_timeout
+            return "timeout"
+        if state == "53100":
+            return "disk_full"
+        return "error"
+
+    def first_ack(self, incident_id: int) -> tuple[datetime, str] | None:
+        row = self._one(
+            "SELECT at, by FROM acks WHERE incident_id = %s ORDER BY at, id LIMIT 1", [incident_id]
+        )
+        return (row["at"], row["by"]) if row else None
+
+    def probe_ttfts(self, vendor: str, since: datetime, until: datetime | None = None) -> list[float]:
+        q = "SELECT ttft_s FROM probe_results WHERE vendor = %s AND at >= %s AND ok AND ttft_s IS NOT NULL"
+        args: list[Any] = [vendor, _us(since)]
+        if until is not None:
+            q += " AND at < %s"
+            args.append(_us(until))
+        return sorted(float(r["ttft_s"]) for r in self._rows(q, args))
+
+    def last_probe_ttft(self, vendor: str) -> float | None:
+        row = self._one(
+            "SELECT ttft_s FROM probe_results WHERE vendor = %s AND ok AND ttft_s IS NOT NULL "
+            "ORDER BY at DESC, id DESC LIMIT 1",
+            [vendor],
+        )
+        return float(row["ttft_s"]) if row else None
+
+    def probe_summary(self, vendor: str, since: datetime, until: datetime | None = None) -> dict[str, Any]:
+        q = (
+            "SELECT COUNT(*) AS requests, COUNT(*) FILTER (WHERE ok) AS ok, COUNT(*) FILTER (WHERE NOT ok) AS failed, "
+            "COUNT(*) FILTER (WHERE passed) AS passed, COUNT(*) FILTER (WHERE NOT passed) AS wrong, "
+            "COUNT(passed) AS answered, COALESCE(SUM(COALESCE(tokens_in, 0) + COALESCE(tokens_out, 0)), 0) AS tokens, "
+            "COALESCE(SUM(cost), 0) AS cost FROM probe_results WHERE vendor = %s AND at >= %s"
+        )
+        args: list[Any] = [vendor, _us(since)]
+        if until is not None:
+            q += " AND at < %s"
+            args.append(_us(until))
+        r = self._one(q, args)
+        out: dict[str, Any] = {
+            k: int(r[k]) for k in ("requests", "ok", "failed", "passed", "wrong", "answered", "tokens")
+        }
+        out["cost"] = float(r["cost"])
+        return out
+
+    def probe_results_since(self, vendor: str, since: datetime) -> list[dict[str, Any]]:
+        rows = self._rows(
+            "SELECT * FROM probe_results WHERE vendor = %s AND at > %s ORDER BY at, id", [vendor, _us(since)]
+        )
+        for r in rows:
+            r["at"] = _iso(r["at"])
+            for k in _PROBE_FLAGS:
+                r[k] = _int(r[k])
+        return rows
+
+    def outbox_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
+        rows = self._rows(
+            "SELECT channel, state, COUNT(*) AS n, COALESCE(SUM(attempts), 0) AS attempts FROM notifications "
+            "GROUP BY channel, state"
+        )
+        return {(r["channel"], r["state"]): (int(r["n"]), int(r["attempts"])) for r in rows}
+
+    def oldest_unsent_due(self, now: datetime) -> datetime | None:
+        row = self._one(
+            "SELECT MIN(not_before) AS t FROM notifications WHERE state IN ('pending', 'sending') AND not_before <= %s",
+            [_us(now)],
+        )
+        return row["t"] if row else None
+
+    def size_stats(self) -> dict[str, Any]:
+        """``size_bytes``: this schema's tables with their indexes and TOAST (``pg_total_relation_size``);
+        ``free_bytes``: None (not known without scanning); ``rows`` per table of ``SIZE_TABLES``."""
+        from watcher.store.maintenance import SIZE_TABLES
+
+        size = self._one(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) AS size FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+            "AND c.relkind IN ('r', 'p', 'm')"
+        )
+        rows = {
+            t: int(self._one(sql.SQL("SELECT COUNT(*) AS n FROM {}").format(sql.Identifier(t)))["n"])
+            for t in SIZE_TABLES
+        }
+        return {"size_bytes": int(size["size"]), "free_bytes": None, "rows": rows}
+
     # -- cluster ---------------------------------------------------------------------------------------------
 
     def instances(self):
@@ -1236,6 +1460,19 @@ class PostgresStore:
         from watcher.store.postgres_lease import list_instances
 
         return self._run("list instances", list_instances, retry=True)
+
+    def leader_record(self) -> dict[str, Any]:
+        """The lease's last holder, its epoch and since when (the holder may have died since)."""
+        row = self._one("SELECT epoch, holder, since FROM leader")
+        return dict(row) if row else {"epoch": 0, "holder": None, "since": None}
+
+    def source_errors_by_location(self) -> dict[str, tuple[int, int]]:
+        """Per location: (sources it polls, sources failing from there)."""
+        rows = self._rows(
+            "SELECT location, count(*) AS n, count(*) FILTER (WHERE error IS NOT NULL) AS failing "
+            "FROM sources GROUP BY location ORDER BY location"
+        )
+        return {r["location"]: (r["n"], r["failing"]) for r in rows}
 
 
 # -- rows → objects -------------------------------------------------------------------------------------
