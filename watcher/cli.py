@@ -583,13 +583,19 @@ def cmd_probe(settings, args) -> int:
     from watcher.pipeline import Pipeline
     from watcher.probes.runner import ProbeRunner
     from watcher.probes.service import ProbeService
+    from watcher.store.leader import Observer, identity, in_cluster
 
     vendors = resolve(settings)
     store = _open_store(settings)
 
     async def go():
         async with make_client(user_agent=settings.poll.user_agent) as client:
-            runner = ProbeRunner(settings, store, vendors, client)
+            # in a cluster this command measures from its location like a follower: the leader
+            # alone merges findings and spends the canary budget
+            lease = Observer() if in_cluster(store) else None
+            runner = ProbeRunner(
+                settings, store, vendors, client, location=identity(settings)[1] if lease else None
+            )
             if not runner.targets:
                 return None, []
             wanted = [args.vendor] if args.vendor else list(runner.targets)
@@ -597,7 +603,7 @@ def cmd_probe(settings, args) -> int:
             if unknown:
                 return runner, unknown
             service = ProbeService(
-                runner, Pipeline(store, client, settings, vendors), _engine(settings, store).on_changes
+                runner, Pipeline(store, client, settings, vendors, lease=lease), _engine(settings, store).on_changes
             )
             return runner, [await service.probe(v) for v in wanted]
 
@@ -696,6 +702,7 @@ def cmd_baseline(settings, args) -> int:
     """What the detectors learned and where each stands, from the database."""
     from watcher.catalog import resolve
     from watcher.probes.runner import VendorDetectors, probe_targets
+    from watcher.store.leader import identity, in_cluster
 
     store = _open_store(settings)
     try:
@@ -703,7 +710,9 @@ def cmd_baseline(settings, args) -> int:
         rows, data = [], []
         for t in targets:
             det = VendorDetectors(settings, t)
-            saved = store.detector_state(f"probe:{t.vendor.id}")
+            saved = store.detector_state(
+                f"probe:{t.vendor.id}@{identity(settings)[1]}" if in_cluster(store) else f"probe:{t.vendor.id}"
+            )
             if saved:
                 det.load(saved)
             for name, d in (("quality", det.quality), ("errors", det.errors), ("latency", det.latency)):

@@ -290,14 +290,14 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
         poll = self.settings.poll
-        from watcher.store.leader import SoloLease, identity, open_lease
+        from watcher.store.leader import identity, open_lease
 
         self.name, self.location = identity(self.settings)
         if self.lease is None:
             self.lease = await asyncio.to_thread(
                 open_lease, self.store, self.name, self.location, timeout=self.settings.cluster.failover_timeout
             )
-        self.cluster = not isinstance(self.lease, SoloLease)
+        self.cluster = getattr(self.lease, "shared", True)
         self.runtime.update(instance=self.lease.name, location=self.location, cluster=self.cluster)
         self.deliverer.may_send = self.leading
         self._sem = asyncio.Semaphore(poll.concurrency)

@@ -54,7 +54,7 @@ class Pipeline:
         self.lease = lease
         """None or a solo lease: this instance alone, always the leader. A cluster lease: only
         while it leads does this instance merge what it sees into incidents."""
-        self.shared = lease is not None and type(lease).__name__ != "SoloLease"
+        self.shared = lease is not None and getattr(lease, "shared", True)
         self._fresh: set[str] = set()
         """Sources merged into incidents since this instance last became the leader."""
         self._fresh_epoch: int | None = None

@@ -98,6 +98,9 @@ class Lease(Protocol):
 class SoloLease:
     """The SQLite equivalent: one instance per database file, always the leader."""
 
+    shared = False
+    """Nobody else writes this database: what the store says was seen was also merged."""
+
     def __init__(self, name: str | None = None, location: str | None = None):
         self.name = name or default_instance_name()
         self.location = location
@@ -147,12 +150,37 @@ class SoloLease:
         ]
 
 
+class Observer(SoloLease):
+    """A command-line tool in a cluster (``watcher probe``): it measures, but never leads, so it
+    merges nothing and bills nothing behind the leader's back."""
+
+    shared = True
+
+    @property
+    def is_leader(self) -> bool:
+        return False
+
+    @property
+    def leading(self) -> bool:
+        return False
+
+    def try_acquire(self) -> bool:
+        return False
+
+    def tick(self) -> bool:
+        return False
+
+
+def in_cluster(store: Any) -> bool:
+    return type(store).__module__ == "watcher.store.postgres"
+
+
 def open_lease(
     store: Any, name: str | None = None, location: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
 ) -> Lease:
     """The lease that fits the store: :class:`LeaderLease` on PostgreSQL, :class:`SoloLease` otherwise."""
     name = name or default_instance_name()
-    if type(store).__module__ == "watcher.store.postgres":
+    if in_cluster(store):
         from watcher.store.postgres_lease import LeaderLease
 
         return LeaderLease(store.url, name, location, timeout=timeout)
