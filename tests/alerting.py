@@ -48,7 +48,11 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 class AlertHarness:
     """Anthropic's Statuspage served by ``vendor_server``, plus OpenAI (operational) as an alternative."""
 
-    def __init__(self, vendor_server, tmp_path, config: dict[str, Any] | None = None, transports=None):
+    def __init__(
+        self, vendor_server, tmp_path, config: dict[str, Any] | None = None, transports=None, store=None
+    ):
+        """``store``: another store to run on (e.g. PostgreSQL, from ``store_backends``); default the SQLite
+        file of ``storage.path``. The harness closes it."""
         base = {
             "watch": ["anthropic", "openai"],
             "storage": {"path": str(tmp_path / "w.db")},
@@ -77,7 +81,7 @@ class AlertHarness:
         self.server = vendor_server
         self.settings = Settings.model_validate(merge(base, config or {}))
         self.vendors = resolve(self.settings)
-        self.store = SQLiteStore(self.settings.storage.path)
+        self.store = store if store is not None else SQLiteStore(self.settings.storage.path)
         self.clock = Clock()
         self.engine = AlertEngine(self.settings, self.store, self.vendors, clock=self.clock)
         self.transports = transports or Transports()

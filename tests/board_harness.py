@@ -32,8 +32,10 @@ UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-1
 
 
 class BoardWorld:
-    def __init__(self, vendor_server, tmp_path, config: dict[str, Any] | None = None, transports=None):
-        self.h = AlertHarness(vendor_server, tmp_path, config, transports=transports)
+    def __init__(
+        self, vendor_server, tmp_path, config: dict[str, Any] | None = None, transports=None, store=None
+    ):
+        self.h = AlertHarness(vendor_server, tmp_path, config, transports=transports, store=store)
         self.ctx = WebContext(
             settings=self.h.settings,
             store=self.h.store,

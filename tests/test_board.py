@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import pytest
 import scenario
+import store_backends
 from board_harness import UPDATE_1, UPDATE_2, BoardWorld, text_of
 from bs4 import BeautifulSoup
 
@@ -25,6 +26,9 @@ from watcher.model import SELF_VENDOR, IncidentKind, IncidentStatus
 from watcher.web import charts
 from watcher.web.auth import is_loopback
 
+# the fixture that runs a test on SQLite and on PostgreSQL (see store_backends.py)
+backend = store_backends.backend
+
 XSS = "<script>alert(1)</script>"
 CHANNEL_PING = "<!channel>"
 
@@ -33,8 +37,8 @@ CHANNEL_PING = "<!channel>"
 def make(vendor_server, tmp_path):
     made = []
 
-    def build(config=None, transports=None) -> BoardWorld:
-        w = BoardWorld(vendor_server, tmp_path / f"w{len(made)}", config, transports=transports)
+    def build(config=None, transports=None, store=None) -> BoardWorld:
+        w = BoardWorld(vendor_server, tmp_path / f"w{len(made)}", config, transports=transports, store=store)
         made.append(w)
         return w
 
@@ -46,6 +50,12 @@ def make(vendor_server, tmp_path):
 @pytest.fixture
 def world(make) -> BoardWorld:
     return make()
+
+
+@pytest.fixture
+def any_world(make, backend) -> BoardWorld:
+    """``world`` on either store: SQLite on a file, PostgreSQL in a fresh schema."""
+    return make(store=backend.open())
 
 
 def vendor_card(soup, vendor: str):
@@ -370,7 +380,8 @@ def test_our_own_network_down_is_a_banner_not_a_vendor(world):
 # -- latency chart --------------------------------------------------------------------------------
 
 
-def test_vendor_with_probes_gets_a_24h_latency_chart_and_one_without_gets_none(world):
+def test_vendor_with_probes_gets_a_24h_latency_chart_and_one_without_gets_none(any_world):
+    world = any_world
     for i in range(0, 24 * 12, 1):  # every 5 minutes for a day
         world.probe("openai", minutes_ago=i * 5 + 1, ttft_s=0.4 + (0.4 if i < 6 else 0))
     world.probe("openai", minutes_ago=90, ttft_s=None)

@@ -10,7 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import store_backends
 from conftest import fixture_bytes
+
+# a fresh PostgreSQL schema per test (see store_backends.py)
+pg_url = store_backends.pg_url
 
 CLAUDE = "statuspage/summary-anthropic-claude-incident-2026-10-07.json"
 
@@ -259,3 +263,55 @@ def test_one_dead_host_is_not_called_a_network_outage(vendor_server, tmp_path, m
     assert states["gone"].state.value == "unknown"
     assert "DNS cannot resolve status.gone-vendor.test" in states["gone"].reason
     assert "network unreachable" not in states["gone"].reason
+
+
+# -- on PostgreSQL ----------------------------------------------------------------------------------
+
+
+def with_password(url: str, netloc: str | None = None) -> str:
+    """The URL with a password (ignored by the test server's trust auth), and another host:port if given."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = netloc or parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:s3cret@{host}"))
+
+
+def test_config_check_names_the_postgres_database_without_its_password(vendor_server, tmp_path, pg_url):
+    from watcher.store.postgres import redact_url
+
+    cfg = write_config(tmp_path, vendor_server)
+    url = with_password(pg_url)
+    res = run("config", "check", "--config", str(cfg), env={"WATCHER_STORAGE__URL": url})
+    assert res.returncode == 0, res.stderr
+    assert f"database {redact_url(url)}" in res.stdout and ":***@" in res.stdout
+    assert str(tmp_path / "w.db") not in res.stdout
+    res = run("config", "check", "--json", "--config", str(cfg), env={"WATCHER_STORAGE__URL": url})
+    assert json.loads(res.stdout)["database"] == redact_url(url)
+    assert "s3cret" not in res.stdout + res.stderr
+
+
+def test_health_on_postgres_fails_before_any_poll_passes_after_and_when_the_server_is_down(
+    vendor_server, tmp_path, pg_url
+):
+    vendor_server.set("/api/v2/summary.json", fixture_bytes(CLAUDE))
+    cfg = write_config(tmp_path, vendor_server)
+    env = {"WATCHER_STORAGE__URL": with_password(pg_url)}
+    res = run("health", "--config", str(cfg), env=env)
+    assert res.returncode == 1 and "nothing polled yet" in res.stderr, res.stderr
+    assert run("check", "--config", str(cfg), env=env).returncode == 0
+    res = run("health", "--config", str(cfg), env=env)
+    assert res.returncode == 0, res.stderr
+    assert "1 of 1 sources answering" in res.stdout
+    assert not (tmp_path / "w.db").exists(), "nothing was written to the SQLite file"
+    # the server is gone: a closed port on 127.0.0.1
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    down = {"WATCHER_STORAGE__URL": with_password(pg_url, f"127.0.0.1:{closed}")}
+    res = run("health", "--config", str(cfg), env=down)
+    assert res.returncode == 1
+    assert f"unhealthy: PostgreSQL at 127.0.0.1:{closed} is unreachable" in res.stderr, res.stderr
+    assert "s3cret" not in res.stdout + res.stderr

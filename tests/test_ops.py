@@ -17,6 +17,12 @@ own database file and directory read-only with chmod, and answers again (503,
 ``read_only``). (Dropping to uid ``nobody`` instead fails where the interpreter
 lives under /root.) The full-disk test mounts a tiny tmpfs in a private mount
 namespace (``unshare -m``) and is skipped where that is not permitted.
+
+``/metrics`` and the healthy ``/healthz`` also run on PostgreSQL (a fresh schema,
+tests/store_backends.py); PostgreSQL's own failures are made real too: the server
+going away under a running store (a TCP proxy on 127.0.0.1 that the test cuts),
+another session holding the health row locked, and a role whose new sessions are
+read-only (as after a failover to a standby).
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import store_backends
 from prometheus_client.parser import text_string_to_metric_families
+from tcp_proxy import TcpProxy
 
 from watcher.alerts.model import Alert, AlertAction
 from watcher.catalog import resolve
@@ -50,6 +58,9 @@ from watcher.store.sqlite import SQLiteStore
 from watcher.web import ops
 from watcher.web.app import create_app, make_server
 from watcher.web.context import WebContext
+
+# the fixtures that run a test on SQLite and on PostgreSQL (see store_backends.py)
+backend, pg_url = store_backends.backend, store_backends.pg_url
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,6 +186,18 @@ def world(tmp_path):
     store.close()
 
 
+@pytest.fixture
+def any_world(tmp_path, backend):
+    """``world`` on either store: SQLite on a file, PostgreSQL in a fresh schema."""
+    settings = settings_for(tmp_path)
+    store = backend.open()
+    ctx = WebContext(
+        settings, store, resolve(settings), started_at=NOW - timedelta(days=1), clock=lambda: NOW, runtime={}
+    )
+    yield ctx
+    store.close()
+
+
 def app_for(ctx):
     return create_app(None, signing_secret=None, ack_secret=None, extra_routes=ops.routes(ctx))
 
@@ -182,8 +205,8 @@ def app_for(ctx):
 # -- /metrics -------------------------------------------------------------------------------------
 
 
-def test_metrics_are_prometheus_text_with_the_figures_from_the_store_and_the_process(world):
-    ctx, store = world, world.store
+def test_metrics_are_prometheus_text_with_the_figures_from_the_store_and_the_process(any_world, backend):
+    ctx, store = any_world, any_world.store
     specs = summary_specs(ctx.vendors)
     save(store, specs["anthropic"], ok_at=NOW - timedelta(seconds=30), polls=120)
     save(store, specs["openai"], ok_at=NOW - timedelta(hours=2), polls=80, failures=3, error="timed out")
@@ -283,7 +306,14 @@ def test_metrics_are_prometheus_text_with_the_figures_from_the_store_and_the_pro
     assert value(got, "watcher_probe_budget_spent_cost", vendor="openai") == pytest.approx(0.0123)
     assert value(got, "watcher_probe_budget_limit_tokens", vendor="openai") == 20000
     assert value(got, "watcher_db_rows", table="probe_results") == 7
+    assert value(got, "watcher_db_rows", table="notifications") == 4
+    assert value(got, "watcher_db_rows", table="incidents") == 4
     assert value(got, "watcher_db_size_bytes") > 0
+    if backend.kind == "sqlite":
+        assert value(got, "watcher_db_free_bytes") >= 0
+    else:  # no free-page figure on PostgreSQL: the family is there, without a sample
+        assert not any(name == "watcher_db_free_bytes" for name, _ in got)
+        assert "# TYPE watcher_db_free_bytes gauge" in resp.text
     assert value(got, "watcher_scrape_errors") == 0
 
 
@@ -309,7 +339,8 @@ def test_metrics_of_two_apps_do_not_mix(tmp_path):
 # -- /healthz --------------------------------------------------------------------------------------
 
 
-def test_healthz_is_200_with_every_check_when_all_is_well(world):
+def test_healthz_is_200_with_every_check_when_all_is_well(any_world, backend):
+    world = any_world
     fresh_sources(world.store, world.vendors)
     world.runtime.update(scheduler_running=True, polls=9)
     with Served(app_for(world)) as http:
@@ -319,13 +350,16 @@ def test_healthz_is_200_with_every_check_when_all_is_well(world):
     assert body["ok"] is True and body["reasons"] == []
     assert body["process"]["up"] is True
     assert body["scheduler"] == {"running": True, "polls": 9}
-    assert body["database"]["writable"] is True and body["database"]["free_bytes"] > 0
+    assert body["database"]["writable"] is True
+    if backend.kind == "sqlite":
+        assert body["database"]["backend"] == "sqlite" and body["database"]["free_bytes"] > 0
+    else:
+        assert body["database"]["backend"] == "postgresql" and body["database"]["server"] == pg_server()
     assert body["sources"]["stale"] == 0
     item = next(i for i in body["sources"]["items"] if i["source"] == "openai/summary")
     assert item["age_seconds"] == 20 and item["stale"] is False
     # the check really wrote: the row is there
-    row = world.store.db.execute("SELECT value FROM meta WHERE key = ?", [ops.HEALTH_META_KEY]).fetchone()
-    assert row[0] == NOW.isoformat(timespec="seconds")
+    assert world.store.meta_get(ops.HEALTH_META_KEY) == NOW.isoformat(timespec="seconds")
 
 
 def test_healthz_shows_each_source_age_and_one_stale_source_is_not_unhealthy(world):
@@ -557,3 +591,133 @@ def test_sqlite_errors_are_told_apart(tmp_path):
     conn.execute("ROLLBACK")
     gone = ops.check_database_sync(tmp_path / "missing" / "w.db", NOW)
     assert gone.problem == "cannot_open" and not gone.writable
+
+
+# -- /healthz on PostgreSQL ----------------------------------------------------------------------
+
+
+def pg_world(tmp_path, url: str) -> WebContext:
+    from watcher.store.postgres import PostgresStore
+
+    settings = settings_for(tmp_path, storage={"url": url})
+    store = PostgresStore(url)
+    vendors = resolve(settings)
+    fresh_sources(store, vendors)
+    runtime = {"scheduler_running": True}
+    return WebContext(settings, store, vendors, started_at=NOW - timedelta(days=1), clock=lambda: NOW, runtime=runtime)
+
+
+def pg_server() -> str:
+    """``host:port`` of the test PostgreSQL server."""
+    from watcher.store.postgres import server_address
+
+    return server_address(store_backends.PG_BASE_URL)
+
+
+def with_netloc(url: str, netloc: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(netloc=netloc))
+
+
+def test_healthz_is_503_naming_postgres_unreachable_when_the_server_goes_away(pg_url, tmp_path):
+    """The store was opened and working; then the server vanished (a TCP proxy, cut). No password is shown."""
+    host, port = pg_server().rsplit(":", 1)
+    with TcpProxy(int(port), host) as proxy:
+        url = with_netloc(pg_url, f"postgres:s3cret@127.0.0.1:{proxy.port}")
+        ctx = pg_world(tmp_path, url)
+        try:
+            with Served(app_for(ctx)) as http:
+                ok = http.get("/healthz")
+                proxy.cut()
+                t0 = time.monotonic()
+                gone = http.get("/healthz")
+                took = time.monotonic() - t0
+        finally:
+            ctx.store.close()
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["database"]["server"] == f"127.0.0.1:{proxy.port}"
+    assert gone.status_code == 503, gone.text
+    db = gone.json()["database"]
+    assert db["writable"] is False and db["problem"] == "unreachable", db
+    assert f"PostgreSQL at 127.0.0.1:{proxy.port} is unreachable" in db["error"]
+    reasons = gone.json()["reasons"]
+    assert any("PostgreSQL does not answer" in r for r in reasons), reasons
+    assert any(r.startswith("cannot read sources from the database") for r in reasons), reasons
+    assert "s3cret" not in gone.text and "s3cret" not in ok.text
+    assert took < 8, f"/healthz took {took:.1f}s"
+
+
+def test_healthz_stays_200_when_the_stores_postgres_connection_is_terminated(pg_url, tmp_path):
+    """A connection killed by the server (pg_terminate_backend, a restart) is reopened: not unhealthy."""
+    import psycopg
+
+    ctx = pg_world(tmp_path, pg_url)
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [ctx.store._conn.info.backend_pid])
+        with Served(app_for(ctx)) as http:
+            resp = http.get("/healthz")
+    finally:
+        ctx.store.close()
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["sources"]["fresh"] == resp.json()["sources"]["total"] > 0
+
+
+def test_healthz_does_not_hang_on_a_postgres_row_locked_by_another_session(pg_url, tmp_path, monkeypatch):
+    import psycopg
+
+    monkeypatch.setattr(ops, "DB_BUSY_TIMEOUT", 0.5)
+    ctx = pg_world(tmp_path, pg_url)
+    try:
+        with Served(app_for(ctx)) as http:
+            assert http.get("/healthz").status_code == 200  # the health row exists now
+            with psycopg.connect(pg_url) as other:  # an admin's psql in the middle of a transaction
+                other.execute("SELECT * FROM meta WHERE key = %s FOR UPDATE", [ops.HEALTH_META_KEY])
+                t0 = time.monotonic()
+                resp = http.get("/healthz")
+                took = time.monotonic() - t0
+                other.rollback()
+            assert http.get("/healthz").status_code == 200, "healthy again once the lock is gone"
+    finally:
+        ctx.store.close()
+    assert resp.status_code == 503, resp.text
+    db = resp.json()["database"]
+    assert db["writable"] is False and db["problem"] == "locked", db
+    assert took < 3, f"/healthz took {took:.1f}s"
+    assert "pg_stat_activity" in resp.json()["reasons"][0]
+
+
+def test_healthz_is_503_read_only_when_postgres_refuses_writes(tmp_path):
+    """New sessions of watcher's role become read-only (what a failover to a standby does to it)."""
+    import uuid
+
+    import psycopg
+
+    store_backends.need_postgres()
+    base = store_backends.PG_BASE_URL
+    role, schema = "w_ro_" + uuid.uuid4().hex[:10], "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"CREATE SCHEMA {schema} AUTHORIZATION {role}")
+    try:
+        url = store_backends.schema_url(schema, with_netloc(base, f"{role}@{pg_server()}"))
+        ctx = pg_world(tmp_path, url)
+        try:
+            with Served(app_for(ctx)) as http:
+                ok = http.get("/healthz")
+                with psycopg.connect(base, autocommit=True) as admin:
+                    admin.execute(f"ALTER ROLE {role} SET default_transaction_read_only = on")
+                resp = http.get("/healthz")
+        finally:
+            ctx.store.close()
+    finally:
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
+    assert ok.status_code == 200, ok.text
+    assert resp.status_code == 503, resp.text
+    db = resp.json()["database"]
+    assert db["writable"] is False and db["problem"] == "read_only", db
+    assert "read-only transaction" in db["error"]
+    assert "standby" in resp.json()["reasons"][0]

@@ -3,6 +3,8 @@
 The incidents come through the real pipeline (AlertHarness: Anthropic's real
 Statuspage payload served from 127.0.0.1, the real alert engine and outbox);
 the report goes to the Slack stand-in (tests/slack_server.py) and to aiosmtpd.
+Every test on that week runs on both stores (SQLite on a file, PostgreSQL in a
+fresh schema: tests/store_backends.py) and asserts the same figures on each.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import scenario
+import store_backends
 from alerting import AlertHarness
 from test_delivery import mailer_for
 
@@ -20,6 +23,9 @@ from watcher import report as rpt
 from watcher.alerts.deliver import Transports
 from watcher.alerts.slack import SlackBot
 from watcher.config import Settings
+
+# each test using ``week`` runs on SQLite and on PostgreSQL
+backend = store_backends.backend
 
 PARIS = ZoneInfo("Europe/Paris")
 EVIL = "<!channel> Claude API <b>down</b> & out"
@@ -30,8 +36,8 @@ END = datetime(2026, 10, 12, 9, 0, tzinfo=PARIS).astimezone(UTC)
 
 
 @pytest.fixture
-def week(vendor_server, tmp_path, slack_server, smtp_server):
-    """A week with two Anthropic incidents (one acknowledged) and a week of probe results."""
+def week(vendor_server, tmp_path, slack_server, smtp_server, backend):
+    """A week with two Anthropic incidents (one acknowledged) and a week of probe results, in ``backend``."""
     slack_server.add_channel(CHANNEL)
     slack_server.add_channel(REPORT_CHANNEL)
     transports = Transports(
@@ -50,6 +56,7 @@ def week(vendor_server, tmp_path, slack_server, smtp_server):
             },
         },
         transports=transports,
+        store=backend.open(),
     )
     # 1. an outage, acknowledged after 10 minutes, resolved at 14:00
     h.outage(("investigating", "Claude API requests are failing.", "2026-10-07T13:01:00Z"), name=EVIL)

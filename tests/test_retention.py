@@ -3,6 +3,9 @@
 The rows are synthetic (made here, in the store's own formats): a year of
 observations from three sources, a year of probe results from two vendors, a
 year of weekly incidents with their events, acknowledgements and outbox rows.
+The pruning rules are also checked on PostgreSQL (a thinner year, written through
+the store's own methods, on both backends: tests/store_backends.py); the file
+shrinking is SQLite's alone.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import store_backends
 
 from watcher.alerts.model import Alert, AlertAction
 from watcher.catalog import resolve
@@ -23,6 +27,9 @@ from watcher.retention import prune, prune_async, pruned_counts
 from watcher.store.sqlite import SQLiteStore
 from watcher.web import ops
 from watcher.web.context import WebContext
+
+# the fixtures that run a test on SQLite and on PostgreSQL (see store_backends.py)
+backend, store, pg_url = store_backends.backend, store_backends.store, store_backends.pg_url
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 YEAR = timedelta(days=365)
@@ -72,7 +79,11 @@ def build_year(store) -> dict:
             "tokens_out, canary, passed, answer, cost, network_ok) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             probes,
         )
+    return build_history(store, start)
 
+
+def build_history(store, start: datetime) -> dict:
+    """A year of weekly incidents with their events, acknowledgements and outbox rows (store methods only)."""
     facts = {"open": [], "resolved": [], "pending_old": None}
     for week in range(52):
         opened = start + timedelta(weeks=week, hours=3)
@@ -250,3 +261,132 @@ def test_an_in_memory_store_is_pruned_without_vacuum():
     store.add_observation("openai/summary", "openai", NOW, "snapshot", {})
     assert prune(store, settings, NOW)["observations"] == 2
     store.close()
+
+
+# -- on either backend ------------------------------------------------------------------------------
+
+THIN = timedelta(hours=6)
+"""One row per source (or vendor) every six hours: a year in a few thousand rows, written one by one."""
+THIN_PROBE = dict(kind="chat", model="m", ok=True, ttft_s=0.4, total_s=0.9, tokens_in=12, tokens_out=5)
+TABLES = ("observations", "probe_results", "notifications", "incidents", "incident_events", "acks", "audit")
+NOTHING_PRUNED = dict.fromkeys(("observations", "probe_results", "notifications", "vacuumed_pages"), 0)
+
+
+def build_thin_year(store) -> dict:
+    """The year of :func:`build_year`, thinned out and written through the store's public methods."""
+    start = NOW - YEAR
+    t = start
+    summary = {"indicator": "none", "page": "Status", "components": {"API": "operational"}}
+    while t < NOW:
+        for s in SOURCES:
+            store.add_observation(s, s.split("/")[0], t, "snapshot", summary)
+        if t < NOW - timedelta(days=100):
+            store.add_observation(RETIRED, "mistral", t, "snapshot", summary)
+        for v in ("openai", "anthropic"):
+            store.add_probe_result({**THIN_PROBE, "vendor": v, "at": t})
+        t += THIN
+    return build_history(store, start)
+
+
+def _aware(v) -> datetime:
+    dt = v if isinstance(v, datetime) else datetime.fromisoformat(v)
+    return dt.astimezone(UTC)
+
+
+def select(backend, q: str) -> list[dict]:
+    """Rows of a plain query (no parameters), read on a connection of the test's own."""
+    if backend.kind == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(backend.spec)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute(q)]
+        finally:
+            conn.close()
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(backend.spec, row_factory=dict_row) as conn:
+        return conn.execute(q).fetchall()
+
+
+def table_counts(backend) -> dict[str, int]:
+    return {t: select(backend, f"SELECT COUNT(*) AS n FROM {t}")[0]["n"] for t in TABLES}
+
+
+def test_old_rows_are_pruned_in_batches_and_what_must_stay_stays_on_either_backend(backend, store):
+    settings = Settings.model_validate({"watch": ["openai"], "storage": {"path": backend.spec}})
+    facts = build_thin_year(store)
+    before = table_counts(backend)
+    before_metrics = metric_counters(settings, store)
+    ticks = 0
+
+    async def go():
+        stop = asyncio.Event()
+
+        async def other_work():
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(other_work())
+        result = await prune_async(store, settings, NOW, batch=100, pause=0)
+        stop.set()
+        await task
+        return result
+
+    result = asyncio.run(go())
+    after = table_counts(backend)
+
+    # observations: 30 days kept, plus the newest of a source no longer polled
+    obs = [(r["source"], _aware(r["at"])) for r in select(backend, "SELECT source, at FROM observations")]
+    cut = NOW - timedelta(days=30)
+    assert [s for s, at in obs if at < cut] == [RETIRED]
+    assert len([1 for _, at in obs if at >= cut]) == 3 * 30 * 4
+    assert result["observations"] == before["observations"] - after["observations"] > 0
+    # probe results: 90 days
+    ats = [_aware(r["at"]) for r in select(backend, "SELECT at FROM probe_results")]
+    assert min(ats) >= NOW - timedelta(days=90) and len(ats) == 2 * 90 * 4
+    assert result["probe_results"] == before["probe_results"] - after["probe_results"] > 0
+    # notifications: delivered/dead past 180 days go, except an open incident's and pending ones
+    cut_n = NOW - timedelta(days=180)
+    left_old = {
+        (r["incident_id"], r["state"])
+        for r in select(backend, "SELECT incident_id, state, created_at FROM notifications")
+        if _aware(r["created_at"]) < cut_n
+    }
+    open_old = facts["open"][0]
+    [pending] = [n for n in store.notifications(state="pending", limit=1000) if n.id == facts["pending_old"]]
+    assert left_old == {(open_old, "delivered"), (open_old, "dead"), (pending.incident_id, "pending")}
+    assert result["notifications"] == before["notifications"] - after["notifications"] > 0
+    # kept forever
+    for table in ("incidents", "incident_events", "acks", "audit"):
+        assert after[table] == before[table], table
+    assert store.alerted_targets(open_old), "updates of the open incident still reach who heard of it"
+    # each batch was its own step: other tasks ran between them
+    pruned = result["observations"] + result["probe_results"] + result["notifications"]
+    assert ticks >= pruned // 100
+    # the counters on /metrics never go backwards: what went is in meta
+    assert metric_counters(settings, store) == before_metrics
+    assert pruned_counts(store)[("delivered", "slack")] > 0
+    assert store.size_stats()["rows"]["probe_results"] == 2 * 90 * 4
+    # nothing left to do
+    assert prune(store, settings, NOW, batch=100) == NOTHING_PRUNED
+
+
+def test_on_postgres_the_newest_observation_of_a_source_stays_for_each_location(pg_url):
+    from watcher.store.postgres import PostgresStore
+
+    settings = Settings.model_validate({"watch": ["openai"], "storage": {"url": pg_url}})
+    paris, tokyo = PostgresStore(pg_url, location="paris"), PostgresStore(pg_url, location="tokyo")
+    try:
+        for s in (paris, tokyo):
+            for days in (90, 60):
+                s.add_observation("openai/summary", "openai", NOW - timedelta(days=days), "snapshot", {})
+        assert prune(paris, settings, NOW)["observations"] == 2
+        assert paris.size_stats()["rows"]["observations"] == 2, "the newest of each location stays"
+    finally:
+        paris.close()
+        tokyo.close()

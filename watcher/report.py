@@ -179,17 +179,6 @@ def _union_seconds(intervals: list[tuple[datetime, datetime]]) -> float:
     return total
 
 
-def _ts(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _first_ack(db, incident_id: int) -> tuple[datetime, str] | None:
-    row = db.execute(
-        "SELECT at, by FROM acks WHERE incident_id = ? ORDER BY at, id LIMIT 1", [incident_id]
-    ).fetchone()
-    return (datetime.fromisoformat(row[0]), row[1]) if row else None
-
-
 def _median(values: list[float]) -> float | None:
     return _quantile(values, 0.5) if values else None
 
@@ -199,7 +188,6 @@ def build_report(store, vendors, settings, start: datetime, end: datetime) -> Re
     if end <= start:
         raise ValueError("the report window must end after it starts")
     window = (end - start).total_seconds()
-    db = store.db
     out: list[VendorReport] = []
     for v in vendors:
         vr = VendorReport(v.id, v.name, window)
@@ -218,7 +206,7 @@ def build_report(store, vendors, settings, start: datetime, end: datetime) -> Re
                     down[kind].append((a, b))
             if inc.is_open and began < end:
                 vr.open_at_end += 1
-            ack = _first_ack(db, inc.id) if inc.id is not None else None
+            ack = store.first_ack(inc.id) if inc.id is not None else None
             if start <= began < end:
                 vr.incidents_by_kind[kind] = vr.incidents_by_kind.get(kind, 0) + 1
                 vr.incidents.append(
@@ -239,40 +227,19 @@ def build_report(store, vendors, settings, start: datetime, end: datetime) -> Re
         vr.degraded_seconds = _union_seconds(down["degradation"])
         vr.down_seconds = _union_seconds(down["outage"] + down["degradation"])
         vr.incidents.sort(key=lambda i: (i.started_at, i.id))
-        _probe_figures(db, vr, v.id, start, end)
+        _probe_figures(store, vr, v.id, start, end)
         out.append(vr)
     return Report(start, end, settings.report.timezone, datetime.now(UTC), out)
 
 
-def _probe_figures(db, vr: VendorReport, vendor: str, start: datetime, end: datetime) -> None:
-    if "probe_results" not in db.table_names():
-        return
+def _probe_figures(store, vr: VendorReport, vendor: str, start: datetime, end: datetime) -> None:
     span = end - start
-    this = [
-        r[0]
-        for r in db.execute(
-            "SELECT ttft_s FROM probe_results WHERE vendor = ? AND at >= ? AND at < ? AND ok = 1 "
-            "AND ttft_s IS NOT NULL",
-            [vendor, _ts(start), _ts(end)],
-        )
-    ]
-    prev = [
-        r[0]
-        for r in db.execute(
-            "SELECT ttft_s FROM probe_results WHERE vendor = ? AND at >= ? AND at < ? AND ok = 1 "
-            "AND ttft_s IS NOT NULL",
-            [vendor, _ts(start - span), _ts(start)],
-        )
-    ]
+    this = store.probe_ttfts(vendor, start, end)
+    prev = store.probe_ttfts(vendor, start - span, start)
     vr.ttft_median, vr.ttft_prev_median, vr.ttft_samples = _median(this), _median(prev), len(this)
-    n, passed, answered, tokens, cost = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(passed = 1), 0), COALESCE(SUM(passed IS NOT NULL), 0), "
-        "COALESCE(SUM(COALESCE(tokens_in, 0) + COALESCE(tokens_out, 0)), 0), COALESCE(SUM(cost), 0) "
-        "FROM probe_results WHERE vendor = ? AND at >= ? AND at < ?",
-        [vendor, _ts(start), _ts(end)],
-    ).fetchone()
-    vr.probe_requests, vr.canary_passed, vr.canary_total = int(n), int(passed), int(answered)
-    vr.tokens, vr.cost = int(tokens), float(cost)
+    s = store.probe_summary(vendor, start, end)
+    vr.probe_requests, vr.canary_passed, vr.canary_total = s["requests"], s["passed"], s["answered"]
+    vr.tokens, vr.cost = s["tokens"], s["cost"]
 
 
 # -- formatting helpers -------------------------------------------------------------------------
@@ -698,18 +665,15 @@ def due(now: datetime, settings, last_sent: datetime | None) -> bool:
 
 
 def last_sent(store, target: str) -> datetime | None:
-    row = store.db.execute("SELECT value FROM meta WHERE key = ?", [META_PREFIX + target]).fetchone()
+    value = store.meta_get(META_PREFIX + target)
     try:
-        return datetime.fromisoformat(row[0]) if row and row[0] else None
+        return datetime.fromisoformat(value) if value else None
     except ValueError:
         return None
 
 
 def mark_sent(store, target: str, at: datetime) -> None:
-    store.db.execute(
-        "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        [META_PREFIX + target, at.astimezone(UTC).isoformat(timespec="seconds")],
-    )
+    store.meta_set(META_PREFIX + target, at.astimezone(UTC).isoformat(timespec="seconds"))
 
 
 def _targets(settings, transports) -> list[tuple[str, str]]:

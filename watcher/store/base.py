@@ -17,7 +17,15 @@ from watcher.incidents.model import Incident, IncidentEvent
 
 
 class StoreError(Exception):
-    """The database cannot do what was asked (unwritable, corrupt, locked too long)."""
+    """The database cannot do what was asked (unwritable, corrupt, locked too long).
+
+    ``problem``, when known, names the kind of failure in a word the health check
+    reports (``read_only``, ``disk_full``, ``locked``, ``unreachable``, ...).
+    """
+
+    def __init__(self, *args: object, problem: str | None = None):
+        super().__init__(*args)
+        self.problem = problem
 
 
 @dataclass(slots=True)

@@ -1329,7 +1329,7 @@ class PostgresStore:
 
     def health_write(self, key: str, value: str, *, timeout: float = 2.0) -> None:
         """A real write of one ``meta`` row on a connection of its own, in a transaction bounded by
-        ``lock_timeout`` and ``statement_timeout`` (``timeout`` seconds; the connection too);
+        ``lock_timeout`` (``timeout`` seconds; the connection too) and ``statement_timeout`` (a second more);
         :class:`StoreError` with its ``problem`` (``unreachable``, ``refused``, ``read_only``,
         ``locked``, ``timeout``, ``disk_full``, ``error``) when the server cannot take it."""
         try:
@@ -1339,10 +1339,11 @@ class PostgresStore:
             raise StoreError(str(e), problem=problem) from None
         try:
             with conn.transaction():
-                ms = str(max(1, round(timeout * 1000)))
+                # a lock in the way is named as such: the statement timeout comes a second later
+                lock_ms = max(1, round(timeout * 1000))
                 conn.execute(
                     "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-                    [ms, ms],
+                    [str(lock_ms), str(lock_ms + 1000)],
                 )
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",

@@ -7,6 +7,7 @@ migrated forward on open; each migration runs in one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -25,6 +26,7 @@ from watcher.incidents.model import (
 )
 from watcher.model import ComponentStatus, IncidentKind, IncidentStatus
 from watcher.store.base import SourceRecord, StoredEvent, StoreError
+from watcher.store.maintenance import MaintenanceTables
 from watcher.store.measurements import MeasurementTables, migration_3
 from watcher.store.outbox import OutboxTables, _dt, migration_2
 from watcher.store.subscriptions import SubscriptionTables, migration_4
@@ -126,7 +128,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, migra
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SQLiteStore(OutboxTables, MeasurementTables, SubscriptionTables):
+class SQLiteStore(OutboxTables, MeasurementTables, SubscriptionTables, MaintenanceTables):
     """The :class:`~watcher.store.base.Store` on one SQLite file."""
 
     def __init__(self, path: Path | str):
@@ -169,8 +171,15 @@ class SQLiteStore(OutboxTables, MeasurementTables, SubscriptionTables):
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else 0
 
-    def _tx(self):
-        return _Transaction(self.db.conn)
+    def _tx(self, what: str | None = None):
+        """BEGIN IMMEDIATE … COMMIT; nested uses join the outer one.
+
+        With ``what`` a database error in it (its COMMIT included) is a StoreError naming it,
+        as from the PostgreSQL store's ``_tx(what)``: callers outside the store can make
+        several writes one (an incident and the alerts it calls for) on either backend.
+        """
+        tx = _Transaction(self.db.conn)
+        return tx if what is None else _Named(self._wrap(what), tx)
 
     # -- sources --------------------------------------------------------------
 
@@ -367,12 +376,41 @@ class _Transaction:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if self.owner:
-            if exc_type is None:
+        if not self.owner:
+            return False
+        if exc_type is None:
+            try:
                 self.conn.execute("COMMIT")
-            else:
+                return False
+            except sqlite3.Error:
+                # A COMMIT refused (full disk, I/O error) can leave the transaction open; kept open,
+                # every later write would join it, hold the write lock, and be lost with it.
+                if self.conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.conn.execute("ROLLBACK")
+                raise
+        # SQLite may have rolled back already (on SQLITE_FULL, SQLITE_IOERR…): a second ROLLBACK
+        # would raise "no transaction is active" over the error that tells what went wrong.
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
                 self.conn.execute("ROLLBACK")
         return False
+
+
+class _Named:
+    """A transaction whose database errors, from BEGIN to COMMIT, are StoreErrors naming it."""
+
+    def __init__(self, wrap: _Wrap, tx: _Transaction):
+        self.wrap, self.tx = wrap, tx
+
+    def __enter__(self):
+        with self.wrap:
+            return self.tx.__enter__()
+
+    def __exit__(self, exc_type, exc, tb):
+        with self.wrap:  # COMMIT or ROLLBACK
+            self.tx.__exit__(exc_type, exc, tb)
+        return self.wrap.__exit__(exc_type, exc, tb)  # an error in the body
 
 
 class _Wrap:

@@ -13,7 +13,11 @@ heartbeat (:mod:`watcher.heartbeat`). It checks:
   write transaction) makes the check fail after about two seconds instead of
   hanging it; read-only files, directories or filesystems, a full disk and I/O
   errors are told apart and named; the free space next to the file is reported
-  and less than :data:`MIN_FREE_BYTES` is unhealthy;
+  and less than :data:`MIN_FREE_BYTES` is unhealthy. On PostgreSQL the write
+  is an upsert in a transaction bounded by ``lock_timeout`` and
+  ``statement_timeout`` (the store's :meth:`health_write`), and a server that is
+  unreachable, refuses the login, is read-only (a standby) or keeps the row
+  locked is named the same way;
 - the age of each watched source's last successful poll. One stale source is a
   vendor's problem, reported but healthy; *every* source stale (after the first
   polls have had time to happen) means watcher sees nothing (its network, or
@@ -29,15 +33,13 @@ listed in :data:`METRICS`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import sqlite3
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -47,6 +49,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from watcher.status import STALE_AFTER_INTERVALS, STALE_MIN
+from watcher.store.base import StoreError
+from watcher.store.maintenance import sqlite_problem, write_health_row
 from watcher.web.context import WebContext
 
 log = logging.getLogger("watcher.web.ops")
@@ -91,8 +95,8 @@ METRICS: dict[str, str] = {
     "watcher_probe_budget_spent_cost": "gauge {vendor}: probe cost spent today (UTC)",
     "watcher_probe_budget_limit_tokens": "gauge {vendor}: daily token limit",
     "watcher_probe_budget_limit_cost": "gauge {vendor}: daily cost limit",
-    "watcher_db_size_bytes": "gauge: database file size (pages in use and free)",
-    "watcher_db_free_bytes": "gauge: space in the database file free for reuse",
+    "watcher_db_size_bytes": "gauge: database file size (pages in use and free); PostgreSQL: watcher's tables",
+    "watcher_db_free_bytes": "gauge: space in the database file free for reuse (SQLite only)",
     "watcher_db_rows": "gauge {table}: rows in the tables retention prunes",
     "watcher_scrape_errors": "gauge: parts of this scrape that failed (see the log)",
 }
@@ -118,29 +122,8 @@ class DbCheck:
     seconds: float = 0.0
 
 
-def _classify(err: BaseException) -> str:
-    name = getattr(err, "sqlite_errorname", "") or ""
-    text = str(err).lower()
-    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
-        return "read_only"
-    if name == "SQLITE_FULL" or "disk is full" in text or "no space" in text:
-        return "disk_full"
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "busy" in text:
-        return "locked"
-    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
-        return "cannot_open"
-    if name.startswith("SQLITE_IOERR") or "i/o error" in text:
-        return "io_error"
-    if isinstance(err, OSError):
-        import errno
-
-        if err.errno == errno.ENOSPC:
-            return "disk_full"
-        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            return "read_only"
-        return "io_error"
-    return "error"
-
+_classify = sqlite_problem
+"""SQLite (and filesystem) errors → the problem ``/healthz`` names (:func:`watcher.store.maintenance.sqlite_problem`)."""
 
 _ADVICE = {
     "read_only": "the database file, its directory or its filesystem is read-only: check their owner and "
@@ -156,13 +139,31 @@ _ADVICE = {
 }
 
 
+_ADVICE_POSTGRES = {
+    "unreachable": "PostgreSQL does not answer: is the server up and reachable from here (host, port, firewall, "
+    "TLS)? watcher reconnects by itself once it is back",
+    "refused": "PostgreSQL refused the connection: check the user, the password (WATCHER_STORAGE__URL), the "
+    "database name and pg_hba.conf",
+    "read_only": "PostgreSQL refuses writes: is storage.url a standby (read replica), is "
+    "default_transaction_read_only on, or does the user lack write grants on watcher's tables?",
+    "locked": "another session holds a lock on watcher's tables (a long transaction, a migration, an admin's "
+    "psql in the middle of a transaction): see pg_stat_activity",
+    "timeout": "PostgreSQL did not answer in time: an overloaded server or a long lock (see pg_stat_activity)",
+    "disk_full": "the disk of the PostgreSQL server is full: free space or grow the volume (retention prunes old "
+    "rows; lower retention.*_days)",
+    "error": "unexpected database error",
+}
+
+
+def _health_value(now: datetime) -> str:
+    return now.astimezone(UTC).isoformat(timespec="seconds")
+
+
 def check_database_sync(path: Path | str, now: datetime, timeout: float = DB_BUSY_TIMEOUT) -> DbCheck:
     """Write one ``meta`` row on a fresh connection (never creates the file), then measure free space.
 
     Blocking: call it in a worker thread (:func:`check_database`).
     """
-    import time
-
     t0 = time.monotonic()
     p = Path(path)
     free = None
@@ -171,68 +172,44 @@ def check_database_sync(path: Path | str, now: datetime, timeout: float = DB_BUS
         free = st.f_bavail * st.f_frsize
     except OSError:
         pass
-    conn = None
     try:
-        # mode=rw: a database that vanished is an error, not a new empty file
-        uri = "file:" + quote(str(p.resolve()), safe="/") + "?mode=rw"
-        conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [HEALTH_META_KEY, now.astimezone(UTC).isoformat(timespec="seconds")],
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-    except (sqlite3.Error, OSError) as e:
-        problem = _classify(e)
-        return DbCheck(False, problem, f"{e}", free, time.monotonic() - t0)
-    finally:
-        if conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+        write_health_row(p, HEALTH_META_KEY, _health_value(now), timeout)
+    except StoreError as e:
+        return DbCheck(False, e.problem or "error", str(e), free, time.monotonic() - t0)
     if free is not None and free < MIN_FREE_BYTES:
         return DbCheck(False, "disk_full", f"only {free} bytes free", free, time.monotonic() - t0)
     return DbCheck(True, None, None, free, time.monotonic() - t0)
 
 
-def _check_shared_connection(store, now: datetime) -> DbCheck:
-    """For an in-memory store (tests, the demo's fallback): a write rolled back on its own connection."""
-    conn = store.db.conn
-    if conn.in_transaction:
-        return DbCheck(True)
+def _check_store(store, now: datetime, timeout: float) -> DbCheck:
+    """The store's own :meth:`health_write` (PostgreSQL; SQLite in memory). Blocking."""
+    t0 = time.monotonic()
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-            [HEALTH_META_KEY, now.isoformat()],
-        )
-        conn.execute("ROLLBACK")
-    except sqlite3.Error as e:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        return DbCheck(False, _classify(e), str(e))
-    return DbCheck(True)
+        store.health_write(HEALTH_META_KEY, _health_value(now), timeout=timeout)
+    except StoreError as e:
+        return DbCheck(False, e.problem or "error", str(e), None, time.monotonic() - t0)
+    return DbCheck(True, seconds=time.monotonic() - t0)
 
 
 async def check_database(store, now: datetime, *, timeout: float | None = None) -> DbCheck:
     timeout = DB_BUSY_TIMEOUT if timeout is None else timeout
     path = getattr(store, "path", None)
-    if path is None or str(path) == ":memory:":
-        if getattr(store, "db", None) is None:
-            return DbCheck(True, error="not a SQLite store: not checked")
-        return _check_shared_connection(store, now)
+    if path is not None and str(path) != ":memory:":
+        job = asyncio.to_thread(check_database_sync, path, now, timeout)
+    elif getattr(store, "health_write", None) is None:
+        return DbCheck(True, error="this store has no health write: not checked")
+    elif path is not None:  # SQLite in memory: a write rolled back on the store's own connection
+        return _check_store(store, now, timeout)
+    else:
+        job = asyncio.to_thread(_check_store, store, now, timeout)
     try:
-        return await asyncio.wait_for(
-            asyncio.to_thread(check_database_sync, path, now, timeout), timeout=timeout + DB_CHECK_DEADLINE
-        )
+        return await asyncio.wait_for(job, timeout=timeout + DB_CHECK_DEADLINE)
     except TimeoutError:
         return DbCheck(False, "timeout", f"no answer within {timeout + DB_CHECK_DEADLINE:g}s")
+
+
+def _is_postgres(store) -> bool:
+    return getattr(store, "path", "") is None and getattr(store, "where", None) is not None
 
 
 def _stale_after(interval: float) -> float:
@@ -255,8 +232,9 @@ async def check_health(ctx: WebContext) -> Health:
         reasons.append("scheduler is not running: nothing is being polled")
 
     db = await check_database(ctx.store, now)
+    postgres = _is_postgres(ctx.store)
     if not db.writable:
-        advice = _ADVICE.get(db.problem or "error", "")
+        advice = (_ADVICE_POSTGRES if postgres else _ADVICE).get(db.problem or "error", "")
         reasons.append(f"database not writable ({db.problem}: {db.error}): {advice}")
 
     specs = [s for v in ctx.vendors for s in v.sources]
@@ -307,10 +285,12 @@ async def check_health(ctx: WebContext) -> Health:
         "process": {"up": True, "pid": os.getpid(), "started_at": _iso(ctx.started_at), "uptime_seconds": round(uptime, 1)},
         "scheduler": {"running": running, "polls": rt.get("polls")},
         "database": {
+            "backend": "postgresql" if postgres else "sqlite",
             "writable": db.writable,
             "problem": db.problem,
             "error": db.error,
-            "path": str(getattr(ctx.store, "path", "")),
+            "path": None if postgres else str(getattr(ctx.store, "path", "")),
+            "server": ctx.store.where if postgres else None,
             "free_bytes": db.free_bytes,
             "check_seconds": round(db.seconds, 3),
         },
@@ -325,10 +305,6 @@ async def check_health(ctx: WebContext) -> Health:
 
 
 # -- metrics ------------------------------------------------------------------------------------
-
-
-def _ts(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -441,13 +417,11 @@ class StoreCollector(Collector):
         return out
 
     def _incidents(self):
-        db = self.ctx.store.db
         g = GaugeMetricFamily("watcher_open_incidents", "Open incidents by vendor and kind.", labels=["vendor", "kind"])
         counts: dict[tuple[str, str], int] = {(v.id, k): 0 for v in self.ctx.vendors for k in KINDS}
-        for vendor, kind, n in db.execute(
-            "SELECT vendor, kind, COUNT(*) FROM incidents WHERE state = 'open' GROUP BY vendor, kind"
-        ):
-            counts[(vendor, kind)] = n
+        for inc in self.ctx.store.open_incidents():
+            key = (inc.vendor, inc.kind.value)
+            counts[key] = counts.get(key, 0) + 1
         for (vendor, kind), n in sorted(counts.items()):
             g.add_metric([vendor, kind], float(n))
         return [g]
@@ -455,7 +429,7 @@ class StoreCollector(Collector):
     def _outbox(self):
         from watcher.retention import pruned_counts
 
-        db = self.ctx.store.db
+        store = self.ctx.store
         now = self.ctx.clock()
         depth = GaugeMetricFamily(
             "watcher_outbox_notifications", "Outbox rows by channel and state.", labels=["channel", "state"]
@@ -464,9 +438,7 @@ class StoreCollector(Collector):
         delivered: dict[str, float] = dict.fromkeys(CHANNELS, 0.0)
         dead: dict[str, float] = dict.fromkeys(CHANNELS, 0.0)
         failures: dict[str, float] = dict.fromkeys(CHANNELS, 0.0)
-        for channel, state, n, attempts in db.execute(
-            "SELECT channel, state, COUNT(*), COALESCE(SUM(attempts), 0) FROM notifications GROUP BY channel, state"
-        ):
+        for (channel, state), (n, attempts) in sorted(store.outbox_counts().items()):
             by[(channel, state)] = n
             delivered.setdefault(channel, 0.0)
             dead.setdefault(channel, 0.0)
@@ -492,13 +464,8 @@ class StoreCollector(Collector):
             "watcher_outbox_oldest_due_age_seconds",
             "How long the oldest due, unsent notification has waited (0 when none).",
         )
-        row = db.execute(
-            "SELECT MIN(not_before) FROM notifications WHERE state IN ('pending', 'sending') AND not_before <= ?",
-            [_ts(now)],
-        ).fetchone()
-        wait = 0.0
-        if row and row[0]:
-            wait = max(0.0, (now - datetime.fromisoformat(row[0])).total_seconds())
+        due = store.oldest_unsent_due(now)
+        wait = max(0.0, (now - due).total_seconds()) if due else 0.0
         oldest.add_metric([], wait)
         out = [depth, oldest]
         for name, doc, values in (
@@ -519,10 +486,10 @@ class StoreCollector(Collector):
 
     def _probes(self):
         ctx = self.ctx
-        db = ctx.store.db
+        store = ctx.store
         now = ctx.clock()
         vendors = self._probe_vendors()
-        if not vendors or "probe_results" not in db.table_names():
+        if not vendors:
             return []
         ttft = GaugeMetricFamily(
             "watcher_probe_ttft_recent_seconds",
@@ -541,33 +508,18 @@ class StoreCollector(Collector):
         ratio = GaugeMetricFamily(
             "watcher_canary_pass_ratio", "Share of canary answers passed in the last 24 hours.", labels=["vendor"]
         )
-        since_latency = _ts(now - PROBE_LATENCY_WINDOW)
-        since_day = _ts(now - CANARY_WINDOW)
+        since_latency = now - PROBE_LATENCY_WINDOW
+        since_day = now - CANARY_WINDOW
         for vid in vendors:
-            values = sorted(
-                r[0]
-                for r in db.execute(
-                    "SELECT ttft_s FROM probe_results WHERE vendor = ? AND at >= ? AND ok = 1 "
-                    "AND ttft_s IS NOT NULL",
-                    [vid, since_latency],
-                )
-            )
+            values = sorted(store.probe_ttfts(vid, since_latency))
             if values:
                 ttft.add_metric([vid, "0.5"], _quantile(values, 0.5))
                 ttft.add_metric([vid, "0.9"], _quantile(values, 0.9))
-            row = db.execute(
-                "SELECT ttft_s FROM probe_results WHERE vendor = ? AND ok = 1 AND ttft_s IS NOT NULL "
-                "ORDER BY at DESC LIMIT 1",
-                [vid],
-            ).fetchone()
-            if row:
-                last.add_metric([vid], float(row[0]))
-            ok_n, bad_n, passed, failed = db.execute(
-                "SELECT COALESCE(SUM(ok = 1), 0), COALESCE(SUM(ok = 0), 0), "
-                "COALESCE(SUM(passed = 1), 0), COALESCE(SUM(passed = 0), 0) "
-                "FROM probe_results WHERE vendor = ? AND at >= ?",
-                [vid, since_day],
-            ).fetchone()
+            latest = store.last_probe_ttft(vid)
+            if latest is not None:
+                last.add_metric([vid], latest)
+            day = store.probe_summary(vid, since_day)
+            ok_n, bad_n, passed, failed = day["ok"], day["failed"], day["passed"], day["wrong"]
             reqs.add_metric([vid, "ok"], float(ok_n))
             reqs.add_metric([vid, "failed"], float(bad_n))
             answers.add_metric([vid, "passed"], float(passed))
@@ -606,20 +558,22 @@ class StoreCollector(Collector):
         return [spent_t, spent_c, lim_t, lim_c]
 
     def _database(self):
-        store = self.ctx.store
-        db = store.db
-        page_size = db.execute("PRAGMA page_size").fetchone()[0]
-        pages = db.execute("PRAGMA page_count").fetchone()[0]
-        free = db.execute("PRAGMA freelist_count").fetchone()[0]
-        size = GaugeMetricFamily("watcher_db_size_bytes", "Database file size (pages in use and free).")
-        size.add_metric([], float(page_size * pages))
-        freeb = GaugeMetricFamily("watcher_db_free_bytes", "Space in the database file free for reuse.")
-        freeb.add_metric([], float(page_size * free))
+        stats = self.ctx.store.size_stats()
+        size = GaugeMetricFamily(
+            "watcher_db_size_bytes",
+            "Database size: the SQLite file (pages in use and free), or on PostgreSQL watcher's tables with "
+            "their indexes (pg_total_relation_size).",
+        )
+        size.add_metric([], float(stats["size_bytes"]))
+        freeb = GaugeMetricFamily(
+            "watcher_db_free_bytes",
+            "Space in the database file free for reuse (SQLite only: none on PostgreSQL).",
+        )
+        if stats.get("free_bytes") is not None:
+            freeb.add_metric([], float(stats["free_bytes"]))
         rows = GaugeMetricFamily("watcher_db_rows", "Rows in the tables that retention prunes.", labels=["table"])
-        names = set(db.table_names())
-        for table in ("observations", "probe_results", "notifications", "incidents"):
-            if table in names:
-                rows.add_metric([table], float(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]))
+        for table, n in stats["rows"].items():
+            rows.add_metric([table], float(n))
         return [size, freeb, rows]
 
 

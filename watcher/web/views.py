@@ -164,15 +164,9 @@ def latency_samples(store, vendor: str, now: datetime) -> list[tuple[datetime, f
 
 
 def _probe_rows(store, vendor: str, since: datetime) -> list[dict[str, Any]]:
-    db = getattr(store, "db", None)
-    if db is not None and "probe_results" in db.table_names():
-        return list(
-            db.query(
-                "SELECT at, kind, ok, ttft_s, ttfb_s, total_s, error_class, network_ok FROM probe_results "
-                "WHERE vendor = ? AND at > ? ORDER BY at",
-                [vendor, since.astimezone(UTC).isoformat(timespec="microseconds")],
-            )
-        )
+    """The vendor's probe results after ``since``, oldest first (either store: ``probe_results_since``)."""
+    if getattr(store, "probe_results_since", None) is not None:
+        return store.probe_results_since(vendor, since)
     rows = _call(store, "probe_results", [], vendor, limit=5000)
     return [r for r in reversed(rows) if r.get("at") and r["at"] > since.isoformat()]
 
