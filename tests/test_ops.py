@@ -317,6 +317,19 @@ def test_metrics_are_prometheus_text_with_the_figures_from_the_store_and_the_pro
     assert value(got, "watcher_scrape_errors") == 0
 
 
+def test_metrics_say_whether_this_instance_leads_its_cluster(any_world):
+    ctx = any_world
+    with Served(app_for(ctx)) as http:
+        alone = samples(http.get("/metrics").text)
+        assert not [k for k in alone if k[0] == "watcher_cluster_leader"], "no cluster gauge on a lone instance"
+        ctx.runtime.update(cluster=True, instance="b", location="virginia", leader=False)
+        follower = samples(http.get("/metrics").text)
+        ctx.runtime["leader"] = True
+        leader = samples(http.get("/metrics").text)
+    assert value(follower, "watcher_cluster_leader", instance="b", location="virginia") == 0
+    assert value(leader, "watcher_cluster_leader", instance="b", location="virginia") == 1
+
+
 def test_metrics_of_two_apps_do_not_mix(tmp_path):
     """No global registry: each app reports its own store and runtime."""
     out = []

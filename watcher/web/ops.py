@@ -357,6 +357,14 @@ class StoreCollector(Collector):
             g = GaugeMetricFamily("watcher_scheduler_running", "1 while the poll scheduler runs.")
             g.add_metric([], 1.0 if rt.get("scheduler_running") else 0.0)
             out.append(g)
+        if rt.get("cluster"):
+            g = GaugeMetricFamily(
+                "watcher_cluster_leader",
+                "1 while this instance leads its cluster (merges incidents and sends alerts), 0 as a follower.",
+                labels=["instance", "location"],
+            )
+            g.add_metric([str(rt.get("instance")), str(rt.get("location"))], 1.0 if rt.get("leader") else 0.0)
+            out.append(g)
         if rt.get("polls") is not None:
             c = CounterMetricFamily("watcher_process_polls", "Polls done by this process.")
             c.add_metric([], float(rt.get("polls") or 0))
