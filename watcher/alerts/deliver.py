@@ -12,6 +12,13 @@ notification still failing after ``alerts.retry_for`` dies. When one channel has
 been failing for ``alerts.fallback_after`` (or fails permanently), the same alert
 is also queued on the other channel: email when Slack fails, Slack when email
 fails.
+
+What was sent is always recorded, however long the database refuses writes (a full
+disk, a read-only file): the sender waits and tries again (:meth:`Deliverer._record`)
+rather than leave the row claimed for the life of the process, which would hold back
+every later message of its incident to that target, or forget the Slack thread, which
+would make the next update a second message instead of an edit. While it waits, nothing
+else is sent: nothing could be recorded either.
 """
 
 from __future__ import annotations
@@ -19,18 +26,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from watcher.alerts.model import Alert, SlackRef, TransportError
 from watcher.config import Settings, read_secret
+from watcher.store.base import StoreError
 from watcher.store.outbox import Notification
 
 log = logging.getLogger("watcher.alerts.deliver")
 
 BACKOFF_BASE = 5.0
 BACKOFF_MAX = 300.0
+RECORD_RETRY_FIRST = 0.5
+RECORD_RETRY_MAX = 5.0
+"""Seconds between tries to record an outcome the database refused (doubling from the first)."""
 
 
 def backoff(
@@ -143,17 +155,53 @@ class Deliverer:
             if not progressed:
                 return done
 
+    async def _record(self, n: Notification, what: str, write: Callable[[], object]) -> None:
+        """Run ``write`` (a store write about ``n``) until the database takes it.
+
+        Only for outcomes that already happened: a message that went out, a failure to
+        schedule again. Database errors are retried, with one log line when they start and
+        one when they end; the wait ends with the write, or with the task cancelled at
+        shutdown (the row stays claimed and is sent again at the next start: at most one
+        duplicate, as after a crash).
+        """
+        delay = RECORD_RETRY_FIRST
+        since: float | None = None
+        while True:
+            try:
+                write()
+            except StoreError as e:
+                if since is None:
+                    since = time.monotonic()
+                    log.error(
+                        "notification #%s: cannot record %s (%s); trying again until the database takes it, "
+                        "nothing else is sent meanwhile",
+                        n.id,
+                        what,
+                        e,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECORD_RETRY_MAX)
+                continue
+            if since is not None:
+                log.warning(
+                    "notification #%s: %s recorded after %.0fs of database errors",
+                    n.id,
+                    what,
+                    time.monotonic() - since,
+                )
+            return
+
     async def _deliver(self, n: Notification) -> None:
         try:
             ref = await self._send(n)
         except TransportError as e:
-            self._failed(n, e)
+            await self._failed(n, e)
             return
         except Exception as e:  # a transport bug is a failed send, not a dead sender
             log.exception("notification #%s: unexpected error", n.id)
-            self._failed(n, TransportError(f"unexpected error: {e!r}"))
+            await self._failed(n, TransportError(f"unexpected error: {e!r}"))
             return
-        self.store.mark_delivered(n.id, self.clock(), ref)
+        await self._record(n, "its delivery", lambda: self.store.mark_delivered(n.id, self.clock(), ref))
         self.sent += 1
         log.info(
             "notification #%s delivered: incident #%s %s to %s %s",
@@ -164,19 +212,20 @@ class Deliverer:
             n.target,
         )
 
-    def _failed(self, n: Notification, e: TransportError) -> None:
+    async def _failed(self, n: Notification, e: TransportError) -> None:
         now = self.clock()
         self.failed += 1
         first = n.first_error_at or now
         too_old = (now - n.created_at).total_seconds() > self.settings.alerts.retry_for
         if e.permanent or too_old:
             why = e.message if e.permanent else f"gave up after {n.attempts} tries: {e.message}"
-            self.store.mark_dead(n.id, now, why)
+            await self._record(n, "that it failed for good", lambda: self.store.mark_dead(n.id, now, why))
             log.error("notification #%s to %s %s failed for good: %s", n.id, n.channel, n.target, why)
-            self._fallback(n, why)
+            await self._record(n, "its fallback", lambda: self._fallback(n, why))
             return
         delay = backoff(n.attempts, e.retry_after)
-        self.store.mark_retry(n.id, now, now + timedelta(seconds=delay), e.message)
+        not_before = now + timedelta(seconds=delay)
+        await self._record(n, "its retry", lambda: self.store.mark_retry(n.id, now, not_before, e.message))
         log.warning(
             "notification #%s to %s %s failed (try %d), retrying in %.0fs: %s",
             n.id,
@@ -187,7 +236,7 @@ class Deliverer:
             e.message,
         )
         if (now - first).total_seconds() >= self.settings.alerts.fallback_after:
-            self._fallback(n, e.message)
+            await self._record(n, "its fallback", lambda: self._fallback(n, e.message))
 
     def _fallback(self, n: Notification, why: str) -> None:
         if n.fallback_sent or n.fallback_of is not None:
@@ -259,7 +308,12 @@ class Deliverer:
                     reply = await asyncio.to_thread(bot.reply, ref, n.alert)
                     return {"channel": ref.channel, "ts": ref.ts, "reply_ts": getattr(reply, "ts", None)}
             ref = await asyncio.to_thread(bot.post, n.target, n.alert)
-            self.store.save_slack_thread(n.incident_id, n.target, ref.ts, self.clock())
+            # posted: from here on a database error must not count as a failed send (a second post)
+            await self._record(
+                n,
+                "its Slack thread",
+                lambda: self.store.save_slack_thread(n.incident_id, n.target, ref.ts, self.clock()),
+            )
             return {"channel": ref.channel, "ts": ref.ts}
         if t.slack_webhook is not None:
             await asyncio.to_thread(t.slack_webhook.post, n.alert)
@@ -277,7 +331,9 @@ class Deliverer:
         delivery = await asyncio.to_thread(mailer.send, n.alert, [n.target], seq)
         ref = dict(getattr(delivery, "ref", {}) or {})
         root = thread[0] if thread else ref.get("message_id", "")
-        self.store.save_email_thread(n.incident_id, n.target, root, seq)
+        await self._record(
+            n, "its email thread", lambda: self.store.save_email_thread(n.incident_id, n.target, root, seq)
+        )
         return ref
 
     async def _apprise(self, n: Notification) -> dict:

@@ -144,7 +144,11 @@ def migration_2(db: sqlite_utils.Database) -> None:
 
 
 class OutboxTables:
-    """Mixed into :class:`~watcher.store.sqlite.SQLiteStore`; uses its ``db`` and ``_tx``."""
+    """Mixed into :class:`~watcher.store.sqlite.SQLiteStore`; uses its ``db``, ``_tx`` and ``_wrap``.
+
+    Writes that the database refuses (full disk, read-only file, lock held too long)
+    raise :class:`~watcher.store.base.StoreError`, as the rest of the store does.
+    """
 
     db: sqlite_utils.Database
 
@@ -170,7 +174,7 @@ class OutboxTables:
         not a burst of every change in between.
         """
         held = not_before is not None and not_before > now
-        with self._tx():
+        with self._wrap("queue notification"), self._tx():
             if held:
                 row = self.db.execute(
                     "SELECT id FROM notifications WHERE incident_id = ? AND channel = ? AND target = ? "
@@ -229,40 +233,46 @@ class OutboxTables:
 
     def claim(self, notification_id: int, now: datetime) -> bool:
         """True when this caller now owns the row (exactly one row changed)."""
-        cur = self.db.execute(
-            "UPDATE notifications SET state = 'sending', claimed_at = ?, attempts = attempts + 1 "
-            "WHERE id = ? AND state = 'pending'",
-            [_ts(now), notification_id],
-        )
+        with self._wrap("claim notification"):
+            cur = self.db.execute(
+                "UPDATE notifications SET state = 'sending', claimed_at = ?, attempts = attempts + 1 "
+                "WHERE id = ? AND state = 'pending'",
+                [_ts(now), notification_id],
+            )
         return cur.rowcount == 1
 
     def mark_delivered(self, notification_id: int, now: datetime, ref: dict[str, Any] | None = None) -> None:
-        self.db.execute(
-            "UPDATE notifications SET state = 'delivered', delivered_at = ?, ref = ?, last_error = NULL "
-            "WHERE id = ?",
-            [_ts(now), json.dumps(ref) if ref else None, notification_id],
-        )
+        with self._wrap("mark notification delivered"):
+            self.db.execute(
+                "UPDATE notifications SET state = 'delivered', delivered_at = ?, ref = ?, last_error = NULL "
+                "WHERE id = ?",
+                [_ts(now), json.dumps(ref) if ref else None, notification_id],
+            )
 
     def mark_retry(self, notification_id: int, now: datetime, not_before: datetime, error: str) -> None:
-        self.db.execute(
-            "UPDATE notifications SET state = 'pending', not_before = ?, last_error = ?, "
-            "first_error_at = COALESCE(first_error_at, ?) WHERE id = ?",
-            [_ts(not_before), error, _ts(now), notification_id],
-        )
+        with self._wrap("reschedule notification"):
+            self.db.execute(
+                "UPDATE notifications SET state = 'pending', not_before = ?, last_error = ?, "
+                "first_error_at = COALESCE(first_error_at, ?) WHERE id = ?",
+                [_ts(not_before), error, _ts(now), notification_id],
+            )
 
     def mark_dead(self, notification_id: int, now: datetime, error: str) -> None:
-        self.db.execute(
-            "UPDATE notifications SET state = 'dead', last_error = ?, "
-            "first_error_at = COALESCE(first_error_at, ?) WHERE id = ?",
-            [error, _ts(now), notification_id],
-        )
+        with self._wrap("mark notification dead"):
+            self.db.execute(
+                "UPDATE notifications SET state = 'dead', last_error = ?, "
+                "first_error_at = COALESCE(first_error_at, ?) WHERE id = ?",
+                [error, _ts(now), notification_id],
+            )
 
     def mark_fallback_sent(self, notification_id: int) -> None:
-        self.db.execute("UPDATE notifications SET fallback_sent = 1 WHERE id = ?", [notification_id])
+        with self._wrap("mark fallback sent"):
+            self.db.execute("UPDATE notifications SET fallback_sent = 1 WHERE id = ?", [notification_id])
 
     def recover_inflight(self) -> int:
         """Put rows a crash left in ``sending`` back to ``pending``; returns how many."""
-        cur = self.db.execute("UPDATE notifications SET state = 'pending' WHERE state = 'sending'")
+        with self._wrap("recover notifications in flight"):
+            cur = self.db.execute("UPDATE notifications SET state = 'pending' WHERE state = 'sending'")
         return cur.rowcount
 
     def notifications(
@@ -302,10 +312,11 @@ class OutboxTables:
         return row[0] if row else None
 
     def save_slack_thread(self, incident_id: int, channel: str, ts: str, now: datetime) -> None:
-        self.db["slack_threads"].upsert(
-            {"incident_id": incident_id, "channel": channel, "ts": ts, "created_at": _ts(now)},
-            pk=("incident_id", "channel"),
-        )
+        with self._wrap("save Slack thread"):
+            self.db["slack_threads"].upsert(
+                {"incident_id": incident_id, "channel": channel, "ts": ts, "created_at": _ts(now)},
+                pk=("incident_id", "channel"),
+            )
 
     def email_thread(self, incident_id: int, address: str) -> tuple[str, int] | None:
         row = self.db.execute(
@@ -315,15 +326,16 @@ class OutboxTables:
         return (row[0], row[1]) if row else None
 
     def save_email_thread(self, incident_id: int, address: str, root_id: str, seq: int) -> None:
-        self.db["email_threads"].upsert(
-            {"incident_id": incident_id, "address": address, "root_id": root_id, "seq": seq},
-            pk=("incident_id", "address"),
-        )
+        with self._wrap("save email thread"):
+            self.db["email_threads"].upsert(
+                {"incident_id": incident_id, "address": address, "root_id": root_id, "seq": seq},
+                pk=("incident_id", "address"),
+            )
 
     # -- acknowledgements -------------------------------------------------------------
 
     def acknowledge(self, incident_id: int, by: str, now: datetime, reason: str | None, via: str) -> None:
-        with self._tx():
+        with self._wrap("save acknowledgement"), self._tx():
             self.db.execute(
                 "UPDATE acks SET cleared_at = ? WHERE incident_id = ? AND cleared_at IS NULL",
                 [_ts(now), incident_id],
@@ -344,17 +356,18 @@ class OutboxTables:
         return Ack(row[0], row[1], _dt(row[2]), row[3], row[4]) if row else None
 
     def clear_ack(self, incident_id: int, now: datetime) -> None:
-        self.db.execute(
-            "UPDATE acks SET cleared_at = ? WHERE incident_id = ? AND cleared_at IS NULL",
-            [_ts(now), incident_id],
-        )
+        with self._wrap("clear acknowledgement"):
+            self.db.execute(
+                "UPDATE acks SET cleared_at = ? WHERE incident_id = ? AND cleared_at IS NULL",
+                [_ts(now), incident_id],
+            )
 
     # -- mutes ----------------------------------------------------------------------------
 
     def add_mute(
         self, vendor: str, until: datetime, reason: str | None, by: str | None, now: datetime
     ) -> int:
-        with self._tx():
+        with self._wrap("save mute"), self._tx():
             mid = (
                 self.db["mutes"]
                 .insert(
@@ -382,12 +395,13 @@ class OutboxTables:
         return [Mute(r[0], r[1], _dt(r[2]), r[3], r[4], _dt(r[5])) for r in rows]
 
     def end_mutes(self, vendor: str, now: datetime, by: str | None = None) -> int:
-        cur = self.db.execute(
-            "UPDATE mutes SET ended_at = ? WHERE vendor = ? AND ended_at IS NULL AND until > ?",
-            [_ts(now), vendor, _ts(now)],
-        )
-        if cur.rowcount:
-            self.audit(now, by or "?", "unmute", vendor)
+        with self._wrap("end mute"), self._tx():
+            cur = self.db.execute(
+                "UPDATE mutes SET ended_at = ? WHERE vendor = ? AND ended_at IS NULL AND until > ?",
+                [_ts(now), vendor, _ts(now)],
+            )
+            if cur.rowcount:
+                self.audit(now, by or "?", "unmute", vendor)
         return cur.rowcount
 
     # -- reminders / escalation -----------------------------------------------------------
@@ -407,10 +421,12 @@ class OutboxTables:
     def save_alert_state(self, incident_id: int, **fields: Any) -> None:
         row = {"incident_id": incident_id}
         row.update({k: (_ts(v) if isinstance(v, datetime) else v) for k, v in fields.items()})
-        self.db["alert_state"].upsert(row, pk="incident_id")
+        with self._wrap("save alert state"):
+            self.db["alert_state"].upsert(row, pk="incident_id")
 
     def audit(self, now: datetime, who: str, what: str, detail: str) -> None:
-        self.db["audit"].insert({"at": _ts(now), "who": who, "what": what, "detail": detail})
+        with self._wrap("save audit entry"):
+            self.db["audit"].insert({"at": _ts(now), "who": who, "what": what, "detail": detail})
 
     def audit_log(self, limit: int = 50) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM audit ORDER BY id DESC LIMIT ?", [limit]))
