@@ -33,7 +33,7 @@ from watcher.catalog import SourceSpec, VendorSpec
 from watcher.config import Settings
 from watcher.fetch import make_client
 from watcher.pipeline import Pipeline, PollResult
-from watcher.store.base import Store
+from watcher.store.base import Store, StoreError
 
 log = logging.getLogger("watcher.daemon")
 
@@ -88,9 +88,7 @@ class Daemon:
                 self.runtime["metrics"].observe_result(result, time.monotonic() - t0)
                 self.polls += 1
                 self.runtime["polls"] = self.polls
-                if result.changes:
-                    self._alert(result)
-                return result
+                return result  # its alerts were queued with its incidents (Pipeline.on_changes)
         except asyncio.CancelledError:
             # Only at shutdown, after the grace period. Store writes have no await
             # inside them, so a cancelled poll never leaves a half-written incident.
@@ -100,14 +98,16 @@ class Daemon:
             if task is not None:
                 self._inflight.discard(task)
 
-    def _alert(self, result: PollResult) -> None:
-        self._alert_changes(result.changes, result.observation.source_id)
-
-    def _alert_changes(self, changes, where: str = "probe") -> None:
+    def _queue_alerts(self, changes) -> None:
+        """Inside the transaction that saves the incidents: a database error undoes the incidents
+        with their alerts (the next poll does both again); any other error is an alerting bug and
+        must not keep the incident from being recorded."""
         try:
             self.engine.on_changes(changes)
-        except Exception:  # alerting trouble must not stop watching; the incident is already stored
-            log.exception("%s: could not queue alerts", where)
+        except StoreError:
+            raise
+        except Exception:
+            log.exception("could not queue alerts")
 
     async def _probe_job(self, vendor: str, scheduler: AsyncIOScheduler) -> None:
         if self.stopping.is_set() or self.probes is None:
@@ -161,7 +161,7 @@ class Daemon:
                 min_locations=c.min_locations,
                 alive_after=c.failover_timeout,
             )
-        self.probes = ProbeService(runner, self.pipeline, self._alert_changes, cluster=view)
+        self.probes = ProbeService(runner, self.pipeline, self._queue_alerts, cluster=view)
         p = self.settings.probes
         for vid in runner.targets:
             scheduler.add_job(
@@ -302,7 +302,9 @@ class Daemon:
         self.deliverer.may_send = self.leading
         self._sem = asyncio.Semaphore(poll.concurrency)
         client = make_client(user_agent=poll.user_agent, max_connections=poll.concurrency * 2)
-        self.pipeline = Pipeline(self.store, client, self.settings, self.vendors, lease=self.lease)
+        self.pipeline = Pipeline(
+            self.store, client, self.settings, self.vendors, lease=self.lease, on_changes=self._queue_alerts
+        )
         # Our own log lines say what changed; APScheduler's per-job chatter would be one line per poll.
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
         logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -9,6 +9,7 @@ unchanged page nearly free.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
@@ -49,8 +50,13 @@ class Pipeline:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lease=None,
+        on_changes: Callable[[list[Change]], object] | None = None,
     ):
         self.store = store
+        self.on_changes = on_changes
+        """Queues the alerts for incident changes (the alert engine), inside the transaction that
+        saves the incidents: both are written or neither is, so a write refused halfway (a full
+        disk) cannot leave an incident stored whose alert was never queued."""
         self.lease = lease
         """None or a solo lease: this instance alone, always the leader. A cluster lease: only
         while it leads does this instance merge what it sees into incidents."""
@@ -157,7 +163,7 @@ class Pipeline:
         counts = _counter(vendor, spec)
         changes: list[Change] = []
         if leading:
-            changes = await self.apply(spec.vendor, spec.key, snapshot, started, counts)
+            changes = await self.apply(spec.vendor, spec.key, snapshot, started, counts, on_changes=self.on_changes)
             if self.shared:
                 self._fresh.add(spec.key)
 
@@ -180,6 +186,8 @@ class Pipeline:
         snapshot: Snapshot,
         at: datetime,
         counts: Callable[[str], bool] = lambda name: True,
+        *,
+        on_changes: Callable[[list[Change]], object] | None = None,
     ) -> list[Change]:
         """Merge one snapshot into the vendor's incidents and save them: polls and probe findings alike.
 
@@ -194,8 +202,13 @@ class Pipeline:
             for inc in self.store.incidents_by_keys(vendor, keys):
                 known.setdefault(inc.id, inc)
             changes = reconcile(ctx, snapshot, known.values())
+            if changes:
+                with _transaction(self.store, "save incidents and their alerts"):
+                    for ch in changes:
+                        self.store.save_incident(ch.incident, ch.events)
+                    if on_changes is not None:
+                        on_changes(changes)
             for ch in changes:
-                self.store.save_incident(ch.incident, ch.events)
                 _log_events(vendor, ch)
         return changes
 
@@ -220,6 +233,11 @@ class Pipeline:
         rec.failures += 1
         self.store.save_source(rec)
         return PollResult(Observation(spec.vendor, spec.key, at, error=message, error_kind=kind))
+
+
+def _transaction(store: Store, what: str):
+    tx = getattr(store, "_tx", None)
+    return tx(what) if tx is not None else contextlib.nullcontext()
 
 
 def _counter(vendor: VendorSpec | None, spec: SourceSpec) -> Callable[[str], bool]:

@@ -151,9 +151,9 @@ class ProbeService:
             log.info("our network is back after %s", conn.checked_at - self.network_down_since)
             self.network_down_since = None
         snapshot = self.runner.network_snapshot(conn, self.network_down_since)
-        changes = await self.pipeline.apply(SELF_VENDOR, f"{SELF_VENDOR}/network", snapshot, conn.checked_at)
-        if changes:
-            self.on_changes(changes)
+        await self.pipeline.apply(
+            SELF_VENDOR, f"{SELF_VENDOR}/network", snapshot, conn.checked_at, on_changes=self.on_changes
+        )
 
     async def probe(self, vendor: str) -> RunOutcome:
         leading = self.leading()
@@ -175,9 +175,8 @@ class ProbeService:
             return
         if self.cluster is not None:
             snapshot = self.confirm(vendor, snapshot, out.at)
-        changes = await self.pipeline.apply(vendor, f"{vendor}/probe", snapshot, out.at)
-        if changes:
-            self.on_changes(changes)
+        # the alerts are queued in the transaction that saves the incidents (see Pipeline.apply)
+        await self.pipeline.apply(vendor, f"{vendor}/probe", snapshot, out.at, on_changes=self.on_changes)
 
     async def reconfirm(self, now: datetime) -> None:
         """The leader, between its own runs: merge again where another location's sighting changed
