@@ -132,8 +132,7 @@ def test_an_outage_seen_from_one_location_of_three_is_that_locations_problem():
         [_seen("paris", True), _seen("frankfurt", False), _seen("virginia", False)],
         NOW,
         window=60,
-        min_locations=None,
-        running=3,
+        min_locations=None
     )
     assert not conf.confirmed and conf.needed == 2 and conf.local == ("paris",)
 
@@ -143,8 +142,7 @@ def test_an_outage_seen_from_two_locations_is_declared():
         [_seen("paris", True), _seen("frankfurt", True), _seen("virginia", False)],
         NOW,
         window=60,
-        min_locations=None,
-        running=3,
+        min_locations=None
     )
     assert conf.confirmed and conf.local == ()
     assert conf.explain() == "not answering from 2 of 3 locations (frankfurt, paris)"
@@ -152,21 +150,35 @@ def test_an_outage_seen_from_two_locations_is_declared():
 
 def test_a_sighting_older_than_the_window_does_not_count():
     conf = confirmation(
-        [_seen("paris", True), _seen("frankfurt", True, ago=120)], NOW, window=60, min_locations=None, running=2
+        [_seen("paris", True), _seen("frankfurt", False), _seen("virginia", True, ago=120)],
+        NOW,
+        window=60,
+        min_locations=None,
     )
-    assert not conf.confirmed and conf.locations == ("paris",)
+    assert not conf.confirmed and conf.locations == ("frankfurt", "paris") and conf.local == ("paris",)
+
+
+def test_a_location_with_no_opinion_does_not_hold_back_an_outage_the_others_see():
+    """Blind (its network down) or dead, a location says nothing about the vendor: the outage is
+    local only when another location sees the API answer."""
+    blind = [_seen("paris", True), _seen("frankfurt", True, ago=500)]
+    assert confirmation(blind, NOW, window=60, min_locations=None).confirmed
+    states = {
+        "probe:openai@paris": {"seen": {"at": NOW.isoformat(), "network_ok": True}, "outage": {"alarm": True}},
+        "probe:openai@frankfurt": {"seen": {"at": NOW.isoformat(), "network_ok": False}, "outage": {}},
+    }
+    assert confirmation(sightings(states, "openai"), NOW, window=60, min_locations=None).confirmed
 
 
 def test_alone_one_location_is_enough_and_a_shrunk_cluster_does_not_go_blind():
-    assert confirmation([_seen("paris", True)], NOW, window=60, min_locations=None, running=1).confirmed
-    shrunk = confirmation([_seen("paris", True)], NOW, window=60, min_locations=3, running=1)
+    assert confirmation([_seen("paris", True)], NOW, window=60, min_locations=None).confirmed
+    shrunk = confirmation([_seen("paris", True)], NOW, window=60, min_locations=3)
     assert shrunk.confirmed and shrunk.needed == 1
     strict = confirmation(
         [_seen("paris", True), _seen("frankfurt", True), _seen("virginia", False)],
         NOW,
         window=60,
-        min_locations=3,
-        running=3,
+        min_locations=3
     )
     assert not strict.confirmed and strict.needed == 3
 

@@ -257,12 +257,24 @@ def cmd_cluster(settings, args) -> int:
                 "sources_failing": failing,
             }
         )
+    from watcher.probes.service import default_window
+
+    window = settings.cluster.confirm_window or default_window(settings.probes.interval, alive_after)
     vendors = sorted({k.split(":", 1)[1].split("@", 1)[0] for k in states if "@" in k})
     local = []
     for v in vendors:
         for s in sightings(states, v):
-            if s.outage and (now - s.at).total_seconds() <= 2 * settings.probes.interval + alive_after:
+            if s.outage and (now - s.at).total_seconds() <= window:
                 local.append({"vendor": v, "location": s.location, "since": s.since.isoformat() if s.since else None})
+    blind = sorted(
+        {
+            (st.get("seen") or {}).get("location") or k.split("@", 1)[1]
+            for k, st in states.items()
+            if "@" in k
+            and (st.get("seen") or {}).get("network_ok") is False
+            and _seconds_since((st.get("seen") or {}).get("at"), now) <= window
+        }
+    )
     seen_by: dict[str, list[str]] = {}
     for p in local:
         seen_by.setdefault(p["vendor"], []).append(p["location"])
@@ -273,6 +285,7 @@ def cmd_cluster(settings, args) -> int:
         "leader_since": lead["since"].isoformat() if lead.get("since") else None,
         "instances": rows,
         "api_failing": local,
+        "network_down": blind,
     }
     if args.json:
         print(json.dumps(out))
@@ -289,7 +302,16 @@ def cmd_cluster(settings, args) -> int:
         )
     for v, locs in seen_by.items():
         print(f"probes of {v} fail from: {', '.join(locs)}")
+    if blind:
+        print(f"network down (no control host answers) at: {', '.join(blind)}")
     return EXIT_OK
+
+
+def _seconds_since(iso: str | None, now: datetime) -> float:
+    try:
+        return (now - datetime.fromisoformat(iso)).total_seconds() if iso else float("inf")
+    except (TypeError, ValueError):
+        return float("inf")
 
 
 def cmd_check(settings, args) -> int:

@@ -148,20 +148,22 @@ class Daemon:
         runner = ProbeRunner(
             self.settings, self.store, self.vendors, client, location=self.location if self.cluster else None
         )
-        if not runner.targets:
-            return
         view = None
         if self.cluster:
             from watcher.probes.service import ClusterView, default_window
 
             c = self.settings.cluster
             view = ClusterView(
-                self.lease,
                 window=c.confirm_window or default_window(self.settings.probes.interval, c.failover_timeout),
                 min_locations=c.min_locations,
-                alive_after=c.failover_timeout,
             )
+        elif not runner.targets:
+            return
+        # in a cluster the service exists even with nothing to probe here: as leader it still
+        # declares the outages other locations' probes confirm
         self.probes = ProbeService(runner, self.pipeline, self._queue_alerts, cluster=view)
+        if not runner.targets:
+            return
         p = self.settings.probes
         for vid in runner.targets:
             scheduler.add_job(

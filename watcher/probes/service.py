@@ -18,15 +18,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from watcher.incidents.correlate import Change
-from watcher.model import SELF_VENDOR, IncidentKind, IncidentStatus, Report, Snapshot, Update
+from watcher.model import SELF_VENDOR, IncidentKind, IncidentScope, IncidentStatus, Report, Snapshot, Update
 from watcher.probes.connectivity import Connectivity
 from watcher.probes.runner import ProbeRunner, RunOutcome
 
 log = logging.getLogger("watcher.probes")
+
+_UNKNOWN_NETWORK = Connectivity(ok=True, checked_at=datetime.min.replace(tzinfo=UTC), detail="not checked here")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +85,21 @@ def sightings(states: dict[str, dict[str, Any]], vendor: str) -> list[Sighting]:
     return out
 
 
-def confirmation(
-    seen: list[Sighting], now: datetime, *, window: float, min_locations: int | None, running: int
-) -> Confirmation:
+def confirmation(seen: list[Sighting], now: datetime, *, window: float, min_locations: int | None) -> Confirmation:
     """Pure: is an outage seen from enough locations within ``window`` seconds?
 
-    ``min_locations`` unset: 2 when more than one location is running, else 1. Set: at
-    most the number of locations running, so a cluster shrunk to one location still
-    declares outages (saying so in the log) rather than going blind.
+    Only locations with an opinion count: each one that probed the vendor within the
+    window with its own network up. ``min_locations`` unset: 2 when more than one
+    location has an opinion, else 1. Set: at most the number of locations with an
+    opinion, so a cluster that lost locations (dead, or blind) still declares outages
+    rather than going blind itself; a failure is local only when another location sees
+    the API answer.
     """
     recent = [s for s in seen if (now - s.at).total_seconds() <= window]
     locations = tuple(sorted({s.location for s in recent}))
-    running = max(1, running, len(locations))
-    needed = min_locations if min_locations is not None else (2 if running > 1 else 1)
-    needed = max(1, min(needed, running))
+    opinions = max(1, len(locations))
+    needed = min_locations if min_locations is not None else (2 if opinions > 1 else 1)
+    needed = max(1, min(needed, opinions))
     seeing = tuple(sorted((s for s in recent if s.outage), key=lambda s: s.location))
     conf = Confirmation(seeing, locations, needed)
     if not conf.confirmed:
@@ -123,6 +126,8 @@ class ProbeService:
         self._local: dict[str, tuple[str, ...]] = {}
         self._decided: dict[str, bool] = {}
         self._since: dict[str, datetime] = {}
+        self._own: dict[str, Snapshot] = {}
+        """Each vendor's last findings of our own, kept while our network is down."""
 
     async def check_network(self) -> Connectivity:
         conn = await self.runner.network(fresh=True)
@@ -133,8 +138,9 @@ class ProbeService:
         return self.pipeline.leading()
 
     async def _network_state(self, conn: Connectivity) -> None:
-        if self.cluster is not None and not self.leading():
-            # a follower's network trouble is its own: logged here, seen in `watcher cluster`
+        if self.cluster is not None:
+            # in a cluster one location's network trouble is its own, the leader's included: the
+            # other locations keep watching; logged here, seen in `watcher cluster`, not paged
             if not conn.ok and self.network_down_since is None:
                 self.network_down_since = conn.checked_at
                 log.error("our network is down at this location: %s", conn.detail)
@@ -161,7 +167,10 @@ class ProbeService:
         self.last[vendor] = out
         for note in out.notes:
             log.info("%s: %s", vendor, note)
-        if out.snapshot is not None and leading:
+        if out.snapshot is not None:
+            self._own[vendor] = out.snapshot
+        if leading and (out.snapshot is not None or self.cluster is not None):
+            # blind here (our network down), the leader still merges what the other locations see
             await self._merge(vendor, out)
         if out.snapshot is None or out.network.ok:
             # a vendor that answered while the control hosts did not (a firewall that blocks
@@ -169,45 +178,44 @@ class ProbeService:
             await self._network_state(out.network)
         return out
 
-    async def _merge(self, vendor: str, out: RunOutcome) -> None:
+    async def _merge(self, vendor: str, out: RunOutcome, states=None) -> None:
         snapshot = out.snapshot
+        if self.cluster is not None:
+            # our own findings, or the last we had while blind (unknown is not "all clear")
+            base = snapshot or self._own.get(vendor) or Snapshot(incidents=(), incident_scope=IncidentScope.ACTIVE)
+            snapshot = self.confirm(vendor, base, out.at, states)
         if snapshot is None:
             return
-        if self.cluster is not None:
-            snapshot = self.confirm(vendor, snapshot, out.at)
         # the alerts are queued in the transaction that saves the incidents (see Pipeline.apply)
         await self.pipeline.apply(vendor, f"{vendor}/probe", snapshot, out.at, on_changes=self.on_changes)
 
     async def reconfirm(self, now: datetime) -> None:
-        """The leader, between its own runs: merge again where another location's sighting changed
-        the verdict (an outage confirmed, or no longer seen anywhere)."""
+        """The leader, between its own runs: merge again where the locations' sightings changed the
+        verdict (an outage now confirmed, or no longer seen), for every vendor any location probes,
+        whether or not the leader can probe it itself."""
         if self.cluster is None or not self.leading():
             return
         states = self.runner.store.detector_states("probe:")
-        for vendor, out in list(self.last.items()):
-            if out.snapshot is None:
-                continue
+        vendors = {k.split(":", 1)[1].split("@", 1)[0] for k in states if "@" in k} | set(self.last)
+        for vendor in sorted(vendors):
             conf = self._confirmation(vendor, now, states)
-            if conf.confirmed != self._decided.get(vendor, conf.confirmed):
-                await self._merge(vendor, replace(out, at=now))
+            if conf.confirmed != self._decided.get(vendor, False):
+                out = self.last.get(vendor)
+                base = replace(out, at=now) if out is not None else RunOutcome(vendor, now, _UNKNOWN_NETWORK)
+                await self._merge(vendor, base, states)
 
     def _confirmation(self, vendor: str, now: datetime, states=None) -> Confirmation:
         if states is None:
             states = self.runner.store.detector_states(f"probe:{vendor}@")
         c = self.cluster
-        return confirmation(
-            sightings(states, vendor),
-            now,
-            window=c.window,
-            min_locations=c.min_locations,
-            running=c.running_locations(),
-        )
+        return confirmation(sightings(states, vendor), now, window=c.window, min_locations=c.min_locations)
 
-    def confirm(self, vendor: str, snapshot: Snapshot, now: datetime) -> Snapshot:
+    def confirm(self, vendor: str, snapshot: Snapshot, now: datetime, states=None) -> Snapshot:
         """The leader's findings with the outage decided by every location's view, not its own alone."""
-        conf = self._confirmation(vendor, now)
+        conf = self._confirmation(vendor, now, states)
         self._decided[vendor] = conf.confirmed
-        if conf.local != self._local.get(vendor, ()):
+        before = self._local.get(vendor, ())
+        if conf.local != before:
             if conf.local:
                 log.warning(
                     "%s: API not answering from %s only (%d of %d locations, %d needed): a local problem "
@@ -218,6 +226,8 @@ class ProbeService:
                     len(conf.locations),
                     conf.needed,
                 )
+            elif conf.confirmed:
+                log.warning("%s: API now %s: declared an outage", vendor, conf.explain())
             else:
                 log.info("%s: no location sees its API down any more", vendor)
             self._local[vendor] = conf.local
@@ -258,36 +268,12 @@ class ProbeService:
         )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ClusterView:
-    """What the probe service needs to know of the cluster: its settings and who is running."""
+    """What the probe service needs to know of the cluster: how many locations must agree, and when."""
 
-    lease: Any
     window: float
     min_locations: int | None
-    alive_after: float
-    """A heartbeat older than this many seconds: that instance is not running."""
-    _cache: tuple[float, int] | None = None
-
-    def running_locations(self) -> int:
-        import time
-
-        now = time.monotonic()
-        if self._cache is not None and now - self._cache[0] < 5:
-            return self._cache[1]
-        try:
-            insts = self.lease.instances()
-        except Exception:  # no view of the others: assume alone rather than never declaring
-            insts = []
-        n = len(
-            {
-                i.location or i.name
-                for i in insts
-                if i.heartbeat_age_s is not None and i.heartbeat_age_s <= self.alive_after
-            }
-        )
-        self._cache = (now, n)
-        return n
 
 
 def default_window(probe_interval: float, failover_timeout: float) -> float:
