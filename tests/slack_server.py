@@ -66,7 +66,8 @@ State
     ``requests`` – every request received (snapshot list of :class:`Request`:
     ``method`` ("chat.postMessage", "webhook", …), ``path``, ``headers`` (lower-case
     keys), ``args`` (parsed body), ``raw``, ``status`` and ``response`` as answered,
-    ``at``); ``calls(method)`` filters by method; ``clear_requests()``.
+    ``at`` (received) and ``answered_at`` (answer sent, None if never; both ``time.time()``));
+    ``calls(method)`` filters by method; ``clear_requests()``.
     ``wait_for(predicate, timeout=5)`` – poll ``predicate(server)`` until true (for
     tests where a background outbox sends); returns the last value or raises
     ``TimeoutError``.
@@ -198,6 +199,8 @@ class Request:
     """The JSON dict or text answered."""
     failed: bool = False
     """True when a ``fail_next`` failure answered it."""
+    answered_at: float | None = None
+    """``time.time()`` when the answer went out (after any ``slow`` delay); None if it never did."""
 
 
 @dataclass
@@ -776,7 +779,7 @@ def _handler(server: SlackServer) -> type[BaseHTTPRequestHandler]:
             else:
                 data = str(body).encode()
                 ctype = "text/plain; charset=utf-8"
-            req.status, req.response = status, body
+            req.status, req.response, req.answered_at = status, body, time.time()
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)

@@ -47,15 +47,19 @@ def open_incidents(db: Path) -> list[tuple]:
         return []
 
 
-def start_daemon(cfg: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "watcher", "run", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+def start_daemon(cfg: Path, *, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
+    """`watcher run --config cfg` with no WATCHER_* variable of ours (``env`` adds variables).
+
+    Its output is piped; with ``log``, appended to that file instead (for daemons nobody
+    reads while they run: a full pipe would block them).
+    """
+    full = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    full.update(env or {})
+    cmd = [sys.executable, "-m", "watcher", "run", "--config", str(cfg)]
+    if log is None:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full)
+    with open(log, "a") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=out, text=True, env=full)
 
 
 def test_daemon_follows_an_outage_while_other_sources_fail_and_stops_on_sigterm(vendor_server, tmp_path):

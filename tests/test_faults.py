@@ -74,30 +74,54 @@ def test_xml_entity_bomb_in_a_feed_is_refused():
         parse("feed", body)
 
 
-def _storm_config(tmp_path, vendor_server, slack_server, smtp_server, n: int) -> tuple:
+def storm_incident(i: int, *updates: tuple[str, str, str]) -> bytes:
+    """Storm vendor ``i``'s page with its incident open ("Storm incident ii"); default: one update."""
+    updates = updates or (("investigating", f"Vendor {i} requests fail.", "2026-10-07T13:01:00Z"),)
+    return scenario.incident(*updates, name=f"Storm incident {i:02d}", incident_id=f"storm{i:02d}")
+
+
+def storm_down(vendor_server, n: int) -> None:
+    """Every storm vendor's page shows its incident, all at once."""
+    for i in range(n):
+        vendor_server.set(f"/v{i}/summary.json", storm_incident(i))
+
+
+def storm_config(
+    tmp_path, vendor_server, slack_server, smtp_server, n: int, *, storage_url: str | None = None, down: bool = True
+) -> tuple:
+    """A config watching ``n`` custom vendors ``v0``… served by ``vendor_server`` (each already in an
+    incident, unless ``down`` is false: then operational until :func:`storm_down`), alerting Slack
+    channel C0STORM and, when ``smtp_server`` is given, oncall@example.com. Storage is the SQLite
+    file returned beside the config, or the PostgreSQL ``storage_url``."""
     lines = []
     ids = []
     for i in range(n):
         vid = f"v{i}"
         ids.append(vid)
         path = f"/{vid}/summary.json"
-        vendor_server.set(
-            path,
-            scenario.incident(
-                ("investigating", f"Vendor {i} requests fail.", "2026-10-07T13:01:00Z"),
-                name=f"Storm incident {i:02d}",
-                incident_id=f"storm{i:02d}",
-            ),
-        )
+        vendor_server.set(path, storm_incident(i) if down else scenario.operational())
         lines += [f"[vendors.{vid}]", f'name = "Storm {i}"', f"[vendors.{vid}.sources.summary]"]
         lines += ['type = "statuspage"', f'url = "{vendor_server.url(path)}"']
     db = tmp_path / "w.db"
     cfg = tmp_path / "w.toml"
+    storage = f'url = "{storage_url}"' if storage_url else f'path = "{db}"'
+    email = (
+        f"""
+[email]
+host = "127.0.0.1"
+port = {smtp_server.port}
+username = "bob"
+sender = "watcher <alerts@example.com>"
+timeout = 5
+"""
+        if smtp_server is not None
+        else ""
+    )
     cfg.write_text(
         f"""
 watch = {json.dumps(ids)}
 [storage]
-path = "{db}"
+{storage}
 [poll]
 interval = 1
 timeout = 3
@@ -107,21 +131,24 @@ port = {free_port()}
 [[routes]]
 name = "storm"
 slack_channels = ["C0STORM"]
-emails = ["oncall@example.com"]
+{'emails = ["oncall@example.com"]' if smtp_server is not None else ""}
 [slack]
 base_url = "{slack_server.api_url}"
 timeout = 5
-[email]
-host = "127.0.0.1"
-port = {smtp_server.port}
-username = "bob"
-sender = "watcher <alerts@example.com>"
-timeout = 5
+{email}
 """
         + "\n".join(lines)
         + "\n"
     )
     return cfg, db
+
+
+def storm_tally(texts: list[str], n: int) -> tuple[list[int], int]:
+    """Root alerts (Slack top-level texts, first mails' subjects) per storm incident: the incidents
+    with none (lost), and the copies beyond one (duplicated)."""
+    per_incident = {i: sum(f"Storm incident {i:02d}" in t for t in texts) for i in range(n)}
+    lost = [i for i, c in per_incident.items() if c == 0]
+    return lost, sum(c - 1 for c in per_incident.values() if c > 1)
 
 
 def _pending(db) -> int:
@@ -142,7 +169,7 @@ def test_kill_9_during_an_alert_storm_loses_nothing_and_duplicates_at_most_one_p
     n = 12
     kills = 20
     slack_server.add_channel("C0STORM")
-    cfg, db = _storm_config(tmp_path, vendor_server, slack_server, smtp_server, n)
+    cfg, db = storm_config(tmp_path, vendor_server, slack_server, smtp_server, n)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
     env["WATCHER_SLACK__TOKEN"] = slack_server.token
     env["WATCHER_EMAIL__PASSWORD"] = "s3cret-Pa55"
@@ -155,11 +182,10 @@ def test_kill_9_during_an_alert_storm_loses_nothing_and_duplicates_at_most_one_p
             for i in range(n):
                 vendor_server.set(
                     f"/v{i}/summary.json",
-                    scenario.incident(
+                    storm_incident(
+                        i,
                         ("investigating", f"Vendor {i} requests fail.", "2026-10-07T13:01:00Z"),
                         ("identified", f"Vendor {i} update {cycle}.", f"2026-10-07T13:{10 + cycle:02d}:00Z"),
-                        name=f"Storm incident {i:02d}",
-                        incident_id=f"storm{i:02d}",
                     ),
                 )
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -177,14 +203,9 @@ def test_kill_9_during_an_alert_storm_loses_nothing_and_duplicates_at_most_one_p
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
-    titles = [m.text for m in slack_server.messages("C0STORM")]
-    per_incident = {i: sum(f"Storm incident {i:02d}" in t for t in titles) for i in range(n)}
-    lost = [i for i, c in per_incident.items() if c == 0]
-    duplicated = sum(c - 1 for c in per_incident.values() if c > 1)
+    lost, duplicated = storm_tally([m.text for m in slack_server.messages("C0STORM")], n)
     firsts = [m.message["Subject"] for m in smtp_server.messages if not m.message["In-Reply-To"]]
-    mail = {i: sum(f"Storm incident {i:02d}" in subj for subj in firsts) for i in range(n)}
-    mail_lost = [i for i, c in mail.items() if c == 0]
-    mail_dup = sum(c - 1 for c in mail.values() if c > 1)
+    mail_lost, mail_dup = storm_tally(firsts, n)
     print(
         f"\n{kills} kills: Slack {len(lost)} lost, {duplicated} duplicated; "
         f"email {len(mail_lost)} lost, {mail_dup} duplicated (same Message-ID, so mail clients drop them)"
