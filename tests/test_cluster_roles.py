@@ -8,6 +8,7 @@ status page on 127.0.0.1; the confirmation rule is a pure function, tested on it
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -199,3 +200,53 @@ def test_sightings_read_each_locations_detector_state_and_skip_a_location_that_w
 @pytest.mark.parametrize("bad", [{"seen": {"at": "yesterday"}}, {"seen": {}}, {}])
 def test_an_unreadable_sighting_is_ignored(bad):
     assert sightings({"probe:openai@paris": bad}, "openai") == []
+
+
+# -- a deposed leader writes nothing ------------------------------------------------------------------
+
+
+def test_a_deposed_leader_cannot_commit_incidents_or_claim_alerts(pg_url):
+    """Fencing: once another instance has taken the lease (a higher epoch), the old leader's
+    transactions and outbox claims are refused, even if it has not noticed yet."""
+    from test_store_backends import put, sample
+
+    from watcher.store.base import StoreError
+    from watcher.store.leader import LeaderLease
+    from watcher.store.postgres import PostgresStore
+
+    old, new = PostgresStore(pg_url, location="paris"), PostgresStore(pg_url, location="virginia")
+    a = LeaderLease(pg_url, "a", "paris", timeout=6)
+    b = LeaderLease(pg_url, "b", "virginia", timeout=6)
+    try:
+        assert a.tick()
+        old.fence_epoch = a.epoch
+        iid = old.save_incident(sample(title="Down"), [])
+        nid = put(old, incident_id=iid)
+        a.close()  # the lease goes; `old` still believes it leads
+        assert b.tick()
+        new.fence_epoch = b.epoch
+        with pytest.raises(StoreError, match="no longer leads"):
+            old.save_incident(sample(title="Down again", keys={"02DEF"}), [])
+        assert not old.claim(nid, NOW), "a deposed leader claimed an alert"
+        assert [i.title for i in new.incidents()] == ["Down"]
+        assert new.claim(nid, NOW)
+    finally:
+        b.close()
+        old.close()
+        new.close()
+
+
+def test_a_transaction_left_open_by_a_frozen_leader_is_ended_by_the_server(pg_url):
+    """The store's transactions die after ``idle_transaction_timeout`` of silence, before the lease
+    can change hands: a leader frozen mid-merge cannot commit when it wakes."""
+    from watcher.store.base import StoreError
+    from watcher.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url, location="paris", idle_transaction_timeout=0.5)
+    try:
+        with pytest.raises(StoreError), store._tx("save incidents and their alerts") as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('frozen', 'yes')")
+            time.sleep(1.5)  # frozen: the server ends the idle transaction meanwhile
+        assert store.meta_get("frozen") is None, "the frozen transaction committed"
+    finally:
+        store.close()

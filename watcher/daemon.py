@@ -207,6 +207,8 @@ class Daemon:
             if self.cluster:
                 log.warning("this instance leads the cluster now (epoch %s): alerting from here", epoch)
         elif not first:
+            if hasattr(self.store, "fence_epoch"):
+                self.store.fence_epoch = None  # a follower's own writes (its fetch state) go on
             log.warning("this instance is a follower now: watching, not alerting")
         elif self.cluster:
             log.info("joined the cluster as a follower: watching, not alerting")

@@ -29,7 +29,10 @@ def open_store(settings: Settings, *, location: str | None = None) -> Store:
             from watcher.store.leader import identity
 
             location = identity(settings)[1]
-        return PostgresStore(url, location=location)
+        # a frozen leader's open transaction must end before its lease can (0.6 × the timeout)
+        return PostgresStore(
+            url, location=location, idle_transaction_timeout=0.3 * settings.cluster.failover_timeout
+        )
     from watcher.store.sqlite import SQLiteStore
 
     return SQLiteStore(settings.storage.path)

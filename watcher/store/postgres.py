@@ -474,12 +474,24 @@ class PostgresStore:
     path = None
     """No file: health checks and retention that need a SQLite file skip this store."""
 
-    def __init__(self, url: str, *, location: str | None = None, connect_timeout: float = CONNECT_TIMEOUT):
+    def __init__(
+        self,
+        url: str,
+        *,
+        location: str | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        idle_transaction_timeout: float | None = None,
+    ):
         self.url = url
         self.location = location
         """Written into ``observations.location`` and ``probe_results.location``; keys ``sources`` rows."""
         self.fence_epoch: int | None = None
-        """The leader's epoch while this instance leads: outbox claims are fenced by it."""
+        """The leader's epoch while this instance leads: outbox claims and every transaction
+        (incidents and their alerts) are fenced by it, see :meth:`_tx`."""
+        self.idle_transaction_timeout = idle_transaction_timeout
+        """Seconds after which the server ends a transaction left idle (a frozen process): set
+        below the lease's own silence limit, so a frozen leader's open transaction is gone before
+        anyone else can take the lease, and cannot commit when the process wakes."""
         self.connect_timeout = connect_timeout
         self.where = server_address(url)
         self.redacted = redact_url(url)
@@ -519,7 +531,17 @@ class PostgresStore:
                 conn.close()
             self._conn = None
             log.warning("connection to PostgreSQL at %s lost; reconnecting", self.where)
-        self._conn = connect(self.url, connect_timeout=self.connect_timeout, application_name="watcher")
+        conn = connect(self.url, connect_timeout=self.connect_timeout, application_name="watcher")
+        if self.idle_transaction_timeout:
+            try:
+                conn.execute(
+                    "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                    [str(max(1, round(self.idle_transaction_timeout * 1000)))],
+                )
+            except psycopg.Error as e:
+                conn.close()
+                raise self._error("set the transaction timeout", e, None) from None
+        self._conn = conn
         return self._conn
 
     def _error(self, what: str, e: psycopg.Error, conn: psycopg.Connection | None) -> StoreError:
@@ -595,6 +617,15 @@ class PostgresStore:
             self._depth = 1
             try:
                 with conn.transaction():
+                    if self.fence_epoch is not None:
+                        # a leader that lost the lease without noticing (frozen, cut off) writes nothing
+                        row = conn.execute("SELECT epoch FROM leader").fetchone()
+                        if row is None or row["epoch"] != self.fence_epoch:
+                            raise StoreError(
+                                f"cannot {what}: this instance no longer leads the cluster (epoch "
+                                f"{self.fence_epoch}, now {row['epoch'] if row else '?'})",
+                                problem="deposed",
+                            )
                     yield conn
             except psycopg.Error as e:
                 raise self._error(what, e, conn) from None
