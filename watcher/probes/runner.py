@@ -205,6 +205,29 @@ def retirements(reports, models: tuple[str, ...], now: datetime) -> list[str]:
     return out
 
 
+def finding(slot: str, kind: IncidentKind, title: str, reason: str, since: datetime) -> Report:
+    """One probe finding as a report on the vendor's API; its key holds the slot and start, so it
+    stays the same incident run after run."""
+    key = f"probe:{slot}:{since.isoformat(timespec='seconds')}"
+    return Report(
+        key=key,
+        title=title,
+        status=IncidentStatus.INVESTIGATING,
+        kind=kind,
+        reason=reason,
+        started_at=since,
+        components=("API",),
+        updates=(
+            Update(
+                id=key,
+                status=IncidentStatus.INVESTIGATING,
+                body=f"Seen by watcher's own probes: {reason}",
+                created_at=since,
+            ),
+        ),
+    )
+
+
 def _cut_short(error: str | None) -> bool:
     """A stream that stopped early or grew too big is a transport failure, not a new shape."""
     e = (error or "").lower()
@@ -478,26 +501,7 @@ class ProbeRunner:
 
         def report(slot: str, kind: IncidentKind, title: str, reason: str) -> None:
             since = det.since.setdefault(slot, now.isoformat(timespec="seconds"))
-            key = f"probe:{slot}:{since}"
-            reports.append(
-                Report(
-                    key=key,
-                    title=title,
-                    status=IncidentStatus.INVESTIGATING,
-                    kind=kind,
-                    reason=reason,
-                    started_at=datetime.fromisoformat(since),
-                    components=("API",),
-                    updates=(
-                        Update(
-                            id=key,
-                            status=IncidentStatus.INVESTIGATING,
-                            body=f"Seen by watcher's own probes: {reason}",
-                            created_at=datetime.fromisoformat(since),
-                        ),
-                    ),
-                )
-            )
+            reports.append(finding(slot, kind, title, reason, datetime.fromisoformat(since)))
 
         if det.outage.alarm:
             report(

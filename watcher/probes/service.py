@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watcher.incidents.correlate import Change
-from watcher.model import SELF_VENDOR, IncidentKind, IncidentScope, IncidentStatus, Report, Snapshot, Update
+from watcher.model import SELF_VENDOR, IncidentKind, IncidentScope, Report, Snapshot
 from watcher.probes.connectivity import Connectivity
-from watcher.probes.runner import ProbeRunner, RunOutcome
+from watcher.probes.runner import ProbeRunner, RunOutcome, finding
 
 log = logging.getLogger("watcher.probes")
 
@@ -245,27 +245,10 @@ class ProbeService:
             starts = [s.since for s in conf.seeing if s.since is not None]
             self._since[vendor] = (min(starts) if starts else now).replace(microsecond=0)
         since = self._since[vendor]
-        key = f"probe:availability:{since.isoformat(timespec='seconds')}"
         target = self.runner.targets.get(vendor)
         name = target.vendor.name if target is not None else vendor
         reason = f"Outage: {conf.explain()}, since {since:%H:%M} UTC"
-        return Report(
-            key=key,
-            title=f"{name} API is not answering watcher's probes",
-            status=IncidentStatus.INVESTIGATING,
-            kind=IncidentKind.OUTAGE,
-            reason=reason,
-            started_at=since,
-            components=("API",),
-            updates=(
-                Update(
-                    id=key,
-                    status=IncidentStatus.INVESTIGATING,
-                    body=f"Seen by watcher's own probes: {reason}",
-                    created_at=since,
-                ),
-            ),
-        )
+        return finding("availability", IncidentKind.OUTAGE, f"{name} API is not answering watcher's probes", reason, since)
 
 
 @dataclass(frozen=True, slots=True)
