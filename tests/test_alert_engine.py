@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import scenario
+import store_backends
 from alerting import AlertHarness
 
 from watcher.alerts.model import AlertAction
@@ -19,11 +20,16 @@ UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-1
 UPDATE_1 = ("investigating", "Claude API requests are failing.", "2026-10-07T13:01:00Z")
 
 
+backend = store_backends.backend
+
+
 @pytest.fixture
-def make(vendor_server, tmp_path):
+def make(vendor_server, tmp_path, backend):
+    """Harnesses on the store under test: every test here runs on SQLite and on PostgreSQL."""
     made = []
 
     def build(config=None, **kw):
+        kw.setdefault("store", backend.open())
         h = AlertHarness(vendor_server, tmp_path, config, **kw)
         made.append(h)
         return h

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import scenario
+import store_backends
 
 from watcher.catalog import resolve
 from watcher.config import Settings
@@ -53,10 +54,10 @@ def _settings(server, tmp_path, **sources) -> Settings:
 
 
 class Harness:
-    def __init__(self, server, tmp_path, **sources):
+    def __init__(self, server, tmp_path, store=None, **sources):
         self.settings = _settings(server, tmp_path, **sources)
         self.vendors = resolve(self.settings)
-        self.store = SQLiteStore(self.settings.storage.path)
+        self.store = store if store is not None else SQLiteStore(self.settings.storage.path)
         self.clock = Clock()
 
     def poll(self, source: str = "summary"):
@@ -78,9 +79,13 @@ class Harness:
         )
 
 
+backend = store_backends.backend
+
+
 @pytest.fixture
-def harness(vendor_server, tmp_path):
-    h = Harness(vendor_server, tmp_path)
+def harness(vendor_server, tmp_path, backend):
+    """On the store under test: the tests using it run on SQLite and on PostgreSQL."""
+    h = Harness(vendor_server, tmp_path, store=backend.open())
     yield h
     h.store.close()
 
