@@ -184,7 +184,7 @@ def test_alone_one_location_is_enough_and_a_shrunk_cluster_does_not_go_blind():
     assert not strict.confirmed and strict.needed == 3
 
 
-def test_sightings_read_each_locations_detector_state_and_skip_a_location_that_was_offline():
+def test_sightings_read_each_locations_detector_state_and_an_offline_location_has_no_opinion():
     at = NOW.isoformat()
     states = {
         "probe:openai@paris": {"seen": {"at": at, "network_ok": True}, "outage": {"alarm": True}},
@@ -193,8 +193,12 @@ def test_sightings_read_each_locations_detector_state_and_skip_a_location_that_w
         "probe:openai-eu@paris": {"seen": {"at": at, "network_ok": True}, "outage": {"alarm": True}},
         "probe:openai": {"outage": {"alarm": True}},
     }
-    got = {(s.location, s.outage) for s in sightings(states, "openai")}
-    assert got == {("paris", True), ("virginia", False)}
+    got = {(s.location, s.outage, s.network_ok) for s in sightings(states, "openai")}
+    assert got == {("paris", True, True), ("frankfurt", True, False), ("virginia", False, True)}
+    everyone = {(s.vendor, s.location) for s in sightings(states)}
+    assert everyone == {("openai", "paris"), ("openai", "frankfurt"), ("openai", "virginia"), ("openai-eu", "paris")}
+    conf = confirmation(sightings(states, "openai"), NOW, window=60, min_locations=None)
+    assert conf.locations == ("paris", "virginia") and not conf.confirmed, "frankfurt, offline, counted"
 
 
 @pytest.mark.parametrize("bad", [{"seen": {"at": "yesterday"}}, {"seen": {}}, {}])

@@ -260,21 +260,16 @@ def cmd_cluster(settings, args) -> int:
     from watcher.probes.service import default_window
 
     window = settings.cluster.confirm_window or default_window(settings.probes.interval, alive_after)
-    vendors = sorted({k.split(":", 1)[1].split("@", 1)[0] for k in states if "@" in k})
-    local = []
-    for v in vendors:
-        for s in sightings(states, v):
-            if s.outage and (now - s.at).total_seconds() <= window:
-                local.append({"vendor": v, "location": s.location, "since": s.since.isoformat() if s.since else None})
-    blind = sorted(
-        {
-            (st.get("seen") or {}).get("location") or k.split("@", 1)[1]
-            for k, st in states.items()
-            if "@" in k
-            and (st.get("seen") or {}).get("network_ok") is False
-            and _seconds_since((st.get("seen") or {}).get("at"), now) <= window
-        }
+    recent = sorted(
+        (s for s in sightings(states) if (now - s.at).total_seconds() <= window),
+        key=lambda s: (s.vendor, s.location),
     )
+    local = [
+        {"vendor": s.vendor, "location": s.location, "since": s.since.isoformat() if s.since else None}
+        for s in recent
+        if s.outage and s.network_ok
+    ]
+    blind = sorted({s.location for s in recent if not s.network_ok})
     seen_by: dict[str, list[str]] = {}
     for p in local:
         seen_by.setdefault(p["vendor"], []).append(p["location"])
@@ -305,13 +300,6 @@ def cmd_cluster(settings, args) -> int:
     if blind:
         print(f"network down (no control host answers) at: {', '.join(blind)}")
     return EXIT_OK
-
-
-def _seconds_since(iso: str | None, now: datetime) -> float:
-    try:
-        return (now - datetime.fromisoformat(iso)).total_seconds() if iso else float("inf")
-    except (TypeError, ValueError):
-        return float("inf")
 
 
 def cmd_check(settings, args) -> int:

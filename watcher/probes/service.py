@@ -39,6 +39,9 @@ class Sighting:
     at: datetime
     outage: bool
     since: datetime | None
+    vendor: str = ""
+    network_ok: bool = True
+    """False: that location reached nothing at all, so it has no opinion on the vendor."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +64,22 @@ class Confirmation:
         return f"not answering from {len(self.seeing)} of {len(self.locations)} locations ({names})"
 
 
-def sightings(states: dict[str, dict[str, Any]], vendor: str) -> list[Sighting]:
-    """Each location's view of ``vendor`` from the detector states ``probe:<vendor>@<location>``."""
+def sightings(states: dict[str, dict[str, Any]], vendor: str | None = None) -> list[Sighting]:
+    """Each location's latest view from the detector states ``probe:<vendor>@<location>``:
+    of ``vendor`` only, or of every vendor (each :class:`Sighting` names its vendor).
+
+    A location whose own network was down is included with ``network_ok`` False: it has no
+    opinion on the vendor (:func:`confirmation` leaves it out), but ``watcher cluster`` shows it.
+    """
     out = []
-    prefix = f"probe:{vendor}@"
     for stream, st in states.items():
-        seen = st.get("seen") or {}
-        if not stream.startswith(prefix) or not seen.get("at"):
+        name, sep, location = stream.partition("@")
+        if not sep or not name.startswith("probe:") or (vendor is not None and name != f"probe:{vendor}"):
             continue
-        if seen.get("network_ok") is False:
-            continue  # that location could not reach anything: it has no opinion on the vendor
+        seen = st.get("seen") or {}
         try:
             at = datetime.fromisoformat(seen["at"])
-        except (TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):
             continue
         outage = st.get("outage") or {}
         since = outage.get("outage_first_at") or outage.get("opened_at")
@@ -81,7 +87,16 @@ def sightings(states: dict[str, dict[str, Any]], vendor: str) -> list[Sighting]:
             since_at = datetime.fromisoformat(since) if since else None
         except (TypeError, ValueError):
             since_at = None
-        out.append(Sighting(stream[len(prefix) :], at, bool(outage.get("alarm")), since_at))
+        out.append(
+            Sighting(
+                location,
+                at,
+                bool(outage.get("alarm")),
+                since_at,
+                vendor=name.removeprefix("probe:"),
+                network_ok=seen.get("network_ok") is not False,
+            )
+        )
     return out
 
 
@@ -95,7 +110,7 @@ def confirmation(seen: list[Sighting], now: datetime, *, window: float, min_loca
     rather than going blind itself; a failure is local only when another location sees
     the API answer.
     """
-    recent = [s for s in seen if (now - s.at).total_seconds() <= window]
+    recent = [s for s in seen if s.network_ok and (now - s.at).total_seconds() <= window]
     locations = tuple(sorted({s.location for s in recent}))
     opinions = max(1, len(locations))
     needed = min_locations if min_locations is not None else (2 if opinions > 1 else 1)
@@ -196,7 +211,7 @@ class ProbeService:
         if self.cluster is None or not self.leading():
             return
         states = self.runner.store.detector_states("probe:")
-        vendors = {k.split(":", 1)[1].split("@", 1)[0] for k in states if "@" in k} | set(self.last)
+        vendors = {s.vendor for s in sightings(states)} | set(self.last)
         for vendor in sorted(vendors):
             conf = self._confirmation(vendor, now, states)
             if conf.confirmed != self._decided.get(vendor, False):
