@@ -248,7 +248,7 @@ def test_a_transaction_left_open_by_a_frozen_leader_is_ended_by_the_server(pg_ur
 
     store = PostgresStore(pg_url, location="paris", idle_transaction_timeout=0.5)
     try:
-        with pytest.raises(StoreError), store._tx("save incidents and their alerts") as conn:
+        with pytest.raises(StoreError), store.transaction("save incidents and their alerts") as conn:
             conn.execute("INSERT INTO meta (key, value) VALUES ('frozen', 'yes')")
             time.sleep(1.5)  # frozen: the server ends the idle transaction meanwhile
         assert store.meta_get("frozen") is None, "the frozen transaction committed"

@@ -9,7 +9,6 @@ unchanged page nearly free.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
@@ -203,7 +202,7 @@ class Pipeline:
                 known.setdefault(inc.id, inc)
             changes = reconcile(ctx, snapshot, known.values())
             if changes:
-                with _transaction(self.store, "save incidents and their alerts"):
+                with self.store.transaction("save incidents and their alerts"):
                     for ch in changes:
                         self.store.save_incident(ch.incident, ch.events)
                     if on_changes is not None:
@@ -233,11 +232,6 @@ class Pipeline:
         rec.failures += 1
         self.store.save_source(rec)
         return PollResult(Observation(spec.vendor, spec.key, at, error=message, error_kind=kind))
-
-
-def _transaction(store: Store, what: str):
-    tx = getattr(store, "_tx", None)
-    return tx(what) if tx is not None else contextlib.nullcontext()
 
 
 def _counter(vendor: VendorSpec | None, spec: SourceSpec) -> Callable[[str], bool]:

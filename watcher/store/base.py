@@ -9,6 +9,7 @@ events.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -83,5 +84,9 @@ class Store(Protocol):
     def save_incident(self, incident: Incident, events: list[IncidentEvent]) -> int: ...
 
     def events(self, incident_id: int) -> list[StoredEvent]: ...
+
+    def transaction(self, what: str) -> AbstractContextManager[Any]:
+        """Writes inside stand or fall together (an incident and the alerts it calls for)."""
+        ...
 
     def close(self) -> None: ...

@@ -602,6 +602,11 @@ class PostgresStore:
         )
         self._exec(q, row.values(), what, retry=True)
 
+    def transaction(self, what: str):
+        """Several writes that stand or fall together (``what`` names them in a StoreError);
+        nested transactions join the outer one."""
+        return self._tx(what)
+
     @contextmanager
     def _tx(self, what: str = "write") -> Iterator[psycopg.Connection]:
         """One transaction; nested uses join the outer one (like the SQLite store's)."""

@@ -171,6 +171,11 @@ class SQLiteStore(OutboxTables, MeasurementTables, SubscriptionTables, Maintenan
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else 0
 
+    def transaction(self, what: str):
+        """Several writes that stand or fall together (``what`` names them in a StoreError);
+        nested transactions join the outer one."""
+        return self._tx(what)
+
     def _tx(self, what: str | None = None):
         """BEGIN IMMEDIATE … COMMIT; nested uses join the outer one.
 
