@@ -130,18 +130,9 @@ base_url = "{slack.api_url}"
             delays.append(delay)
             print(f"trial {trial:3d}: alert after {delay:6.2f} s ({delay / args.interval:.2f} x interval)")
             vendor.set(PATH, scenario.operational())
-            updates_before = len(slack.calls("chat.update"))
-            resolved_by = time.monotonic() + args.interval * 3 + 10
-            while len(slack.calls("chat.update")) <= updates_before and time.monotonic() < resolved_by:
-                time.sleep(0.05)
+            wait_for_resolve(slack, args.interval * 3 + 10)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        vendor.stop()
-        slack.stop()
+        stop(proc, vendor, slack)
     p50, p99, mx = pct(delays, 0.5), pct(delays, 0.99), max(delays)
     target = args.interval + 1.0
     print(f"trials: {len(delays)}, poll interval {args.interval:g} s")
@@ -234,19 +225,9 @@ model = "bench-model"
             print(f"trial {trial:3d}: alert after {delay:6.2f} s ({delay / window:.2f} x confirmation window)")
             with llm.openai._lock:
                 llm.openai._failing.clear()
-            updates_before = len(slack.calls("chat.update"))
-            resolved_by = time.monotonic() + window * 3 + 10
-            while len(slack.calls("chat.update")) <= updates_before and time.monotonic() < resolved_by:
-                time.sleep(0.05)
+            wait_for_resolve(slack, window * 3 + 10)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        llm.stop()
-        vendor.stop()
-        slack.stop()
+        stop(proc, llm, vendor, slack)
     p50, p99, mx = pct(delays, 0.5), pct(delays, 0.99), max(delays)
     target = window + 1.0
     print(f"trials: {len(delays)}, probe interval {args.interval:g} s, {args.fail_consecutive} failed runs to confirm")
@@ -267,6 +248,24 @@ model = "bench-model"
         )
     )
     return 0 if p99 <= target else 1
+
+
+def wait_for_resolve(slack, timeout: float) -> None:
+    """Until the alert's message is edited (the resolve), so the next trial starts from calm."""
+    updates_before = len(slack.calls("chat.update"))
+    deadline = time.monotonic() + timeout
+    while len(slack.calls("chat.update")) <= updates_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def stop(proc, *servers) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    for server in servers:
+        server.stop()
 
 
 if __name__ == "__main__":
