@@ -216,12 +216,11 @@ def cmd_run(settings, args) -> int:
 def cmd_cluster(settings, args) -> int:
     """Who runs, where, who leads, and what each location sees that the others do not."""
     from watcher.probes.service import sightings
-    from watcher.store.leader import identity
+    from watcher.store.leader import in_cluster
 
     store = _open_store(settings)
     try:
-        if not hasattr(store, "leader_record"):
-            name, _loc = identity(settings)
+        if not in_cluster(store):
             msg = f"not a cluster: one instance on the SQLite file {settings.storage.path}"
             if args.json:
                 print(json.dumps({"cluster": False, "leader": None, "instances": [], "detail": msg}))
