@@ -205,6 +205,31 @@ def test_classify_reads_json_lines_and_answers_in_order():
     assert all(o["reason"] for o in out)
 
 
+def test_classify_explain_prints_probabilities_and_features_in_order():
+    lines = [
+        {"title": "ChatGPT is unavailable", "body": "Users are unable to access ChatGPT."},
+        {"title": "x"},
+    ]
+    res = run("classify", "--explain", stdin="\n".join(json.dumps(x) for x in lines) + "\n")
+    assert res.returncode == 0, res.stderr
+    out = [json.loads(x) for x in res.stdout.splitlines()]
+    plain = [
+        json.loads(x)
+        for x in run("classify", stdin="\n".join(json.dumps(x) for x in lines)).stdout.splitlines()
+    ]
+    assert [o["kind"] for o in out] == [p["kind"] for p in plain]
+    assert [o["reason"] for o in out] == [p["reason"] for p in plain]
+    for o in out:
+        assert set(o["probabilities"]) == {
+            "outage",
+            "degradation",
+            "api_change",
+            "hallucination_spike",
+            "maintenance",
+        }
+        assert o["features"] and all(f["weight"] > 0 for f in o["features"])
+
+
 def test_classify_reports_a_bad_line_and_goes_on():
     res = run("classify", stdin='not json\n{"title": "API is down", "body": ""}\n')
     assert res.returncode == 1

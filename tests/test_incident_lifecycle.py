@@ -284,3 +284,39 @@ def test_json_incident_and_its_history_feed_item_are_one_incident(vendor_server,
     assert events.count(EventType.OPENED) == 1
     assert events.count(EventType.VENDOR_UPDATE) == 4  # the feed repeated the same four updates
     h.store.close()
+
+
+def test_a_new_classifier_model_reclassifies_stored_incidents_once(vendor_server, harness):
+    """On upgrade the leader re-reads what the database holds with the shipped model, and says so."""
+    from watcher.incidents.classify import load_model
+    from watcher.incidents.reclassify import META_KEY
+
+    path = "/api/v2/summary.json"
+    vendor_server.set(
+        path,
+        scenario.incident(
+            ("investigating", "Claude API requests are failing for all users.", "2026-10-07T13:01:00Z")
+        ),
+    )
+    harness.poll()
+    [inc] = harness.store.open_incidents()
+    right = inc.kind
+    # as an older model would have left it
+    inc.kind = next(k for k in (IncidentKind.API_CHANGE, IncidentKind.DEGRADATION) if k is not right)
+    inc.reason = "old model"
+    harness.store.save_incident(inc, [])
+    harness.store.meta_set(META_KEY, "older-model")
+
+    async def reclassify():
+        async with make_client(user_agent="test") as client:
+            pipe = Pipeline(harness.store, client, harness.settings, harness.vendors, clock=harness.clock)
+            return await pipe.reclassify_stored()
+
+    assert asyncio.run(reclassify()) == 1
+    [now] = harness.store.open_incidents()
+    assert now.kind is right and now.reason != "old model"
+    [event] = [e.event for e in harness.store.events(inc.id) if e.event.type is EventType.KIND_CHANGED]
+    assert event.source == "upgrade"
+    assert f"→ {right}" in event.text and load_model().version in event.text
+    assert harness.store.meta_get(META_KEY) == load_model().version
+    assert asyncio.run(reclassify()) is None  # once per model

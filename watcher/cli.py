@@ -115,10 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--port", type=int, default=8765, help="web port on 127.0.0.1 (a free one if taken)")
     dm.add_argument("--stay", action="store_true", help="keep the web app up after the replay, until Ctrl-C")
 
-    sub.add_parser(
+    cf = sub.add_parser(
         "classify",
         parents=[common],
         help="classify incidents: JSON lines on stdin (title, body, impact, ...) → kind, reason",
+    )
+    cf.add_argument(
+        "--explain",
+        action="store_true",
+        help="also print each kind's probability and the features that weighed most",
     )
     return p
 
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_CONFIG
     if args.command == "classify":
-        return cmd_classify()
+        return cmd_classify(explain=args.explain)
     if args.command == "demo":
         return cmd_demo(args)
     from watcher.config import ConfigError
@@ -877,8 +882,9 @@ def cmd_demo(args) -> int:
     return run_from_args(args)
 
 
-def cmd_classify() -> int:
-    from watcher.incidents.classify import classify_record
+def cmd_classify(explain: bool = False) -> int:
+    from watcher.incidents.classify import classify_record, evidence_from_record
+    from watcher.incidents.classify import explain as explain_evidence
 
     status = EXIT_OK
     for n, line in enumerate(sys.stdin, 1):
@@ -888,8 +894,12 @@ def cmd_classify() -> int:
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise ValueError("each line must be a JSON object")
-            result = classify_record(record)
-            out: dict[str, Any] = {"kind": result.kind.value, "reason": result.reason}
+            out: dict[str, Any]
+            if explain:
+                out = explain_evidence(evidence_from_record(record))
+            else:
+                result = classify_record(record)
+                out = {"kind": result.kind.value, "reason": result.reason}
         except (ValueError, TypeError) as e:
             out = {"kind": None, "reason": None, "error": f"line {n}: {e}"}
             status = EXIT_FAIL

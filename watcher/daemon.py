@@ -52,6 +52,8 @@ class Daemon:
         self.sources: list[SourceSpec] = [s for v in vendors for s in v.sources]
         self.stopping = asyncio.Event()
         self._inflight: set[asyncio.Task] = set()
+        self._background: set[asyncio.Task] = set()
+        """One-off work started by the daemon (re-classifying on upgrade), kept referenced until done."""
         self._sem: asyncio.Semaphore | None = None
         self.pipeline: Pipeline | None = None
         self.probes = None
@@ -204,6 +206,8 @@ class Daemon:
             except Exception:
                 log.exception("could not recover the outbox")
             self.deliverer.wake.set()
+            self._background.add(task := asyncio.get_running_loop().create_task(self._reclassify()))
+            task.add_done_callback(self._background.discard)
             if self.cluster:
                 log.warning("this instance leads the cluster now (epoch %s): alerting from here", epoch)
         elif not first:
@@ -212,6 +216,15 @@ class Daemon:
             log.warning("this instance is a follower now: watching, not alerting")
         elif self.cluster:
             log.info("joined the cluster as a follower: watching, not alerting")
+
+    async def _reclassify(self) -> None:
+        """A new classifier model re-reads the incidents already stored (once per model, on the leader)."""
+        if self.pipeline is None:
+            return
+        try:
+            await self.pipeline.reclassify_stored()
+        except Exception:
+            log.exception("could not re-classify the stored incidents with the new classifier model")
 
     async def _cluster_job(self) -> None:
         if self.stopping.is_set() or self.lease is None:

@@ -225,3 +225,7 @@ class Evidence:
     component_statuses: list[ComponentStatus] = field(default_factory=list)
     components: list[str] = field(default_factory=list)
     vendor: str | None = None
+    source_type: str | None = None
+    """The format the incident was read from (``statuspage``, ``feed``, ``html``, ...), when known."""
+    lang: str | None = None
+    """The language of the text (ISO 639-1) when the source states it; guessed from the text otherwise."""

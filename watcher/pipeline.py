@@ -107,6 +107,34 @@ class Pipeline:
             self._fresh_epoch = epoch
         return key not in self._fresh
 
+    async def reclassify_stored(self) -> int | None:
+        """Once per classifier model, on the leader: re-read every stored incident with the shipped model.
+
+        Each vendor is done under that vendor's merge lock, so a poll merging at the same time is not
+        overwritten. Returns how many incidents changed kind; None when this model already did it.
+        """
+        from watcher.incidents.classify import classify, load_model
+        from watcher.incidents.reclassify import META_KEY, reclassify
+
+        version = load_model().version
+        before = self.store.meta_get(META_KEY)
+        if before == version:
+            return None
+        vendors = sorted({inc.vendor for inc in self.store.incidents(limit=1_000_000)})
+        moved = 0
+        for vendor in vendors:
+            async with self._lock(vendor):
+                moved += len(reclassify(self.store, vendor, version, classify, self.clock()))
+        self.store.meta_set(META_KEY, version)
+        if before is not None or moved:
+            log.info(
+                "classifier model %s (was %s): %d stored incident(s) reclassified",
+                version,
+                before or "none recorded",
+                moved,
+            )
+        return moved
+
     async def _poll(self, spec: SourceSpec) -> PollResult:
         leading = self.leading()
         must_merge = self._must_merge(spec.key, leading)

@@ -441,19 +441,9 @@ def _component_title(down: dict[str, ComponentStatus]) -> str:
 
 def _classify(ctx: Context, ch: Change, classifier: Classifier) -> None:
     inc = ch.incident
-    if inc.origin == "probe":
-        return  # measured by our detectors: the kind is known, no text to read
-    ev = Evidence(
-        title=inc.title,
-        bodies=list(inc.bodies),
-        impact=inc.impact,
-        status=inc.status,
-        is_maintenance=inc.is_maintenance,
-        component_statuses=list(inc.component_statuses.values()),
-        components=list(inc.components),
-        vendor=inc.vendor,
-    )
-    result = classifier(ev)
+    if not inc.classified_by_text:
+        return
+    result = classifier(inc.evidence())
     first = not inc.reason
     if result.kind != inc.kind and not first and inc.is_open:
         ch.events.append(

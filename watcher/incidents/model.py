@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from watcher.model import ComponentStatus, IncidentKind, IncidentStatus
+from watcher.model import ComponentStatus, Evidence, IncidentKind, IncidentStatus
 
 
 class IncidentState(StrEnum):
@@ -109,3 +109,21 @@ class Incident:
     @property
     def latest_update(self) -> str:
         return self.bodies[-1] if self.bodies else ""
+
+    @property
+    def classified_by_text(self) -> bool:
+        """False for incidents our own probes opened: their kind is measured, there is no text to read."""
+        return self.origin != "probe"
+
+    def evidence(self) -> Evidence:
+        """What the classifier reads of this incident."""
+        return Evidence(
+            title=self.title,
+            bodies=list(self.bodies),
+            impact=self.impact,
+            status=self.status,
+            is_maintenance=self.is_maintenance,
+            component_statuses=list(self.component_statuses.values()),
+            components=list(self.components),
+            vendor=self.vendor,
+        )
