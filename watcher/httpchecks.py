@@ -1,0 +1,420 @@
+"""One run of an ``http`` source: fetch, judge, count, and say what was measured.
+
+The pipeline hands ``http`` sources here instead of to a parser. A check measures
+the tool itself, so the rules are the probes' ones, not a status page's:
+
+- **Is it them or us?** A check that got no answer at all asks the control hosts
+  (``probes.control_urls``) first; while none answers, our network is down and
+  nothing is counted against the vendor (the source reads ``unknown: network
+  unreachable``, as any source does).
+- **Outage:** ``fail_after`` failed checks in a row (no answer, an unexpected status,
+  a keyword missing, a JSON condition false); **degradation:** ``slow_after``
+  answers in a row slower than ``max_latency``; either clears after
+  ``recover_after`` good checks in a row (:class:`~watcher.incidents.detectors.ConsecutiveRule`).
+- **Several locations:** each instance keeps its own counts
+  (``http:<vendor>/<source>@<location>``); the leader declares a failure only when
+  ``cluster.min_locations`` locations see it (:func:`~watcher.incidents.confirm.confirmation`).
+- **Words:** the incident says what was measured, in the team's language
+  (``alerts.locale``) and time zone: "app.jasper.ai answered 503 on 3 checks in a row
+  from paris; first at 10:42".
+
+Each check is also stored as a probe result (kind ``http``), so its latency is on
+the board and in the playbook's list of alternatives like a probe's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from watcher.catalog import SourceSpec, VendorSpec
+from watcher.config import Settings
+from watcher.connectivity import Connectivity, check_network
+from watcher.fetch import FetchError, fetch
+from watcher.incidents.confirm import Sighting, confirmation
+from watcher.incidents.detectors import ConsecutiveRule
+from watcher.model import IncidentKind, IncidentScope, IncidentStatus, Report, Snapshot, Update
+from watcher.sources.http import Measurement, Verdict, judge
+
+log = logging.getLogger("watcher.httpchecks")
+
+NETWORK_CACHE = 30.0
+_NO_ANSWER_KINDS = {"network", "connect", "timeout", "tls"}
+
+_WORDS = {
+    "en": {
+        "ok": "answered {status} in {latency}",
+        "no_answer": "did not answer ({error})",
+        "status": "answered {status}",
+        "missing": "answered {status} without “{word}” in the page",
+        "forbidden": "answered {status} with “{word}” in the page",
+        "no_match": "answered {status} with no match for /{pattern}/",
+        "bad_match": "answered {status} matching /{pattern}/",
+        "not_json": "answered {status} with a body that is not JSON",
+        "json": "answered {status} but {condition} does not hold ({detail})",
+        "slow": "took {latency} (threshold {max})",
+        "streak": "{host} {what} on {n} checks in a row from {where}; first at {first}",
+        "earlier": " (before that: {what})",
+        "now": "{host} now {what} (since {first}, from {where})",
+        "title_down": "{name}: {host} is not working for watcher's checks",
+        "title_slow": "{name}: {host} is slow",
+        "and": " and ",
+        "cert": "its TLS certificate expires in {days} days",
+    },
+    "fr": {
+        "ok": "a répondu {status} en {latency}",
+        "no_answer": "n'a pas répondu ({error})",
+        "status": "a répondu {status}",
+        "missing": "a répondu {status} sans « {word} » dans la page",
+        "forbidden": "a répondu {status} avec « {word} » dans la page",
+        "no_match": "a répondu {status} sans correspondance pour /{pattern}/",
+        "bad_match": "a répondu {status} en correspondant à /{pattern}/",
+        "not_json": "a répondu {status} avec un corps qui n'est pas du JSON",
+        "json": "a répondu {status} mais {condition} n'est pas vrai ({detail})",
+        "slow": "a mis {latency} (seuil {max})",
+        "streak": "{host} {what} à {n} vérifications de suite depuis {where} ; première à {first}",
+        "earlier": " (auparavant : {what})",
+        "now": "{host} {what} désormais (depuis {first}, vu de {where})",
+        "title_down": "{name} : {host} ne fonctionne pas lors des vérifications de watcher",
+        "title_slow": "{name} : {host} est lent",
+        "and": " et ",
+        "cert": "son certificat TLS expire dans {days} jours",
+    },
+}
+
+
+def _seconds(value: float | None, loc: str) -> str:
+    if value is None:
+        return "?"
+    text = f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+    return text.replace(".", ",") if loc == "fr" else text
+
+
+def describe(cause: str, facts: dict[str, Any], loc: str) -> str:
+    """One measured answer in words (``answered 503``), in ``loc`` (``en`` or ``fr``)."""
+    words = _WORDS.get(loc, _WORDS["en"])
+    values = {k: v for k, v in facts.items() if v is not None}
+    values["latency"] = _seconds(facts.get("latency"), loc)
+    values["max"] = _seconds(facts.get("max"), loc)
+    try:
+        return words[cause].format(**values)
+    except (KeyError, IndexError):
+        return cause
+
+
+@dataclass(slots=True)
+class CheckOutcome:
+    """What the pipeline records for one run of an ``http`` source."""
+
+    measured: bool
+    """False: our own network is down, nothing was judged (``error`` says why)."""
+    error: str | None = None
+    summary: dict[str, Any] | None = None
+    snapshot: Snapshot | None = None
+    """Findings to merge (the leader only); None: nothing to merge."""
+    changed: bool = True
+    """Whether the cause differs from the last check's (an observation is worth writing)."""
+
+
+class HttpChecker:
+    def __init__(
+        self,
+        store,
+        client: httpx.AsyncClient,
+        settings: Settings,
+        vendors: dict[str, VendorSpec],
+        *,
+        cluster: bool,
+    ):
+        from watcher.store.leader import identity
+
+        self.store = store
+        self.client = client
+        self.settings = settings
+        self.vendors = vendors
+        self.cluster = cluster
+        self.location = identity(settings)[1]
+        self.locale = settings.alerts.locale
+        self.zone = ZoneInfo(settings.alerts.timezone)
+        self._network: Connectivity | None = None
+        self._since: dict[str, datetime] = {}
+        self._cert_warned: dict[str, int] = {}
+
+    def stream(self, spec: SourceSpec) -> str:
+        return f"http:{spec.key}@{self.location}" if self.cluster else f"http:{spec.key}"
+
+    # -- the run -----------------------------------------------------------------------------
+
+    async def run(self, spec: SourceSpec, now: datetime, *, leading: bool) -> CheckOutcome:
+        check = spec.check
+        assert check is not None, "an http source always has its check"
+        poll = self.settings.poll
+        t0 = time.monotonic()
+        try:
+            res = await fetch(
+                self.client,
+                spec.url,
+                timeout=poll.timeout,
+                max_bytes=poll.max_bytes,
+                method=check.method,
+                headers=check.request_headers(),
+                content=check.body.encode() if check.body is not None else None,
+                error_statuses=True,
+                want_cert=check.cert_expiry_days > 0,
+            )
+            m = Measurement(
+                now, time.monotonic() - t0, res.status, res.body, cert_not_after=res.cert_not_after
+            )
+        except FetchError as e:
+            m = Measurement(now, None, error_kind=e.kind, error=e.message)
+        verdict = judge(check, m)
+        state = self._load(spec)
+        network_ok = True
+        if verdict.cause == "no_answer" and m.error_kind in _NO_ANSWER_KINDS:
+            conn = await self._network_check(now)
+            network_ok = conn.ok
+        state["seen"] = {"at": now.isoformat(), "location": self.location, "network_ok": network_ok}
+        if not network_ok:
+            self._save(spec, state, now)
+            why = f"our network is down ({self._network.detail if self._network else 'no control host answers'})"
+            log.warning("%s: %s: nothing counted against %s", spec.key, why, spec.vendor)
+            return CheckOutcome(
+                False, error=why, snapshot=self._findings(spec, now) if leading and self.cluster else None
+            )
+        changed = self._count(state, verdict, now)
+        self._cert(spec, verdict)
+        self._record(spec, m, verdict)
+        self._save(spec, state, now)
+        summary = {
+            "indicator": None,
+            "page": None,
+            "components": None,
+            "maintenance_in_progress": [],
+            "check": describe(verdict.cause, verdict.facts, "en"),
+            "failed": verdict.failed,
+            "slow": verdict.slow,
+            "latency_ms": round(m.latency_s * 1000) if m.latency_s is not None else None,
+            "cert_days_left": round(verdict.cert_days_left, 1)
+            if verdict.cert_days_left is not None
+            else None,
+        }
+        return CheckOutcome(
+            True, summary=summary, snapshot=self._findings(spec, now) if leading else None, changed=changed
+        )
+
+    async def _network_check(self, now: datetime) -> Connectivity:
+        cached = self._network
+        if cached is None or (now - cached.checked_at).total_seconds() >= NETWORK_CACHE or not cached.ok:
+            p = self.settings.probes
+            self._network = await check_network(
+                self.client, p.control_urls, now=now, timeout=min(5.0, p.timeout)
+            )
+        return self._network
+
+    # -- counting ----------------------------------------------------------------------------
+
+    def _load(self, spec: SourceSpec) -> dict[str, Any]:
+        check = spec.check
+        state = self.store.detector_state(self.stream(spec)) or {}
+        rules = {}
+        for name, n in (("down", check.fail_after), ("slow", check.slow_after)):
+            try:
+                rule = ConsecutiveRule.from_dict(state[name])
+                if (rule.fail_n, rule.recover_m) != (n, check.recover_after):
+                    raise ValueError("thresholds changed")
+            except (KeyError, TypeError, ValueError):
+                rule = ConsecutiveRule(n, check.recover_after, what="checks")
+            rules[name] = rule
+        state["_rules"] = rules
+        state.setdefault("streak", [])
+        state.setdefault("slow_streak", None)
+        return state
+
+    def _save(self, spec: SourceSpec, state: dict[str, Any], now: datetime) -> None:
+        rules = state.pop("_rules")
+        out = {**state, **{name: rule.to_dict() for name, rule in rules.items()}}
+        self.store.save_detector_state(self.stream(spec), out, now)
+        state["_rules"] = rules
+
+    def _count(self, state: dict[str, Any], v: Verdict, now: datetime) -> bool:
+        """Feed the verdict to both rules and keep the runs of causes the words need."""
+        down, slow = state["_rules"]["down"], state["_rules"]["slow"]
+        last = state.get("last_cause")
+        state["last_cause"] = v.cause
+        down.update(v.failed, now)
+        if v.failed:
+            streak = state["streak"] if down.fails_in_row > 1 or down.alarm else []
+            facts = {k: v.facts.get(k) for k in ("status", "error", "word", "pattern", "condition", "detail")}
+            if streak and streak[-1]["cause"] == v.cause and streak[-1]["facts"] == facts:
+                streak[-1]["n"] += 1
+            else:
+                streak.append({"cause": v.cause, "facts": facts, "n": 1, "first": now.isoformat()})
+            state["streak"] = streak[-5:]
+        else:
+            slow.update(v.slow, now)
+            if v.slow:
+                s = state["slow_streak"] if slow.fails_in_row > 1 or slow.alarm else None
+                s = s or {"n": 0, "first": now.isoformat(), "max": v.facts.get("max"), "latency": []}
+                s["n"] += 1
+                s["latency"] = (s["latency"] + [v.facts.get("latency")])[-5:]
+                state["slow_streak"] = s
+        return last != v.cause
+
+    # -- findings ----------------------------------------------------------------------------
+
+    def _findings(self, spec: SourceSpec, now: datetime) -> Snapshot:
+        """The source's failures to merge: ours alone, or confirmed by enough locations in a cluster."""
+        if self.cluster:
+            states = self.store.detector_states(f"http:{spec.key}@")
+        else:
+            states = {self.stream(spec): self.store.detector_state(self.stream(spec)) or {}}
+        reports = []
+        for slot, kind in (("down", IncidentKind.OUTAGE), ("slow", IncidentKind.DEGRADATION)):
+            seeing = self._seeing(spec, slot, states, now)
+            if not seeing or (slot == "slow" and reports):
+                self._since.pop(f"{spec.key}:{slot}", None)
+                continue
+            reports.append(self._report(spec, slot, kind, seeing))
+        return Snapshot(incidents=tuple(reports), incident_scope=IncidentScope.ACTIVE)
+
+    def _seeing(
+        self, spec: SourceSpec, slot: str, states: dict[str, dict], now: datetime
+    ) -> list[tuple[str, dict]]:
+        """The (location, state) pairs that see this failure, when enough of them do."""
+        by_location: dict[str, dict] = {}
+        seen: list[Sighting] = []
+        for stream, st in states.items():
+            rule = st.get(slot) or {}
+            try:
+                at = datetime.fromisoformat(st["seen"]["at"])
+                since = rule.get("outage_first_at")
+                since_at = datetime.fromisoformat(since) if since else None
+            except (KeyError, TypeError, ValueError):
+                continue
+            location = stream.partition("@")[2] or self.location
+            by_location[location] = st
+            seen.append(
+                Sighting(
+                    location,
+                    at,
+                    bool(rule.get("alarm")),
+                    since_at,
+                    spec.vendor,
+                    st["seen"].get("network_ok") is not False,
+                )
+            )
+        if not self.cluster:
+            return [(loc, by_location[loc]) for loc in by_location if any(s.outage for s in seen)]
+        c = self.settings.cluster
+        window = c.confirm_window or 2 * spec.interval + c.failover_timeout
+        conf = confirmation(seen, now, window=window, min_locations=c.min_locations)
+        if conf.local and slot == "down":
+            log.warning(
+                "%s: failing from %s only: a local problem of that location, not declared",
+                spec.key,
+                ", ".join(conf.local),
+            )
+        if not conf.confirmed or not conf.seeing:
+            return []
+        return [(s.location, by_location[s.location]) for s in conf.seeing]
+
+    def _report(
+        self, spec: SourceSpec, slot: str, kind: IncidentKind, seeing: list[tuple[str, dict]]
+    ) -> Report:
+        loc = self.locale
+        w = _WORDS.get(loc, _WORDS["en"])
+        host = httpx.URL(spec.url).host or spec.url
+        vendor = self.vendors.get(spec.vendor)
+        name = vendor.name if vendor else spec.vendor
+        where = w["and"].join(location for location, _st in seeing)
+        starts = [
+            datetime.fromisoformat(st[slot]["outage_first_at"])
+            for _l, st in seeing
+            if st[slot].get("outage_first_at")
+        ]
+        since = self._since.setdefault(f"{spec.key}:{slot}", min(starts).replace(microsecond=0))
+        first = since.astimezone(self.zone).strftime("%H:%M")
+        st = seeing[0][1]
+        key = f"http:{spec.id}:{slot}:{since.isoformat(timespec='seconds')}"
+        updates = []
+        if slot == "down":
+            streak = st.get("streak") or []
+            last = (
+                streak[-1]
+                if streak
+                else {"cause": "status", "facts": {}, "n": st[slot].get("fails_in_row", 0)}
+            )
+            what = describe(last["cause"], last["facts"], loc)
+            reason = w["streak"].format(host=host, what=what, n=last["n"], where=where, first=first)
+            if len(streak) > 1:
+                reason += w["earlier"].format(what=describe(streak[-2]["cause"], streak[-2]["facts"], loc))
+            title = w["title_down"].format(name=name, host=host)
+            for i, seg in enumerate(streak[1:], 1):
+                seg_first = datetime.fromisoformat(seg["first"])
+                body = w["now"].format(
+                    host=host,
+                    what=describe(seg["cause"], seg["facts"], loc),
+                    first=seg_first.astimezone(self.zone).strftime("%H:%M"),
+                    where=where,
+                )
+                updates.append(
+                    Update(
+                        id=f"{key}:{i}:{seg['first']}",
+                        status=IncidentStatus.INVESTIGATING,
+                        body=body,
+                        created_at=seg_first,
+                    )
+                )
+        else:
+            s = st.get("slow_streak") or {"n": st[slot].get("fails_in_row", 0), "latency": [], "max": None}
+            lat = max((x for x in s["latency"] if x is not None), default=None)
+            what = describe("slow", {"latency": lat, "max": s.get("max")}, loc)
+            reason = w["streak"].format(host=host, what=what, n=s["n"], where=where, first=first)
+            title = w["title_slow"].format(name=name, host=host)
+        first_update = Update(id=key, status=IncidentStatus.INVESTIGATING, body=reason, created_at=since)
+        return Report(
+            key=key,
+            title=title,
+            status=IncidentStatus.INVESTIGATING,
+            kind=kind,
+            reason=reason,
+            started_at=since,
+            url=spec.url,
+            components=(host,),
+            updates=(first_update, *updates),
+        )
+
+    # -- side records ------------------------------------------------------------------------
+
+    def _cert(self, spec: SourceSpec, v: Verdict) -> None:
+        days = v.cert_days_left
+        limit = spec.check.cert_expiry_days if spec.check else 0
+        if days is None or not limit or days > limit:
+            self._cert_warned.pop(spec.key, None)
+            return
+        whole = int(days)
+        if self._cert_warned.get(spec.key) != whole:  # once a day, not once a poll
+            self._cert_warned[spec.key] = whole
+            log.warning("%s: %s", spec.key, _WORDS["en"]["cert"].format(days=whole))
+
+    def _record(self, spec: SourceSpec, m: Measurement, v: Verdict) -> None:
+        self.store.add_probe_result(
+            {
+                "vendor": spec.vendor,
+                "kind": "http",
+                "at": m.at,
+                "ok": not v.failed,
+                "status": m.status,
+                "error_class": None if not v.failed else v.cause,
+                "error": None if not v.failed else describe(v.cause, v.facts, "en")[:300],
+                "total_s": m.latency_s,
+                "detail": spec.id,
+                "network_ok": True,
+            }
+        )
