@@ -419,3 +419,49 @@ def test_in_a_cluster_a_failure_is_declared_only_when_two_locations_see_it(vendo
     assert "first at 09:00" in inc.reason  # paris saw it first
     for _s, _v, store, _l in (paris, lyon):
         store.close()
+
+
+def test_a_certificate_close_to_expiry_is_shown_with_the_source(tmp_path, caplog):
+    import http.server
+    import ssl
+    import threading
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", not_after=datetime.now(UTC) + timedelta(days=5, hours=1))
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"Welcome to Jasper"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert.configure_cert(ctx)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/"
+        settings, vendors, store, _ = _pipeline(tmp_path, url, url)
+        client_ctx = ssl.create_default_context()
+        ca.configure_trust(client_ctx)
+
+        async def poll() -> None:
+            async with httpx.AsyncClient(verify=client_ctx) as client:
+                await Pipeline(store, client, settings, vendors).poll(vendors[0].sources[0])
+
+        asyncio.run(poll())
+        summary = store.source("jasper/app").summary
+        assert summary["cert_days_left"] == pytest.approx(5.0, abs=0.1)
+        assert summary["check"].endswith("its TLS certificate expires in 5 days")
+        assert "its TLS certificate expires in 5 days" in caplog.text
+        store.close()
+    finally:
+        server.shutdown()

@@ -188,7 +188,7 @@ class HttpChecker:
                 False, error=why, snapshot=self._findings(spec, now) if leading and self.cluster else None
             )
         changed = self._count(state, verdict, now)
-        self._cert(spec, verdict)
+        cert_warning = self._cert(spec, verdict)
         self._record(spec, m, verdict)
         self._save(spec, state, now)
         summary = {
@@ -196,7 +196,8 @@ class HttpChecker:
             "page": None,
             "components": None,
             "maintenance_in_progress": [],
-            "check": describe(verdict.cause, verdict.facts, "en"),
+            "check": describe(verdict.cause, verdict.facts, "en")
+            + (f"; {cert_warning}" if cert_warning else ""),
             "failed": verdict.failed,
             "slow": verdict.slow,
             "latency_ms": round(m.latency_s * 1000) if m.latency_s is not None else None,
@@ -392,16 +393,20 @@ class HttpChecker:
 
     # -- side records ------------------------------------------------------------------------
 
-    def _cert(self, spec: SourceSpec, v: Verdict) -> None:
+    def _cert(self, spec: SourceSpec, v: Verdict) -> str | None:
+        """A warning when the certificate expires within ``cert_expiry_days``: logged once a day, and
+        shown with the source's state (an expired one fails the TLS handshake: that is an outage)."""
         days = v.cert_days_left
         limit = spec.check.cert_expiry_days if spec.check else 0
         if days is None or not limit or days > limit:
             self._cert_warned.pop(spec.key, None)
-            return
-        whole = int(days)
+            return None
+        whole = max(0, int(days))
+        text = _WORDS["en"]["cert"].format(days=whole)
         if self._cert_warned.get(spec.key) != whole:  # once a day, not once a poll
             self._cert_warned[spec.key] = whole
-            log.warning("%s: %s", spec.key, _WORDS["en"]["cert"].format(days=whole))
+            log.warning("%s: %s", spec.key, text)
+        return text
 
     def _record(self, spec: SourceSpec, m: Measurement, v: Verdict) -> None:
         self.store.add_probe_result(
