@@ -47,6 +47,8 @@ HTTP_FIELDS = (
 METHODS = ("GET", "HEAD", "POST")
 _STATUS_CLASS = re.compile(r"^[1-5]xx$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the error is reported once, with the key; not also on stderr
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -223,10 +225,11 @@ def build_check(
         if not isinstance(value, str) or not value:
             raise bad(key, "must be a non-empty regular expression")
         try:
-            patterns[key] = re2.compile(value)
+            patterns[key] = re2.compile(value, options=_RE2_OPTIONS)
         except re2.error as e:
+            why = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
             raise bad(
-                key, f"not a valid RE2 regular expression ({e}); RE2 has no backreferences or lookaround"
+                key, f"not a valid RE2 regular expression ({why}); RE2 has no backreferences or lookaround"
             ) from None
     for key in ("must_contain", "must_not_contain", "body"):
         if raw.get(key) is not None and (not isinstance(raw[key], str) or not raw[key]):
