@@ -465,3 +465,62 @@ def test_a_certificate_close_to_expiry_is_shown_with_the_source(tmp_path, caplog
         store.close()
     finally:
         server.shutdown()
+
+
+def test_the_app_and_the_api_failing_together_are_one_incident(vendor_server, tmp_path):
+    vendor_server.set("/app", "Welcome to Jasper", content_type="text/html")
+    vendor_server.set("/api", b'{"ok": true}')
+    vendor_server.set("/control", b"ok")
+    api = vendor_server.url("/api").replace("127.0.0.1", "localhost")
+    settings = _settings(
+        tmp_path,
+        f"""
+watch = ["jasper"]
+[storage]
+path = "{tmp_path / "w.db"}"
+[cluster]
+location = "paris"
+[probes]
+control_urls = ["{vendor_server.url("/control")}"]
+[vendors.jasper.sources.app]
+url = "{vendor_server.url("/app")}"
+[vendors.jasper.sources.api]
+url = "{api}"
+expect_status = [200]
+json_condition = "ok == true"
+""",
+    )
+    vendors = resolve(settings)
+    store = SQLiteStore(settings.storage.path)
+    t0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+    async def rounds(n: int, start: int) -> None:
+        async with make_client(user_agent="t") as client:
+            for i in range(n):
+                now = t0 + timedelta(minutes=start + i)
+                for spec in vendors[0].sources:
+                    await Pipeline(store, client, settings, vendors, clock=lambda now=now: now).poll(spec)
+
+    vendor_server.set("/app", "oops", status=503, content_type="text/html")
+    asyncio.run(rounds(3, 0))
+    [inc] = store.open_incidents("jasper")
+    assert inc.title == "Jasper: 127.0.0.1 is not working for watcher's checks"
+
+    vendor_server.set("/api", b'{"ok": false}')  # the API fails too, later: the same incident
+    asyncio.run(rounds(3, 5))
+    [inc2] = store.open_incidents("jasper")
+    assert inc2.id == inc.id
+    assert "127.0.0.1 and localhost" in inc2.title
+    assert "localhost answered 200 but ok == true does not hold (ok is false)" in inc2.reason
+    texts = [e.event.text for e in store.events(inc.id)]
+    assert any(t.startswith("Since 10:05: localhost answered 200 but") for t in texts), texts
+
+    vendor_server.set("/app", "Welcome to Jasper", content_type="text/html")  # the app is back, not the API
+    asyncio.run(rounds(3, 10))
+    [inc3] = store.open_incidents("jasper")
+    assert inc3.id == inc.id and "127.0.0.1" not in inc3.reason
+
+    vendor_server.set("/api", b'{"ok": true}')
+    asyncio.run(rounds(2, 15))
+    assert store.open_incidents("jasper") == []
+    store.close()

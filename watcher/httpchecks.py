@@ -143,7 +143,6 @@ class HttpChecker:
         self.locale = settings.alerts.locale
         self.zone = ZoneInfo(settings.alerts.timezone)
         self._network: Connectivity | None = None
-        self._since: dict[str, datetime] = {}
         self._cert_warned: dict[str, int] = {}
 
     def stream(self, spec: SourceSpec) -> str:
@@ -270,18 +269,43 @@ class HttpChecker:
     # -- findings ----------------------------------------------------------------------------
 
     def _findings(self, spec: SourceSpec, now: datetime) -> Snapshot:
-        """The source's failures to merge: ours alone, or confirmed by enough locations in a cluster."""
-        if self.cluster:
-            states = self.store.detector_states(f"http:{spec.key}@")
-        else:
-            states = {self.stream(spec): self.store.detector_state(self.stream(spec)) or {}}
-        reports = []
+        """The vendor's failures seen by its HTTP checks: ours alone, or confirmed by enough locations.
+
+        One report per vendor and kind, whichever of its checks see it (the app and the API down
+        together are one event, one incident), so every check of the vendor lists the same report
+        until none of them sees the failure any more.
+        """
+        vendor = self.vendors.get(spec.vendor)
+        specs = [s for s in vendor.sources if s.type == "http"] if vendor is not None else [spec]
+        states = {}
+        for s in specs:
+            if self.cluster:
+                states[s.key] = self.store.detector_states(f"http:{s.key}@")
+            else:
+                states[s.key] = {self.stream(s): self.store.detector_state(self.stream(s)) or {}}
+        # when each episode began, kept in the database: one key for the whole episode (one incident),
+        # whichever checks and locations come and go, across restarts and leaders
+        stream = f"http-episode:{spec.vendor}"
+        episode = self.store.detector_state(stream) or {}
+        before = dict(episode)
+        reports: list[Report] = []
         for slot, kind in (("down", IncidentKind.OUTAGE), ("slow", IncidentKind.DEGRADATION)):
-            seeing = self._seeing(spec, slot, states, now)
-            if not seeing or (slot == "slow" and reports):
-                self._since.pop(f"{spec.key}:{slot}", None)
+            failing = [(s, seeing) for s in specs if (seeing := self._seeing(s, slot, states[s.key], now))]
+            if not failing or (slot == "slow" and reports):
+                episode.pop(slot, None)
                 continue
-            reports.append(self._report(spec, slot, kind, seeing))
+            if slot not in episode:
+                starts = [
+                    datetime.fromisoformat(st[slot]["outage_first_at"])
+                    for _s, seeing in failing
+                    for _l, st in seeing
+                    if st[slot].get("outage_first_at")
+                ]
+                episode[slot] = min(starts, default=now).replace(microsecond=0).isoformat()
+            since = datetime.fromisoformat(episode[slot])
+            reports.append(self._report(spec.vendor, slot, kind, failing, since))
+        if episode != before:
+            self.store.save_detector_state(stream, episode, now)
         return Snapshot(incidents=tuple(reports), incident_scope=IncidentScope.ACTIVE)
 
     def _seeing(
@@ -326,59 +350,28 @@ class HttpChecker:
         return [(s.location, by_location[s.location]) for s in conf.seeing]
 
     def _report(
-        self, spec: SourceSpec, slot: str, kind: IncidentKind, seeing: list[tuple[str, dict]]
+        self,
+        vendor_id: str,
+        slot: str,
+        kind: IncidentKind,
+        failing: list[tuple[SourceSpec, list[tuple[str, dict]]]],
+        since: datetime,
     ) -> Report:
-        loc = self.locale
-        w = _WORDS.get(loc, _WORDS["en"])
-        host = httpx.URL(spec.url).host or spec.url
-        vendor = self.vendors.get(spec.vendor)
-        name = vendor.name if vendor else spec.vendor
-        where = w["and"].join(location for location, _st in seeing)
-        starts = [
-            datetime.fromisoformat(st[slot]["outage_first_at"])
-            for _l, st in seeing
-            if st[slot].get("outage_first_at")
-        ]
-        since = self._since.setdefault(f"{spec.key}:{slot}", min(starts).replace(microsecond=0))
-        first = since.astimezone(self.zone).strftime("%H:%M")
-        st = seeing[0][1]
-        key = f"http:{spec.id}:{slot}:{since.isoformat(timespec='seconds')}"
-        updates = []
-        if slot == "down":
-            streak = st.get("streak") or []
-            last = (
-                streak[-1]
-                if streak
-                else {"cause": "status", "facts": {}, "n": st[slot].get("fails_in_row", 0)}
-            )
-            what = describe(last["cause"], last["facts"], loc)
-            reason = w["streak"].format(host=host, what=what, n=last["n"], where=where, first=first)
-            if len(streak) > 1:
-                reason += w["earlier"].format(what=describe(streak[-2]["cause"], streak[-2]["facts"], loc))
-            title = w["title_down"].format(name=name, host=host)
-            for i, seg in enumerate(streak[1:], 1):
-                seg_first = datetime.fromisoformat(seg["first"])
-                body = w["now"].format(
-                    host=host,
-                    what=describe(seg["cause"], seg["facts"], loc),
-                    first=seg_first.astimezone(self.zone).strftime("%H:%M"),
-                    where=where,
-                )
-                updates.append(
-                    Update(
-                        id=f"{key}:{i}:{seg['first']}",
-                        status=IncidentStatus.INVESTIGATING,
-                        body=body,
-                        created_at=seg_first,
-                    )
-                )
-        else:
-            s = st.get("slow_streak") or {"n": st[slot].get("fails_in_row", 0), "latency": [], "max": None}
-            lat = max((x for x in s["latency"] if x is not None), default=None)
-            what = describe("slow", {"latency": lat, "max": s.get("max")}, loc)
-            reason = w["streak"].format(host=host, what=what, n=s["n"], where=where, first=first)
-            title = w["title_slow"].format(name=name, host=host)
-        first_update = Update(id=key, status=IncidentStatus.INVESTIGATING, body=reason, created_at=since)
+        w = _WORDS.get(self.locale, _WORDS["en"])
+        vendor = self.vendors.get(vendor_id)
+        key = f"http:{slot}:{since.isoformat(timespec='seconds')}"
+        reasons: list[str] = []
+        updates: list[Update] = []
+        for spec, seeing in failing:
+            reason, more = self._measured(spec, slot, seeing, key, since)
+            reasons.append(reason)
+            updates += more
+        hosts = list(dict.fromkeys(httpx.URL(s.url).host or s.url for s, _seeing in failing))
+        title = w["title_down" if slot == "down" else "title_slow"].format(
+            name=vendor.name if vendor else vendor_id, host=w["and"].join(hosts)
+        )
+        reason = "; ".join(reasons)
+        first_update = Update(id=key, status=IncidentStatus.INVESTIGATING, body=reasons[0], created_at=since)
         return Report(
             key=key,
             title=title,
@@ -386,10 +379,59 @@ class HttpChecker:
             kind=kind,
             reason=reason,
             started_at=since,
-            url=spec.url,
-            components=(host,),
+            url=failing[0][0].url,
+            components=tuple(hosts),
             updates=(first_update, *updates),
         )
+
+    def _measured(
+        self, spec: SourceSpec, slot: str, seeing: list[tuple[str, dict]], key: str, since: datetime
+    ) -> tuple[str, list[Update]]:
+        """What one check measured, in words, and an update for each new cause during the outage."""
+        loc = self.locale
+        w = _WORDS.get(loc, _WORDS["en"])
+        host = httpx.URL(spec.url).host or spec.url
+        where = w["and"].join(location for location, _st in seeing)
+        starts = [
+            datetime.fromisoformat(st[slot]["outage_first_at"])
+            for _l, st in seeing
+            if st[slot].get("outage_first_at")
+        ]
+        first = min(starts).astimezone(self.zone).strftime("%H:%M") if starts else "?"
+        st = seeing[0][1]
+        updates = []
+        if slot == "slow":
+            s = st.get("slow_streak") or {"n": st[slot].get("fails_in_row", 0), "latency": [], "max": None}
+            lat = max((x for x in s["latency"] if x is not None), default=None)
+            what = describe("slow", {"latency": lat, "max": s.get("max")}, loc)
+            return w["streak"].format(host=host, what=what, n=s["n"], where=where, first=first), []
+        streak = st.get("streak") or []
+        last = (
+            streak[-1] if streak else {"cause": "status", "facts": {}, "n": st[slot].get("fails_in_row", 0)}
+        )
+        what = describe(last["cause"], last["facts"], loc)
+        reason = w["streak"].format(host=host, what=what, n=last["n"], where=where, first=first)
+        if len(streak) > 1:
+            reason += w["earlier"].format(what=describe(streak[-2]["cause"], streak[-2]["facts"], loc))
+        for seg in streak:
+            seg_first = datetime.fromisoformat(seg["first"])
+            if seg_first.replace(microsecond=0) <= since:
+                continue  # the first cause of the episode is the incident itself
+            body = w["now"].format(
+                host=host,
+                what=describe(seg["cause"], seg["facts"], loc),
+                first=seg_first.astimezone(self.zone).strftime("%H:%M"),
+                where=where,
+            )
+            updates.append(
+                Update(
+                    id=f"{key}:{spec.id}:{seg['first']}",
+                    status=IncidentStatus.INVESTIGATING,
+                    body=body,
+                    created_at=seg_first,
+                )
+            )
+        return reason, updates
 
     # -- side records ------------------------------------------------------------------------
 
