@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 import scenario
+import store_backends
 from test_daemon import free_port, start_daemon, wait_for
 
 from watcher.catalog import resolve
@@ -27,6 +28,7 @@ from watcher.fetch import make_client
 from watcher.pipeline import Pipeline
 from watcher.store.sqlite import SQLiteStore
 
+backend = store_backends.backend  # the tests that take it run on SQLite and on PostgreSQL
 CHANNEL = "C0MKTG"
 APP = "/jasper/app"
 OPENAI = "/openai/api/v2/summary.json"
@@ -327,7 +329,9 @@ def test_alternatives_closest_to_the_same_job_come_first():
 # -- is it them or us? and several locations -----------------------------------------------------
 
 
-def _pipeline(tmp_path: Path, url: str, control: str, *, location: str = "paris", lease=None, db=None):
+def _pipeline(
+    tmp_path: Path, url: str, control: str, *, location: str = "paris", lease=None, db=None, stores=None
+):
     settings = _settings(
         tmp_path,
         f"""
@@ -347,7 +351,7 @@ enabled = false
 """,
     )
     vendors = resolve(settings)
-    store = SQLiteStore(settings.storage.path)
+    store = stores.open(location=location) if stores is not None else SQLiteStore(settings.storage.path)
     return settings, vendors, store, lease
 
 
@@ -385,7 +389,7 @@ def test_nothing_is_counted_against_a_vendor_while_our_own_network_is_down(vendo
     store.close()
 
 
-def test_in_a_cluster_a_failure_is_declared_only_when_two_locations_see_it(vendor_server, tmp_path):
+def test_in_a_cluster_a_failure_is_declared_only_when_two_locations_see_it(vendor_server, tmp_path, backend):
     vendor_server.set("/ok", "Welcome to Jasper", content_type="text/html")
     vendor_server.set("/down", "oops", status=502, content_type="text/html")
     vendor_server.set("/control", b"ok")
@@ -467,7 +471,7 @@ def test_a_certificate_close_to_expiry_is_shown_with_the_source(tmp_path, caplog
         server.shutdown()
 
 
-def test_the_app_and_the_api_failing_together_are_one_incident(vendor_server, tmp_path):
+def test_the_app_and_the_api_failing_together_are_one_incident(vendor_server, tmp_path, backend):
     vendor_server.set("/app", "Welcome to Jasper", content_type="text/html")
     vendor_server.set("/api", b'{"ok": true}')
     vendor_server.set("/control", b"ok")
@@ -491,7 +495,7 @@ json_condition = "ok == true"
 """,
     )
     vendors = resolve(settings)
-    store = SQLiteStore(settings.storage.path)
+    store = backend.open(location="paris")
     t0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
     async def rounds(n: int, start: int) -> None:
@@ -524,3 +528,47 @@ json_condition = "ok == true"
     asyncio.run(rounds(2, 15))
     assert store.open_incidents("jasper") == []
     store.close()
+
+
+def test_the_api_key_comes_from_the_environment_and_is_never_logged_or_stored(
+    vendor_server, tmp_path, monkeypatch, caplog
+):
+    secret = "sk-live-very-secret-4242"
+    monkeypatch.setenv("ACME_API_KEY", secret)
+    vendor_server.set("/v1/health", b'{"status": "degraded"}')
+    settings = _settings(
+        tmp_path,
+        f"""
+watch = ["acme"]
+[storage]
+path = "{tmp_path / "w.db"}"
+[vendors.acme]
+name = "Acme"
+[vendors.acme.sources.api]
+type = "http"
+url = "{vendor_server.url("/v1/health")}"
+json_condition = 'status == "ok"'
+headers = {{ "Accept-Language" = "fr" }}
+api_key_env = "ACME_API_KEY"
+api_key_header = "X-Api-Key"
+api_key_prefix = ""
+fail_after = 1
+""",
+    )
+    vendors = resolve(settings)
+    store = SQLiteStore(settings.storage.path)
+
+    async def poll() -> None:
+        async with make_client(user_agent="t") as client:
+            await Pipeline(store, client, settings, vendors).poll(vendors[0].sources[0])
+
+    with caplog.at_level("DEBUG"):
+        asyncio.run(poll())
+    sent = {k.lower(): v for k, v in vendor_server.request_headers["/v1/health"].items()}
+    assert sent["x-api-key"] == secret and sent["accept-language"] == "fr"
+    [inc] = store.open_incidents("acme")
+    assert 'status == "ok" does not hold (status is "degraded")' in inc.reason
+    store.close()
+    assert secret not in caplog.text
+    for f in tmp_path.glob("w.db*"):  # the database and its WAL
+        assert secret.encode() not in f.read_bytes(), f
