@@ -572,3 +572,46 @@ fail_after = 1
     assert secret not in caplog.text
     for f in tmp_path.glob("w.db*"):  # the database and its WAL
         assert secret.encode() not in f.read_bytes(), f
+
+
+def test_the_incident_says_what_was_measured_in_french_in_the_teams_time_zone(vendor_server, tmp_path):
+    vendor_server.set("/app", "oops", status=503, content_type="text/html")
+    settings = _settings(
+        tmp_path,
+        f"""
+watch = ["jasper"]
+[storage]
+path = "{tmp_path / "w.db"}"
+[cluster]
+location = "paris"
+[alerts]
+locale = "fr"
+timezone = "Europe/Paris"
+[vendors.jasper.sources.app]
+url = "{vendor_server.url("/app")}"
+[vendors.jasper.sources.api]
+enabled = false
+""",
+    )
+    vendors = resolve(settings)
+    store = SQLiteStore(settings.storage.path)
+    t0 = datetime(2026, 12, 1, 9, 42, tzinfo=UTC)
+
+    async def polls(n: int) -> None:
+        async with make_client(user_agent="t") as client:
+            for i in range(n):
+                now = t0 + timedelta(minutes=i)
+                await Pipeline(store, client, settings, vendors, clock=lambda now=now: now).poll(
+                    vendors[0].sources[0]
+                )
+
+    asyncio.run(polls(2))
+    assert store.open_incidents("jasper") == []
+    assert (
+        store.source("jasper/app").summary["check"] == "answered 503 (2 failed in a row; an outage needs 3)"
+    )
+    asyncio.run(polls(1))
+    [inc] = store.open_incidents("jasper")
+    assert inc.title == "Jasper : 127.0.0.1 ne fonctionne pas lors des vérifications de watcher"
+    assert inc.reason == "127.0.0.1 a répondu 503 à 3 vérifications de suite depuis paris ; première à 10:42"
+    store.close()

@@ -190,13 +190,16 @@ class HttpChecker:
         cert_warning = self._cert(spec, verdict)
         self._record(spec, m, verdict)
         self._save(spec, state, now)
+        text = describe(verdict.cause, verdict.facts, "en")
+        down = state["_rules"]["down"]
+        if verdict.failed and not down.alarm:  # counted, not yet an outage: say so
+            text += f" ({down.fails_in_row} failed in a row; an outage needs {down.fail_n})"
         summary = {
             "indicator": None,
             "page": None,
             "components": None,
             "maintenance_in_progress": [],
-            "check": describe(verdict.cause, verdict.facts, "en")
-            + (f"; {cert_warning}" if cert_warning else ""),
+            "check": text + (f"; {cert_warning}" if cert_warning else ""),
             "failed": verdict.failed,
             "slow": verdict.slow,
             "latency_ms": round(m.latency_s * 1000) if m.latency_s is not None else None,
