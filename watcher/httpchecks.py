@@ -181,8 +181,11 @@ class HttpChecker:
         state["seen"] = {"at": now.isoformat(), "location": self.location, "network_ok": network_ok}
         if not network_ok:
             self._save(spec, state, now)
-            why = f"our network is down ({self._network.detail if self._network else 'no control host answers'})"
-            log.warning("%s: %s: nothing counted against %s", spec.key, why, spec.vendor)
+            why = (
+                f"our network is down ({self._network.detail if self._network else 'no control host answers'}): "
+                f"nothing counted against {spec.vendor}"
+            )
+            # logged by the pipeline when it changes, like any source's error: not once a poll
             return CheckOutcome(
                 False, error=why, snapshot=self._findings(spec, now) if leading and self.cluster else None
             )
