@@ -23,6 +23,7 @@ SOURCE_TYPES = {
     "gcp",
     "feed",
     "html",
+    "http",
 }
 PLATFORMS = {
     "atlassian",
@@ -34,6 +35,7 @@ PLATFORMS = {
     "flashduty",
     "custom",
     "unknown",
+    "http-checks",
 }
 CONFIDENCES = {"verified", "third-party", "unverified"}
 API_FORMATS = {"openai", "anthropic", "gemini", "other"}
@@ -52,8 +54,25 @@ VENDOR_KEYS = {
     "confidence",
     "notes",
     "sources",
+    "comparison",
 }
-SOURCE_KEYS = {"id", "type", "url", "interval", "product_ids", "ignore_components", "html"}
+HTTP_KEYS = {
+    "method",
+    "expect_status",
+    "must_contain",
+    "must_not_contain",
+    "must_match",
+    "must_not_match",
+    "json_condition",
+    "max_latency",
+    "cert_expiry_days",
+    "headers",
+    "body",
+    "fail_after",
+    "recover_after",
+    "slow_after",
+}
+SOURCE_KEYS = {"id", "type", "url", "interval", "product_ids", "ignore_components", "html", "confidence"} | HTTP_KEYS
 
 REQUIRED_IDS = {
     "openai",
@@ -190,6 +209,30 @@ def test_source_fields(vendor_id: str, source: dict[str, Any]) -> None:
     if "html" in source:
         assert source["type"] == "html"
         assert isinstance(source["html"], dict)
+    if "confidence" in source:
+        assert source["confidence"] in CONFIDENCES
+    if source["type"] == "http":
+        assert source.get("confidence") in CONFIDENCES, "every http check says how sure we are of it"
+    else:
+        assert not (set(source) & HTTP_KEYS), "http settings only apply to http sources"
+
+
+@pytest.mark.parametrize("vendor", VENDORS, ids=lambda v: v["id"])
+def test_every_vendor_has_a_source_and_a_comparison_line(vendor: dict[str, Any]) -> None:
+    assert vendor.get("sources"), f"{vendor['id']}: every catalog vendor is watched by at least one source"
+    line = vendor.get("comparison")
+    assert isinstance(line, dict) and set(line) == {"en", "fr"}, "one line in English and one in French"
+    for text in line.values():
+        assert 20 <= len(text) <= 140 and "\n" not in text, text
+
+
+def test_catalog_http_checks_are_valid() -> None:
+    from watcher.catalog import resolve
+    from watcher.config import Settings
+
+    checks = [s for v in resolve(Settings()) for s in v.sources if s.type == "http"]
+    assert {s.vendor for s in checks} >= {"jasper", "copyai", "writesonic", "rytr", "midjourney", "canva", "notion"}
+    assert all(s.check is not None and s.check.max_latency for s in checks)
 
 
 def test_gemini_product_is_tracked() -> None:

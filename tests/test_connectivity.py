@@ -6,8 +6,8 @@ import asyncio
 import socket
 from datetime import UTC, datetime
 
+from watcher.connectivity import check_network
 from watcher.fetch import make_client
-from watcher.probes.connectivity import check_network
 
 NOW = datetime(2026, 10, 7, 13, 0, tzinfo=UTC)
 

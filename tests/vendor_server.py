@@ -35,6 +35,8 @@ class VendorServer:
         self.routes: dict[str, Route] = {}
         self.hits: Counter[str] = Counter()
         self.conditional_hits: Counter[str] = Counter()
+        self.request_headers: dict[str, dict[str, str]] = {}
+        """The headers of the last request to each path."""
         self._lock = threading.Lock()
         outer = self
 
@@ -49,6 +51,7 @@ class VendorServer:
                 with outer._lock:
                     route = outer.routes.get(path)
                     outer.hits[path] += 1
+                    outer.request_headers[path] = dict(self.headers)
                 if route is None:
                     return self._send(404, b"<html>not found</html>", "text/html")
                 if route.delay:

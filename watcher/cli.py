@@ -852,7 +852,13 @@ def cmd_config_check(settings, args) -> int:
                             "name": v.name,
                             "components": list(v.components) if v.components is not None else None,
                             "sources": [
-                                {"id": s.id, "type": s.type, "url": s.url, "interval": s.interval}
+                                {
+                                    "id": s.id,
+                                    "type": s.type,
+                                    "url": s.url,
+                                    "interval": s.interval,
+                                    "confidence": s.confidence or v.confidence,
+                                }
                                 for s in v.sources
                             ],
                         }
@@ -871,7 +877,13 @@ def cmd_config_check(settings, args) -> int:
         if not v.sources:
             print("      (no machine-readable status source known: state will be unknown)")
         for s in v.sources:
-            print(f"      {s.id:<14} {s.type:<24} every {s.interval:g}s  {s.url}")
+            sure = s.confidence or v.confidence
+            print(f"      {s.id:<14} {s.type:<24} every {s.interval:g}s  {s.url}" + (f"  ({sure})" if sure else ""))
+    from watcher.catalog import load_catalog
+
+    bare = [vid for vid, v in load_catalog().items() if not v.get("sources")]
+    if bare:
+        print(f"catalog vendors without a source (never watched): {', '.join(bare)}")
     return EXIT_OK
 
 

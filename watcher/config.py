@@ -34,6 +34,7 @@ SOURCE_TYPES = (
     "feed",
     "html",
     "checkly",
+    "http",
 )
 SourceType = Literal[
     "statuspage",
@@ -45,6 +46,7 @@ SourceType = Literal[
     "feed",
     "html",
     "checkly",
+    "http",
 ]
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -92,6 +94,25 @@ class SourceSettings(_Strict):
     product_ids: list[str] | None = None
     ignore_components: list[str] | None = None
     html: dict[str, Any] | None = None
+    confidence: Literal["verified", "third-party", "unverified"] | None = None
+    # type = "http" only (checked in full by watcher.catalog.checks; see README "HTTP checks")
+    method: str | None = None
+    expect_status: list[int | str] | None = None
+    must_contain: str | None = None
+    must_not_contain: str | None = None
+    must_match: str | None = Field(default=None, description="RE2 regular expression the body must match.")
+    must_not_match: str | None = None
+    json_condition: str | list[str] | None = Field(default=None, description='e.g. status.indicator == "none"')
+    max_latency: float | None = Field(default=None, gt=0, description="Seconds; slower answers degrade.")
+    cert_expiry_days: int | None = None
+    headers: dict[str, str] | None = None
+    body: str | None = None
+    api_key_env: str | None = Field(default=None, description="Environment variable holding an API key.")
+    api_key_header: str | None = None
+    api_key_prefix: str | None = None
+    fail_after: int | None = None
+    recover_after: int | None = None
+    slow_after: int | None = None
 
     @field_validator("url")
     @classmethod

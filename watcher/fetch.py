@@ -14,7 +14,9 @@ import asyncio
 import errno
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 
@@ -43,6 +45,8 @@ class FetchResult:
     etag: str | None = None
     last_modified: str | None = None
     content_type: str | None = None
+    cert_not_after: datetime | None = None
+    """With ``want_cert``: when the server's TLS certificate expires (None over plain HTTP)."""
 
     @property
     def not_modified(self) -> bool:
@@ -69,13 +73,24 @@ async def fetch(
     max_bytes: int,
     etag: str | None = None,
     last_modified: str | None = None,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+    error_statuses: bool = False,
+    want_cert: bool = False,
 ) -> FetchResult:
     """GET ``url``; returns the decoded body, or a 304 result with an empty body.
 
     Raises FetchError for anything else. Never hangs past ``timeout`` seconds.
+
+    HTTP checks (``watcher.httpchecks``) also choose the ``method``, add ``headers`` and a
+    request body, ask for error statuses to be returned as results with their body
+    (``error_statuses``: a 503 is what they measure, not a failure to fetch) and for the
+    expiry date of the server's certificate (``want_cert``).
     """
     headers = {
-        "Accept": "application/json, application/rss+xml, application/atom+xml, text/html;q=0.8, */*;q=0.5"
+        "Accept": "application/json, application/rss+xml, application/atom+xml, text/html;q=0.8, */*;q=0.5",
+        **(headers or {}),
     }
     if etag:
         headers["If-None-Match"] = etag
@@ -83,7 +98,9 @@ async def fetch(
         headers["If-Modified-Since"] = last_modified
     try:
         async with asyncio.timeout(timeout):
-            return await _get(client, url, headers, timeout, max_bytes)
+            return await _get(
+                client, url, headers, timeout, max_bytes, method, content, error_statuses, want_cert
+            )
     except TimeoutError:
         raise FetchError("timeout", f"no complete answer within {timeout:g} s") from None
     except httpx.TimeoutException:
@@ -99,15 +116,26 @@ async def fetch(
 
 
 async def _get(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str], timeout: float, max_bytes: int
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    timeout: float,
+    max_bytes: int,
+    method: str = "GET",
+    content: bytes | None = None,
+    error_statuses: bool = False,
+    want_cert: bool = False,
 ) -> FetchResult:
     per_op = httpx.Timeout(timeout)
-    async with client.stream("GET", url, headers=headers, timeout=per_op) as resp:
+    async with client.stream(method, url, headers=headers, content=content, timeout=per_op) as resp:
+        cert = _cert_not_after(resp) if want_cert else None
         if resp.status_code == 304:
             return FetchResult(
                 304, b"", str(resp.url), resp.headers.get("etag"), resp.headers.get("last-modified")
             )
-        if resp.status_code >= 400:
+        if resp.status_code >= 300 and error_statuses:
+            pass  # read and returned below like any answer
+        elif resp.status_code >= 400:
             retry = resp.headers.get("retry-after")
             extra = f", retry after {retry} s" if retry and resp.status_code in (429, 503) else ""
             raise FetchError(
@@ -115,7 +143,7 @@ async def _get(
                 f"HTTP {resp.status_code} {resp.reason_phrase or ''}".rstrip() + extra,
                 resp.status_code,
             )
-        if resp.status_code >= 300:
+        elif resp.status_code >= 300:
             raise FetchError("http", f"HTTP {resp.status_code} without a usable redirect", resp.status_code)
         declared = resp.headers.get("content-length")
         if (
@@ -141,7 +169,21 @@ async def _get(
             etag=resp.headers.get("etag"),
             last_modified=resp.headers.get("last-modified"),
             content_type=resp.headers.get("content-type"),
+            cert_not_after=cert,
         )
+
+
+def _cert_not_after(resp: httpx.Response) -> datetime | None:
+    """The expiry of the certificate the server presented on this connection, if it was TLS."""
+    stream = resp.extensions.get("network_stream")
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    if ssl_object is None:
+        return None
+    try:
+        cert = ssl_object.getpeercert()
+        return datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), UTC) if cert else None
+    except (KeyError, ValueError, OSError):
+        return None
 
 
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EADDRNOTAVAIL}

@@ -68,6 +68,8 @@ class Pipeline:
         self.vendors = {v.id: v for v in vendors}
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
+        self._checker = None
+        """Runs the ``http`` sources (:class:`watcher.httpchecks.HttpChecker`), made on first use."""
 
     def _lock(self, vendor: str) -> asyncio.Lock:
         # Two sources of one vendor may finish together; their incident merges must not interleave.
@@ -151,6 +153,8 @@ class Pipeline:
         started = self.clock()
         rec.polls += 1
         rec.last_polled_at = started
+        if spec.type == "http":
+            return await self._check(spec, rec, started, leading)
         try:
             res = await fetch(
                 self.client,
@@ -238,6 +242,36 @@ class Pipeline:
             for ch in changes:
                 _log_events(vendor, ch)
         return changes
+
+    async def _check(self, spec: SourceSpec, rec: SourceRecord, started: datetime, leading: bool) -> PollResult:
+        """An ``http`` source: a measurement of the tool itself, judged and counted by the checker."""
+        if self._checker is None:
+            from watcher.httpchecks import HttpChecker
+
+            self._checker = HttpChecker(self.store, self.client, self.settings, self.vendors, cluster=self.shared)
+        out = await self._checker.run(spec, started, leading=leading)
+        changes: list[Change] = []
+        if out.snapshot is not None and leading:
+            counts = _counter(self.vendors.get(spec.vendor), spec)
+            changes = await self.apply(
+                spec.vendor, spec.key, out.snapshot, started, counts, on_changes=self.on_changes
+            )
+        if not out.measured:
+            result = self._failed(rec, spec, "network", out.error or "our network is down", started)
+            result.changes = changes
+            return result
+        if rec.error is not None:
+            log.info("%s: recovered after %d failed poll(s) (%s)", spec.key, rec.failures, rec.error)
+        rec.error = rec.error_kind = rec.error_since = None
+        rec.failures = 0
+        rec.last_success_at = started
+        rec.summary = out.summary
+        if out.changed:
+            rec.last_change_at = started
+            self.store.add_observation(spec.key, spec.vendor, started, "check", out.summary)
+        self.store.save_source(rec)
+        obs = Observation(spec.vendor, spec.key, started, snapshot=out.snapshot, changed=out.changed)
+        return PollResult(obs, changes)
 
     def _unchanged(self, rec: SourceRecord, spec: SourceSpec, at: datetime) -> PollResult:
         if rec.error is not None:

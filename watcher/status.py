@@ -159,6 +159,11 @@ def _state(
     notes = [i.title for i in incidents if i.kind is IncidentKind.API_CHANGE]
     if notes:
         return VendorState.OPERATIONAL, f"operational; API change announced: {notes[0]}"
+    checks = [
+        f"{rec.key.split('/', 1)[-1]} {rec.summary['check']}" for rec in healthy if (rec.summary or {}).get("check")
+    ]
+    if checks and not comps:  # HTTP checks only: say what they measured
+        return VendorState.OPERATIONAL, "; ".join(checks[:3])
     return VendorState.OPERATIONAL, "all components operational"
 
 

@@ -326,6 +326,8 @@ def _alternative_line(a: Alternative) -> str:
         line += f" ({clean_text(a.reason, 200)})"
     if a.latency_ms is not None:
         line += f", {a.latency_ms:.0f} ms"
+    if a.note:
+        line += f". {clean_text(a.note, 160)}"
     return line
 
 
@@ -480,7 +482,9 @@ def _alternatives_html(alts: tuple[Alternative, ...]) -> str:
             f'<td valign="top" style="padding:4px 12px 4px 0;font-weight:bold;">{e(clean_text(a.name, 80))}</td>'
             f'<td valign="top" style="padding:4px 12px 4px 0;color:{colour};white-space:nowrap;">'
             f"&#9679; {e(clean_text(a.state, 40))}</td>"
-            f'<td valign="top" style="padding:4px 12px 4px 0;color:{MUTED};">{e(clean_text(a.reason, 200))}</td>'
+            f'<td valign="top" style="padding:4px 12px 4px 0;color:{MUTED};">{e(clean_text(a.reason, 200))}'
+            + (f"<br>{e(clean_text(a.note, 160))}" if a.note else "")
+            + "</td>"
             f'<td valign="top" style="padding:4px 0;color:{MUTED};white-space:nowrap;">{e(latency)}</td>'
             "</tr>"
         )

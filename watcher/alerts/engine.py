@@ -69,6 +69,23 @@ def _can_replace(affected: VendorSpec | None, other: VendorSpec) -> bool:
     return bool(set(affected.categories) & set(other.categories))
 
 
+_STATE_RANK = {"operational": 0, "degraded": 1, "maintenance": 2, "unknown": 3, "outage": 4}
+
+
+def best_first(alternatives) -> tuple[Alternative, ...]:
+    """Healthy first, then the closest to the same job (shared categories), then the fastest measured."""
+    return tuple(
+        sorted(
+            alternatives,
+            key=lambda a: (
+                _STATE_RANK.get(a.state, 5),
+                -a.match,
+                a.latency_ms if a.latency_ms is not None else float("inf"),
+            ),
+        )
+    )
+
+
 class AlertEngine:
     def __init__(
         self,
@@ -300,13 +317,16 @@ class AlertEngine:
         now = self.clock()
         vendor = self.vendors.get(inc.vendor)
         statuses = all_statuses(self.store, self.vendor_list, now)
-        alternatives = tuple(
+        loc = self.settings.alerts.locale
+        alternatives = best_first(
             Alternative(
                 vendor=s.vendor.id,
                 name=s.vendor.name,
                 state=s.state.value,
                 reason=s.reason,
                 latency_ms=self._latency_ms(s.vendor.id, now),
+                note=s.vendor.comparison.get(loc) or s.vendor.comparison.get("en", ""),
+                match=len(set(vendor.categories) & set(s.vendor.categories)) if vendor else 0,
             )
             for s in statuses
             if s.vendor.id != inc.vendor and _can_replace(vendor, s.vendor)

@@ -40,6 +40,10 @@ class Alternative:
     """``operational``, ``degraded``, ... (see :class:`watcher.model.VendorState`)."""
     reason: str = ""
     latency_ms: float | None = None
+    note: str = ""
+    """From the catalog, in the alert's language: what it is good at and what to watch out for."""
+    match: int = 0
+    """How many categories it shares with the affected vendor: more is closer to the same job."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -579,14 +579,14 @@ def _alternatives(alternatives: tuple[Alternative, ...], affected: str, loc: str
             continue
         seen.add(key)
         latency = _latency(alt.latency_ms)
-        healthy.append((rank, latency if latency is not None else math.inf, i, alt))
+        healthy.append((rank, -(alt.match or 0), latency if latency is not None else math.inf, i, alt))
     if not healthy:
         return _t(loc, "none_healthy")
-    healthy.sort(key=lambda h: h[:3])
+    healthy.sort(key=lambda h: h[:4])  # healthy, then closest to the same job, then fastest
     lines = []
     cap = limits.alternative_lines
     shown = healthy if len(healthy) <= cap else healthy[: cap - 1]
-    for rank, _lat, _i, alt in shown:
+    for rank, _match, _lat, _i, alt in shown:
         name = neutralise(alt.name or alt.vendor, limit=40) or neutralise(alt.vendor, limit=40)
         colon = " : " if loc == "fr" else ": "
         line = f"- **{name}**{colon}" + _t(loc, "operational" if rank == 0 else "degraded")
@@ -595,6 +595,8 @@ def _alternatives(alternatives: tuple[Alternative, ...], affected: str, loc: str
             line += " · " + _format_latency(latency, loc)
         if rank and limits.alternative_reasons and alt.reason and alt.reason.strip():
             line += " · " + neutralise(alt.reason, limit=60)
+        if limits.alternative_reasons and alt.note and alt.note.strip():
+            line += " · " + neutralise(alt.note, limit=140)
         lines.append(line)
     if len(shown) < len(healthy):
         lines.append(_t(loc, "more_alternatives", n=len(healthy) - len(shown)))

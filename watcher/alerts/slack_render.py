@@ -365,6 +365,8 @@ def _alternatives_block(alert: Alert) -> dict[str, Any] | None:
         line = f"• *{escape_mrkdwn(a.name)}* — {escape_mrkdwn(a.state)}"
         if a.latency_ms is not None:
             line += f" · {a.latency_ms:.0f} ms"
+        if a.note:
+            line += f" · {escape_mrkdwn(a.note[:140])}"
         lines.append(line)
     if len(healthy) > 15:
         lines.append(f"… and {len(healthy) - 15} more")

@@ -13,6 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from watcher.catalog.checks import HTTP_FIELDS, HttpCheck, build_check
 from watcher.config import SOURCE_TYPES, ConfigError, Settings, SourceSettings, VendorSettings
 
 
@@ -28,6 +29,10 @@ class SourceSpec:
     product_ids: tuple[str, ...] = ()
     ignore_components: tuple[str, ...] = ()
     html: dict[str, Any] = field(default_factory=dict)
+    check: HttpCheck | None = None
+    """``http`` sources: what to ask and how to judge the answer."""
+    confidence: str | None = None
+    """How sure we are that this source says something true (catalog: verified, third-party, unverified)."""
 
     @property
     def key(self) -> str:
@@ -51,6 +56,9 @@ class VendorSpec:
     api_format: str | None = None
     probe: dict[str, Any] | None = None
     notes: str = ""
+    comparison: dict[str, str] = field(default_factory=dict)
+    """One line per locale (``en``, ``fr``): what the tool is good at and what to watch out for."""
+    confidence: str | None = None
 
     def counts_component(self, name: str) -> bool:
         """Whether a component of this name is evidence, after the user's filters."""
@@ -118,6 +126,16 @@ def _vendor(
             raise ConfigError(f"{where}.url: a source needs a url")
         if s["type"] == "gcp" and not s.get("product_ids"):
             raise ConfigError(f"{where}.product_ids: a gcp source needs the Google Cloud product ids to keep")
+        check = None
+        if s["type"] == "http":
+            p = settings.probes
+            check = build_check(
+                s, where, default_fail=p.fail_consecutive, default_recover=p.recover_consecutive
+            )
+        else:
+            stray = [k for k in HTTP_FIELDS if s.get(k) is not None]
+            if stray:
+                raise ConfigError(f"{where}.{stray[0]}: only a source of type = \"http\" takes this setting")
         sources.append(
             SourceSpec(
                 vendor=vid,
@@ -128,6 +146,8 @@ def _vendor(
                 product_ids=tuple(s.get("product_ids") or ()),
                 ignore_components=tuple(s.get("ignore_components") or ()),
                 html=dict(s.get("html") or {}),
+                check=check,
+                confidence=s.get("confidence"),
             )
         )
     if not sources and not base:
@@ -148,6 +168,8 @@ def _vendor(
         api_format=base.get("api_format"),
         probe=base.get("probe"),
         notes=base.get("notes", ""),
+        comparison=dict(base.get("comparison") or {}),
+        confidence=base.get("confidence"),
     )
 
 

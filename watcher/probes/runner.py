@@ -38,6 +38,7 @@ import httpx
 
 from watcher.catalog import VendorSpec
 from watcher.config import ProbeVendorSettings, Settings, read_secret
+from watcher.connectivity import Connectivity, check_network
 from watcher.incidents.detectors import (
     BernoulliConfig,
     BernoulliCusum,
@@ -49,7 +50,6 @@ from watcher.model import IncidentKind, IncidentScope, IncidentStatus, Report, S
 from watcher.probes.budget import Budget, Remaining, VendorBudget
 from watcher.probes.canaries import CanarySet, Score, load_canaries, merge
 from watcher.probes.clients import ApiSpec, ProbeResult, chat, list_models
-from watcher.probes.connectivity import Connectivity, check_network
 
 log = logging.getLogger("watcher.probes")
 

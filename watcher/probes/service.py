@@ -17,51 +17,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from watcher.connectivity import Connectivity
+from watcher.incidents.confirm import Confirmation, Sighting, confirmation
 from watcher.incidents.correlate import Change
 from watcher.model import SELF_VENDOR, IncidentKind, IncidentScope, Report, Snapshot
-from watcher.probes.connectivity import Connectivity
 from watcher.probes.runner import ProbeRunner, RunOutcome, finding
 
 log = logging.getLogger("watcher.probes")
 
 _UNKNOWN_NETWORK = Connectivity(ok=True, checked_at=datetime.min.replace(tzinfo=UTC), detail="not checked here")
-
-
-@dataclass(frozen=True, slots=True)
-class Sighting:
-    """One location's latest view of one vendor's API, from its saved detector state."""
-
-    location: str
-    at: datetime
-    outage: bool
-    since: datetime | None
-    vendor: str = ""
-    network_ok: bool = True
-    """False: that location reached nothing at all, so it has no opinion on the vendor."""
-
-
-@dataclass(frozen=True, slots=True)
-class Confirmation:
-    """Which locations see a vendor's API down, and whether that is enough to declare an outage."""
-
-    seeing: tuple[Sighting, ...]
-    locations: tuple[str, ...]
-    """Every location that reported on this vendor within the window."""
-    needed: int
-    local: tuple[str, ...] = field(default=())
-    """Locations that see it down when that is not enough: their own problem."""
-
-    @property
-    def confirmed(self) -> bool:
-        return len(self.seeing) >= self.needed
-
-    def explain(self) -> str:
-        names = ", ".join(s.location for s in self.seeing)
-        return f"not answering from {len(self.seeing)} of {len(self.locations)} locations ({names})"
 
 
 def sightings(states: dict[str, dict[str, Any]], vendor: str | None = None) -> list[Sighting]:
@@ -98,28 +66,6 @@ def sightings(states: dict[str, dict[str, Any]], vendor: str | None = None) -> l
             )
         )
     return out
-
-
-def confirmation(seen: list[Sighting], now: datetime, *, window: float, min_locations: int | None) -> Confirmation:
-    """Pure: is an outage seen from enough locations within ``window`` seconds?
-
-    Only locations with an opinion count: each one that probed the vendor within the
-    window with its own network up. ``min_locations`` unset: 2 when more than one
-    location has an opinion, else 1. Set: at most the number of locations with an
-    opinion, so a cluster that lost locations (dead, or blind) still declares outages
-    rather than going blind itself; a failure is local only when another location sees
-    the API answer.
-    """
-    recent = [s for s in seen if s.network_ok and (now - s.at).total_seconds() <= window]
-    locations = tuple(sorted({s.location for s in recent}))
-    opinions = max(1, len(locations))
-    needed = min_locations if min_locations is not None else (2 if opinions > 1 else 1)
-    needed = max(1, min(needed, opinions))
-    seeing = tuple(sorted((s for s in recent if s.outage), key=lambda s: s.location))
-    conf = Confirmation(seeing, locations, needed)
-    if not conf.confirmed:
-        conf = replace(conf, local=tuple(s.location for s in seeing))
-    return conf
 
 
 class ProbeService:
