@@ -142,14 +142,21 @@ def _ranked(model: Model, scores: list[float], evidence: Evidence) -> list[int]:
 def _contributions(
     model: Model, features: Mapping[str, float], win: int, against: int
 ) -> list[Contribution]:
+    """What pushed ``win`` above ``against``, strongest first.
+
+    A feature counts only when it also favours ``win`` over the other kinds on average: "elevated
+    errors" may separate an outage from an API change, but it is no reason to call anything an outage.
+    """
     out = []
+    others = len(model.classes) - 1
     for name, value in features.items():
         row = model.weights.get(name)
         if row is None:
             continue
         delta = value * (row[win] - row[against])
-        if delta > 0:
-            out.append(Contribution(name, describe(name), delta))
+        overall = value * (row[win] - (sum(row) - row[win]) / others)
+        if delta > 0 and overall > 0:
+            out.append(Contribution(name, describe(name), min(delta, overall)))
     out.sort(key=lambda c: -c.weight)
     return out
 
