@@ -533,11 +533,18 @@ def cmd_unmute(settings, args) -> int:
 
 
 def cmd_outbox(settings, args) -> int:
+    from watcher.alerts.deliver import wait_reasons
+
     store = _open_store(settings)
     try:
         rows = store.notifications(state=args.state, limit=args.limit)
+        waiting = store.notifications(state="pending", limit=100_000) + store.notifications(
+            state="sending", limit=100_000
+        )
     finally:
         store.close()
+    now = datetime.now(UTC)
+    why = wait_reasons(waiting, now, settings)
     if args.json:
         for n in rows:
             print(
@@ -556,6 +563,7 @@ def cmd_outbox(settings, args) -> int:
                         "delivered_at": n.delivered_at.isoformat() if n.delivered_at else None,
                         "last_error": n.last_error,
                         "fallback_of": n.fallback_of,
+                        "why": why.get(n.id),
                     }
                 )
             )
@@ -563,9 +571,8 @@ def cmd_outbox(settings, args) -> int:
     if not rows:
         print("outbox is empty" + (f" ({args.state})" if args.state else ""))
         return EXIT_OK
-    now = datetime.now(UTC)
     _print_table(
-        ["ID", "INCIDENT", "ACTION", "TO", "STATE", "TRIES", "WHEN", "ERROR"],
+        ["ID", "INCIDENT", "ACTION", "TO", "STATE", "TRIES", "WHEN", "WHY / ERROR"],
         [
             [
                 f"#{n.id}",
@@ -575,7 +582,7 @@ def cmd_outbox(settings, args) -> int:
                 n.state + (" (held)" if n.held and n.state == "pending" else ""),
                 str(n.attempts),
                 _age(now, n.delivered_at or n.not_before),
-                n.last_error or "",
+                why.get(n.id) or n.last_error or "",
             ]
             for n in rows
         ],

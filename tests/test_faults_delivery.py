@@ -1,0 +1,130 @@
+"""Hung channels, fallbacks, crashes in flight and stuck alerts (issue 15, findings 5 to 8).
+
+Everything is real except the clock: the Slack stand-in (tests/slack_server.py) and aiosmtpd
+(tests/smtp_server.py) on 127.0.0.1, the real pipeline, engine and deliverer, on SQLite and on
+PostgreSQL (tests/store_backends.py).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import store_backends
+from alerting import AlertHarness
+from test_delivery import mailer_for
+
+from watcher.alerts.deliver import Transports, wait_reasons
+from watcher.alerts.slack import SlackBot
+
+backend = store_backends.backend
+CHANNEL = "C0MKTG"
+UPDATE_1 = ("investigating", "Claude API requests are failing.", "2026-10-07T13:01:00Z")
+UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-10-07T13:20:00Z")
+EMAILS = [f"oncall{i}@example.com" for i in range(8)]
+
+
+@pytest.fixture
+def slack(slack_server):
+    slack_server.add_channel(CHANNEL)
+    return slack_server
+
+
+@pytest.fixture
+def make(vendor_server, tmp_path, slack, backend):
+    made = []
+
+    def build(config=None, mailer=None, routes=None, slack_timeout=2):
+        cfg = {"routes": routes or [{"name": "marketing", "slack_channels": [CHANNEL]}]}
+        cfg.update(config or {})
+        t = Transports(
+            slack_bot=SlackBot(slack.token, base_url=slack.api_url, timeout=slack_timeout), mailer=mailer
+        )
+        h = AlertHarness(vendor_server, tmp_path, cfg, transports=t, store=backend.open())
+        made.append(h)
+        return h
+
+    yield build
+    for h in made:
+        h.close()
+
+
+def _timed_deliver(h) -> tuple[float, float]:
+    """Run one delivery pass; (when it started, how long it took), in ``time.time()`` seconds."""
+    start = time.time()
+    h.deliver()
+    return start, time.time() - start
+
+
+# -- finding 5: a hung channel must not hold back the other --------------------------------------
+
+
+def test_a_hung_smtp_server_does_not_delay_slack(make, slack, smtp_server):
+    """SMTP accepts connections and never answers (8 addresses, so every email sender thread hangs):
+    the Slack alert still goes out at once, not after the SMTP client's timeout."""
+    smtp_server.stall_at = "connect"
+    mailer = mailer_for(smtp_server)
+    mailer.timeout = 3
+    h = make(
+        {"alerts": {"fallback_after": 86400}},
+        mailer=mailer,
+        routes=[  # the email route first: its rows come before Slack's in the outbox
+            {"name": "mail", "emails": EMAILS},
+            {"name": "marketing", "slack_channels": [CHANNEL]},
+        ],
+    )
+    h.outage(UPDATE_1)
+    h.poll()
+    start, took = _timed_deliver(h)
+    [post] = slack.calls("chat.postMessage")
+    assert took >= 2.5, "the email sends did wait for their timeout"
+    assert post.at - start < 1.5, f"Slack waited {post.at - start:.1f}s behind the hung SMTP server"
+    assert {n.channel: n.state for n in h.rows()} == {"email": "pending", "slack": "delivered"}
+    reasons = wait_reasons(h.rows(), h.clock(), h.settings)
+    mail = [n for n in h.rows() if n.channel == "email"]
+    assert all("backing off until" in reasons[n.id] and "no answer" in reasons[n.id] for n in mail), reasons
+
+
+def test_a_silent_slack_does_not_delay_email(make, slack, smtp_server):
+    slack.down("hang")
+    h = make({"alerts": {"fallback_after": 86400}}, mailer=mailer_for(smtp_server), slack_timeout=3)
+    h.settings.routes[0].emails.append("team@example.com")
+    try:
+        h.outage(UPDATE_1)
+        h.poll()
+        start, took = _timed_deliver(h)
+        assert took >= 2.5, "the Slack send did wait for its timeout"
+        [mail] = smtp_server.wait_for(1)
+        rows = {n.channel: n for n in h.rows()}
+        assert rows["email"].state == "delivered" and rows["slack"].state == "pending"
+        assert (rows["email"].delivered_at - h.clock()).total_seconds() == 0
+        assert mail.message["Subject"]
+        sent = [r for r in slack.requests]
+        assert sent and all(r.status is None for r in sent)
+    finally:
+        slack.up()
+    assert took < 3 + 1.5
+
+
+def test_outbox_says_why_each_row_waits(make, slack):
+    """Behind an earlier message of the same incident, in backoff, in flight, held by quiet hours."""
+    h = make({"alerts": {"fallback_after": 86400}})
+    slack.down()
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    [first] = h.rows()
+    why = wait_reasons(h.rows(), h.clock(), h.settings)
+    assert why[first.id].startswith("backing off until") and "cannot reach Slack" in why[first.id]
+    h.clock.tick()
+    h.outage(UPDATE_1, UPDATE_2)
+    h.poll()
+    first, second = h.rows()
+    why = wait_reasons(h.rows(), h.clock(), h.settings)
+    assert why[second.id].startswith(f"waiting behind #{first.id} (same incident and target")
+    h.clock.tick(3600)
+    assert h.store.claim(first.id, h.clock())  # a send in flight (the claim of a worker)
+    h.clock.tick(95)
+    why = wait_reasons(h.rows(), h.clock(), h.settings)
+    assert why[first.id].startswith("in flight for 95s: the slack server has not answered")
+    slack.up()
