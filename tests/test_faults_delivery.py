@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import scenario
 import store_backends
 from alerting import AlertHarness
 from test_delivery import mailer_for
@@ -128,3 +129,62 @@ def test_outbox_says_why_each_row_waits(make, slack):
     why = wait_reasons(h.rows(), h.clock(), h.settings)
     assert why[first.id].startswith("in flight for 95s: the slack server has not answered")
     slack.up()
+
+
+# -- finding 6: the fallback carries the incident as it is now, resolve included ----------------
+
+
+def test_a_fallback_after_the_vendor_resolved_shows_it_resolved_and_nothing_stays_open(
+    make, slack, smtp_server
+):
+    """Slack fails; the vendor resolves while the opening alert is still retrying; then the
+    fallback to email starts: the email shows the incident resolved, not "(open)"."""
+    h = make(
+        {"alerts": {"fallback_after": 600}, "email": {"fallback_to": ["oncall@example.com"]}},
+        mailer=mailer_for(smtp_server),
+    )
+    slack.fail_next(1000, status=500)
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    h.clock.tick(300)
+    h.serve(scenario.operational())
+    h.poll()  # resolved: the resolve is queued behind the failing opening
+    for _ in range(4):
+        h.clock.tick(300)
+        h.deliver()
+    subjects = [m.message["Subject"] for m in smtp_server.messages]
+    assert subjects and all("resolved" in s for s in subjects), subjects
+    assert not any("(open)" in s for s in subjects), subjects
+    for _ in range(3):  # nothing else is owed to email: no late "(open)" after all
+        h.clock.tick(600)
+        h.deliver()
+    assert [m.message["Subject"] for m in smtp_server.messages] == subjects
+
+    slack.clear_failures()
+    h.clock.tick(600)
+    h.deliver()
+    [msg] = slack.messages(CHANNEL)
+    assert "Resolved" in msg.all_text(), "Slack, back, ends on the resolve too"
+
+
+def test_changes_after_a_fallback_follow_it_to_the_resolve(make, slack, smtp_server):
+    h = make(
+        {"alerts": {"fallback_after": 600}, "email": {"fallback_to": ["oncall@example.com"]}},
+        mailer=mailer_for(smtp_server),
+    )
+    slack.fail_next(1000, status=500)
+    h.outage(UPDATE_1)
+    h.poll()
+    for _ in range(4):
+        h.clock.tick(300)
+        h.deliver()
+    [opened] = smtp_server.messages
+    assert "(open)" in opened.message["Subject"]
+    h.clock.tick(60)
+    h.serve(scenario.operational())
+    h.poll()
+    h.deliver()
+    opened_, resolved = smtp_server.messages
+    assert "resolved" in resolved.message["Subject"]
+    assert resolved.message["In-Reply-To"] == opened.message["Message-ID"]

@@ -321,15 +321,24 @@ class Deliverer:
             self.store.mark_fallback_sent(n.id)
             log.warning("notification #%s: %s keeps failing (%s); the route's other channel has it", n.id, n.channel, why)
             return
+        # Everything queued for the incident on the failing target follows, as one message that
+        # shows the incident as it is now: the newest queued row holds the latest facts (a resolve
+        # queued behind the failing opening included). Later changes reach the fallback target
+        # on their own: it is one of the incident's alerted targets from now on.
+        latest = n
+        for m in self.store.notifications(incident_id=n.incident_id, limit=10_000):
+            same_target = (m.channel, m.target) == (n.channel, n.target)
+            if same_target and m.state in ("pending", "sending") and m.id > latest.id:
+                latest = m
         now = self.clock()
         for channel, target in targets:
             self.store.enqueue(
                 incident_id=n.incident_id,
-                action=n.action,
+                action=latest.action,
                 channel=channel,
                 target=target,
                 route=n.route,
-                alert=n.alert,
+                alert=latest.alert,
                 now=now,
                 fallback_of=n.id,
             )
