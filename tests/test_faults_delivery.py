@@ -188,3 +188,60 @@ def test_changes_after_a_fallback_follow_it_to_the_resolve(make, slack, smtp_ser
     opened_, resolved = smtp_server.messages
     assert "resolved" in resolved.message["Subject"]
     assert resolved.message["In-Reply-To"] == opened.message["Message-ID"]
+
+
+# -- finding 7: a post that happened but was never recorded is adopted, not duplicated -----------
+
+
+def test_a_lost_answer_to_the_opening_post_is_adopted_not_posted_twice(make, slack):
+    """Slack posts the alert but the answer never arrives: the retry finds the message by its
+    metadata, edits it, and the resolve ends on that one message (no orphan showing "outage")."""
+    h = make()
+    slack.lose_answer_next(1, method="chat.postMessage")
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    [posted] = slack.messages(CHANNEL)
+    assert h.rows()[0].state == "pending", "watcher never heard that it was posted"
+    h.clock.tick(600)
+    h.deliver()
+    [same] = slack.messages(CHANNEL)
+    assert same.ts == posted.ts and same.edited
+    assert h.rows()[0].ref.get("adopted") is True
+    h.clock.tick(600)
+    h.serve(scenario.operational())
+    h.poll()
+    h.deliver()
+    [done] = slack.messages(CHANNEL)
+    assert done.ts == posted.ts and "Resolved" in done.all_text()
+
+
+def test_a_crash_between_post_and_record_adopts_the_message_after_restart(make, slack, backend):
+    """kill -9 after Slack took the post, before the database knew: the next start re-sends the row,
+    which finds the message already there and adopts it."""
+    h = make()
+    h.outage(UPDATE_1)
+    h.poll()
+    [row] = h.rows()
+    assert h.store.claim(row.id, h.clock())
+    h.transports.slack_bot.post(CHANNEL, row.alert)  # ...and the process dies here
+    h.store.close()
+    h.store = h.deliverer.store = h.engine.store = backend.open()  # restart
+    assert h.deliverer.recover() == 1
+    h.deliver()
+    [msg] = slack.messages(CHANNEL)
+    assert [n.state for n in h.rows()] == ["delivered"]
+    assert h.store.slack_thread(row.incident_id, CHANNEL) == msg.ts
+
+
+def test_without_the_history_scope_the_retry_posts_and_says_why(make, slack, caplog):
+    h = make()
+    slack.revoke_scope("channels:history")
+    slack.lose_answer_next(1, method="chat.postMessage")
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    h.clock.tick(600)
+    h.deliver()
+    assert len(slack.messages(CHANNEL)) == 2
+    assert "add the channels:history and groups:history scopes" in caplog.text

@@ -378,6 +378,10 @@ class Deliverer:
                 else:
                     reply = await self._in_thread("slack", bot.reply, ref, n.alert)
                     return {"channel": ref.channel, "ts": ref.ts, "reply_ts": getattr(reply, "ts", None)}
+            if ts is None and n.attempts > 1:
+                found = await self._adopt(bot, n)
+                if found is not None:
+                    return found
             ref = await self._in_thread("slack", bot.post, n.target, n.alert)
             # posted: from here on a database error must not count as a failed send (a second post)
             await self._record(
@@ -392,6 +396,46 @@ class Deliverer:
         raise TransportError(
             "Slack is not configured: set WATCHER_SLACK__TOKEN (or slack.webhook_url)", permanent=True
         )
+
+    async def _adopt(self, bot, n: Notification) -> dict | None:
+        """After a try that may have posted (a crash in flight, a lost answer): adopt what Slack holds.
+
+        Looks for this incident's message (by its metadata) among the channel's latest;
+        when found, it becomes the incident's thread and is edited to show the
+        incident as it is now, instead of a second message that would show the old
+        state forever. A failed lookup (no history scope...) is logged and watcher posts.
+        """
+        find = getattr(bot, "find_posted", None)
+        if find is None:
+            return None
+        try:
+            ref = await self._in_thread("slack", find, n.target, n.alert)
+        except TransportError as e:
+            log.warning(
+                "notification #%s: cannot look for a message already posted in %s (%s); posting, which may "
+                "duplicate the alert (add the channels:history and groups:history scopes)",
+                n.id,
+                n.target,
+                e.message,
+            )
+            return None
+        if ref is None:
+            return None
+        await self._record(
+            n,
+            "its Slack thread",
+            lambda: self.store.save_slack_thread(n.incident_id, n.target, ref.ts, self.clock()),
+        )
+        log.warning(
+            "notification #%s: incident #%s was already posted in %s (ts %s) by a try that did not finish; "
+            "adopting that message instead of posting again",
+            n.id,
+            n.incident_id,
+            n.target,
+            ref.ts,
+        )
+        await self._in_thread("slack", bot.update, ref, n.alert)
+        return {"channel": ref.channel, "ts": ref.ts, "adopted": True}
 
     async def _email(self, n: Notification) -> dict:
         mailer = self.transports.mailer
