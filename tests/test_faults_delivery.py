@@ -7,6 +7,7 @@ PostgreSQL (tests/store_backends.py).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -245,3 +246,93 @@ def test_without_the_history_scope_the_retry_posts_and_says_why(make, slack, cap
     h.deliver()
     assert len(slack.messages(CHANNEL)) == 2
     assert "add the channels:history and groups:history scopes" in caplog.text
+
+
+# -- finding 8: health turns unhealthy when alerts are stuck --------------------------------------
+
+
+def _health(h):
+    from watcher.web.context import WebContext
+    from watcher.web.ops import check_health
+
+    ctx = WebContext(
+        h.settings, h.store, h.vendors, started_at=h.clock(), clock=h.clock, runtime={"scheduler_running": True}
+    )
+    return ctx, asyncio.run(check_health(ctx))
+
+
+def test_health_turns_unhealthy_when_the_oldest_alert_is_stuck_and_names_the_channel(
+    make, slack, backend, tmp_path
+):
+    import subprocess
+    import sys
+
+    h = make({"alerts": {"fallback_after": 86400}})
+    slack.down()
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    h.clock.tick(300)
+    _, health = _health(h)
+    assert not any(r.startswith("slack:") for r in health.reasons), "5 minutes is within the limit"
+    assert health.body["outbox"]["channels"]["slack"]["stuck"] is False
+    h.clock.tick(301 + 60)
+    h.deliver()
+    ctx, health = _health(h)
+    [reason] = [r for r in health.reasons if r.startswith("slack:")]
+    assert not health.ok
+    assert f"#{h.rows()[0].id} to {CHANNEL} has waited 11m (limit alerts.stuck_after = 600s)" in reason
+    assert "cannot reach Slack" in reason
+
+    # the heartbeat pings "fail" with the same reason
+    import httpx
+    from test_heartbeat import UUID, PingServer
+
+    from watcher import heartbeat
+
+    with PingServer() as srv:
+        ctx.settings.heartbeat.url = srv.url
+
+        async def go():
+            async with httpx.AsyncClient(trust_env=False) as client:
+                return await heartbeat.beat_from_health(client, ctx)
+
+        assert asyncio.run(go()) is True
+    [(method, path, body)] = srv.pings
+    assert path == f"/ping/{UUID}/fail" and b"slack: alerts are not getting through" in body
+
+    # watcher health, from another process, says the same (its clock is the real one: later still)
+    cfg = tmp_path / "health.toml"
+    storage = f'url = "{backend.spec}"' if backend.kind == "postgres" else f'path = "{backend.spec}"'
+    cfg.write_text(f'watch = ["anthropic"]\n[storage]\n{storage}\n')
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    r = subprocess.run(
+        [sys.executable, "-m", "watcher", "health", "--config", str(cfg)], capture_output=True, text=True, env=env
+    )
+    assert r.returncode == 1 and "unhealthy: slack: alerts are not getting through" in r.stderr, r.stderr
+
+    slack.up()
+    h.clock.tick(600)
+    h.deliver()
+    _, health = _health(h)
+    assert not any(r.startswith("slack:") for r in health.reasons)
+
+
+def test_alerts_held_by_quiet_hours_are_not_stuck(make, slack):
+    h = make(
+        routes=[
+            {
+                "name": "marketing",
+                "slack_channels": [CHANNEL],
+                "quiet_hours": {"start": "12:00", "end": "20:00", "timezone": "UTC", "kinds_allowed": []},
+            }
+        ]
+    )
+    h.outage(UPDATE_1)
+    h.poll()
+    h.deliver()
+    [row] = h.rows()
+    assert row.held and row.state == "pending"
+    h.clock.tick(3 * 3600)
+    _, health = _health(h)
+    assert "slack" not in health.body["outbox"]["channels"]

@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--all", action="store_true", help="include history backfilled from feeds")
     i.add_argument("--json", action="store_true")
 
-    h = sub.add_parser("health", parents=[common], help="exit 0 if the daemon polled recently, 1 if not")
+    h = sub.add_parser("health", parents=[common], help="exit 0 if the daemon polled recently and alerts get through, 1 if not")
     h.add_argument(
         "--max-age",
         type=float,
@@ -431,7 +431,7 @@ def _database_label(settings) -> str:
 
 
 def cmd_health(settings, args) -> int:
-    """For container and service health checks: is the daemon still polling?"""
+    """For container and service health checks: is the daemon still polling, are alerts getting through?"""
     if not settings.storage.url and not settings.storage.path.exists():
         print(f"unhealthy: no database at {settings.storage.path} yet", file=sys.stderr)
         return EXIT_FAIL
@@ -442,13 +442,20 @@ def cmd_health(settings, args) -> int:
     except StoreError as e:  # PostgreSQL down or refusing us: unhealthy, in its own words (no password)
         print(f"unhealthy: {e}", file=sys.stderr)
         return EXIT_FAIL
+    from watcher.alerts.deliver import stuck_alerts
+
     try:
         records = store.sources()
+        stuck, _ = stuck_alerts(store, datetime.now(UTC), settings)
     except StoreError as e:
         print(f"unhealthy: {e}", file=sys.stderr)
         return EXIT_FAIL
     finally:
         store.close()
+    if stuck:
+        for reason in stuck:
+            print(f"unhealthy: {reason}", file=sys.stderr)
+        return EXIT_FAIL
     polled = [r.last_polled_at for r in records if r.last_polled_at]
     max_age = args.max_age if args.max_age is not None else max(300.0, 3 * settings.poll.interval)
     if not polled:

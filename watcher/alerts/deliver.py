@@ -403,7 +403,8 @@ class Deliverer:
         Looks for this incident's message (by its metadata) among the channel's latest;
         when found, it becomes the incident's thread and is edited to show the
         incident as it is now, instead of a second message that would show the old
-        state forever. A failed lookup (no history scope...) is logged and watcher posts.
+        state forever. A lookup refused for good (no history scope...) is logged and
+        watcher posts; a transient failure is a failed try, retried as any other.
         """
         find = getattr(bot, "find_posted", None)
         if find is None:
@@ -411,6 +412,8 @@ class Deliverer:
         try:
             ref = await self._in_thread("slack", find, n.target, n.alert)
         except TransportError as e:
+            if not e.permanent:
+                raise  # Slack is unreachable: a post would fail too; try both again later
             log.warning(
                 "notification #%s: cannot look for a message already posted in %s (%s); posting, which may "
                 "duplicate the alert (add the channels:history and groups:history scopes)",
@@ -564,3 +567,31 @@ def wait_reasons(rows: list[Notification], now: datetime, settings: Settings) ->
         if out[n.id].startswith("due"):
             first_due_by_lane.setdefault(lane, n)
     return out
+
+
+def stuck_alerts(store, now: datetime, settings: Settings) -> tuple[list[str], dict[str, dict]]:
+    """Health's view of the outbox: a reason per channel whose oldest undelivered alert is too old.
+
+    Returns (reasons, details by channel). "Too old" is ``alerts.stuck_after``
+    seconds; rows held by quiet hours count from the end of the hours.
+    """
+    limit = settings.alerts.stuck_after
+    reasons: list[str] = []
+    details: dict[str, dict] = {}
+    for channel, row in sorted(store.oldest_undelivered(now).items()):
+        age = max(0.0, (now - row["since"]).total_seconds())
+        stuck = age > limit
+        details[channel] = {
+            "oldest_id": row["id"],
+            "target": row["target"],
+            "waiting_seconds": round(age, 1),
+            "stuck": stuck,
+            "last_error": row["last_error"],
+        }
+        if stuck:
+            reasons.append(
+                f"{channel}: alerts are not getting through: #{row['id']} to {row['target']} has waited "
+                f"{_span(age)} (limit alerts.stuck_after = {limit:g}s)"
+                + (f"; last error: {row['last_error']}" if row["last_error"] else "")
+            )
+    return reasons, details

@@ -1474,6 +1474,19 @@ class PostgresStore:
         )
         return row["t"] if row else None
 
+    def oldest_undelivered(self, now: datetime) -> dict[str, dict[str, Any]]:
+        rows = self._rows(
+            "SELECT DISTINCT ON (channel) channel, id, target, since, last_error FROM (SELECT channel, id, target, "
+            "last_error, CASE WHEN held AND not_before > created_at THEN not_before ELSE created_at END AS since "
+            "FROM notifications WHERE state IN ('pending', 'sending')) AS w WHERE since <= %s "
+            "ORDER BY channel, since, id",
+            [_us(now)],
+        )
+        return {
+            r["channel"]: {"id": r["id"], "target": r["target"], "since": r["since"], "last_error": r["last_error"]}
+            for r in rows
+        }
+
     def size_stats(self) -> dict[str, Any]:
         """``size_bytes``: this schema's tables with their indexes and TOAST (``pg_total_relation_size``);
         ``free_bytes``: None (not known without scanning); ``rows`` per table of ``SIZE_TABLES``."""
