@@ -40,9 +40,9 @@ ACK_SECRET = "ack-secret-for-tests"
 class World:
     """A store with incidents, the engine, and the app served over HTTP."""
 
-    def __init__(self, tmp_path, *, signing_secret=SIGNING_SECRET, ack_secret=ACK_SECRET):
+    def __init__(self, tmp_path, *, signing_secret=SIGNING_SECRET, ack_secret=ACK_SECRET, slack=None):
         self.settings = Settings.model_validate(
-            {"watch": ["openai", "anthropic"], "storage": {"path": str(tmp_path / "w.db")}}
+            {"watch": ["openai", "anthropic"], "storage": {"path": str(tmp_path / "w.db")}, "slack": slack or {}}
         )
         self.store = SQLiteStore(self.settings.storage.path)
         self.engine = AlertEngine(self.settings, self.store, resolve(self.settings))
@@ -203,7 +203,16 @@ def test_signed_acknowledge_click_acknowledges_the_incident_quickly(world):
     assert entry["what"] == "ack" and entry["who"] == "maria"
 
 
-def test_mute_click_mutes_the_vendor_for_an_hour(world):
+@pytest.fixture
+def admin_world(tmp_path):
+    """``world`` where maria (U0MARIA42) is a watcher admin."""
+    w = World(tmp_path, slack={"admins": ["U0MARIA42"]})
+    yield w
+    w.close()
+
+
+def test_mute_click_by_an_admin_mutes_the_vendor_for_an_hour(admin_world):
+    world = admin_world
     inc = world.incident()
     r = slack_post(world, form_body(click_payload(inc, "mute_1h")))
 
@@ -213,6 +222,28 @@ def test_mute_click_mutes_the_vendor_for_an_hour(world):
     assert abs((mute.until - datetime.now(UTC)).total_seconds() - 3600) < 60
     assert world.store.active_mutes(datetime.now(UTC) + timedelta(minutes=61)) == []
     assert world.store.ack(inc.id) is None  # muting is not acknowledging
+
+
+@pytest.mark.parametrize("admins", [{}, {"admins": ["U0BOSS001"]}, {"admin_usergroup": "S0ADMINS"}])
+def test_mute_click_by_a_non_admin_is_refused_and_told_why(tmp_path, slack_server, admins):
+    """The Mute 1h button follows /watcher mute's rule: no admin, no mute; the clicker is told, alone."""
+    slack_server.set_usergroup("S0ADMINS", ["U0BOSS001"])
+    world = World(tmp_path, slack={"base_url": slack_server.api_url, "token": slack_server.token, **admins})
+    try:
+        inc = world.incident()
+        payload = click_payload(inc, "mute_1h")
+        payload["response_url"] = slack_server.url + "/actions/T0TEST/1/xyz"
+        r = slack_post(world, form_body(payload))
+        assert r.status_code == 200
+        assert world.store.active_mutes(datetime.now(UTC)) == []
+        [told] = slack_server.wait_for(lambda s: s.calls("response_url"))
+        assert told.args["response_type"] == "ephemeral"
+        assert "Only watcher admins may mute vendors" in told.args["text"] or (
+            "Nobody may mute vendors from Slack yet" in told.args["text"]
+        )
+        assert world.store.audit_log() == []
+    finally:
+        world.close()
 
 
 def test_forged_signature_is_refused_and_nothing_recorded(world):

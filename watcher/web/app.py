@@ -21,6 +21,7 @@ All vendor text on these pages is HTML-escaped.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from html import escape
@@ -31,8 +32,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from watcher.alerts.actions import clicker, handle_action
-from watcher.alerts.commands import CommandRequest, SlashCommands
+from watcher.alerts.actions import (
+    NO_PERMISSIONS,
+    clicker,
+    clicker_id,
+    handle_action,
+    refusal_text,
+    wants_permission,
+)
+from watcher.alerts.commands import CommandRequest, Reply, SlashCommands
 from watcher.alerts.signing import verify_ack
 from watcher.alerts.slack_signature import verify
 
@@ -63,6 +71,7 @@ def create_app(
 
     if commands is None and engine is not None:
         commands = SlashCommands(engine)
+    background: set[asyncio.Future] = set()
 
     async def _from_slack(request: Request) -> bytes | Response:
         """The raw body of a request Slack signed within 5 minutes, or the refusal to send back."""
@@ -107,14 +116,28 @@ def create_app(
         if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
             return PlainTextResponse("malformed actions", 400)
         who = clicker(payload)
+        may_mute = None
+        if wants_permission(payload):  # Mute 1h: the same admin rule as /watcher mute
+            permissions = commands.permissions if commands is not None else None
+            may_mute = NO_PERMISSIONS
+            if permissions is not None:
+                uid = clicker_id(payload)
+                may_mute = permissions.decide_now(uid) or await asyncio.to_thread(permissions.check, uid)
         known = False
         for action in actions:
-            answer = handle_action(engine, action, who)
+            answer = handle_action(engine, action, who, may_mute=may_mute)
             if answer:
                 known = True
                 log.info("Slack: %s", answer)
         if not known:
             return PlainTextResponse("no action of ours in this payload", 400)
+        if may_mute is not None and not may_mute[0] and commands is not None:
+            log.warning("Slack: %s (%s) may not mute vendors: Mute 1h refused", who, clicker_id(payload))
+            reply = Reply(refusal_text(may_mute))
+            url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
+            task = asyncio.ensure_future(asyncio.to_thread(commands.post_response, url, reply))
+            background.add(task)
+            task.add_done_callback(background.discard)
         return Response(status_code=200)
 
     async def ack_page(request: Request) -> Response:
