@@ -417,6 +417,14 @@ def test_slack_and_email_threads(store):
     assert store.email_thread(1, "a@b") == ("<root@w>", 2)
 
 
+def test_an_acknowledge_link_is_recorded_once_and_later_uses_see_the_first(store):
+    assert store.ack_link_use("7:1800000000:abc") is None
+    assert store.use_ack_link("7:1800000000:abc", 7, "Bob", NOW) is None
+    assert store.use_ack_link("7:1800000000:abc", 7, "Mallory", NOW + timedelta(minutes=1)) == ("Bob", NOW)
+    assert store.ack_link_use("7:1800000000:abc") == ("Bob", NOW)
+    assert store.use_ack_link("7:1800000000:def", 7, "Ana", NOW) is None, "another link is another use"
+
+
 def test_acknowledgements_replace_each_other_and_are_audited(store):
     assert store.ack(1) is None
     store.acknowledge(1, "ana", NOW, None, "slack")

@@ -434,9 +434,51 @@ def test_submitting_the_confirmation_form_acknowledges(world):
     ack = world.store.ack(inc.id)
     assert ack is not None
     assert (ack.by, ack.reason, ack.via) == ("Bob from marketing", "switching to Claude", "email link")
-    # the page now says so, and still offers the form (another person may take it over)
+    # the link acted once: it now says who used it and when, and offers no form
     again = world.http.get(url)
-    assert "Already acknowledged by Bob from marketing" in again.text
+    assert again.status_code == 409 and "<form" not in again.text
+    assert "already acknowledged incident" in again.text and "by Bob from marketing at" in again.text
+
+
+def test_an_ack_link_acts_once_a_replay_changes_nothing_and_sends_nothing(world):
+    inc = world.incident()
+    url = link_for(world, inc)
+    form = parse_form(world.http.get(url).text)
+    target = urljoin(url, form["action"])
+    assert world.http.post(target, data={**form["fields"], "by": "Bob"}).status_code == 200
+    first = world.store.ack(inc.id)
+    for name in ("Mallory", "Bob"):
+        r = world.http.post(target, data={**form["fields"], "by": name})
+        assert r.status_code == 409
+        assert "by Bob at" in r.text and "nothing was changed or sent" in r.text
+    assert world.store.ack(inc.id) == first
+    assert [e["what"] for e in world.store.audit_log()] == ["ack"], "one acknowledgement, one audit line"
+    # another, fresh link for an incident already acknowledged does not take it over either
+    other = link_for(world, inc, ttl=7200)
+    page = world.http.get(other)
+    assert "Already acknowledged by Bob at" in page.text
+    form2 = parse_form(page.text)
+    r = world.http.post(urljoin(other, form2["action"]), data={**form2["fields"], "by": "Mallory"})
+    assert r.status_code == 409 and "already acknowledged by Bob" in r.text
+    assert world.store.ack(inc.id) == first
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["U0VICTIM01", "<@U0VICTIM01>", "@here", "<!channel>", "Bob\nINFO watcher: forged line", "Bob\u202eevil", ""],
+)
+def test_an_ack_link_takes_a_plain_display_name_only(world, name):
+    inc = world.incident()
+    url = link_for(world, inc)
+    form = parse_form(world.http.get(url).text)
+    target = urljoin(url, form["action"])
+    r = world.http.post(target, data={**form["fields"], "by": name})
+    assert r.status_code == 400
+    assert "name" in r.text
+    assert world.store.ack(inc.id) is None and world.store.audit_log() == []
+    # the link is not spent by a refused name
+    assert world.http.post(target, data={**form["fields"], "by": "Maria Dupont"}).status_code == 200
+    assert world.store.ack(inc.id).by == "Maria Dupont"
 
 
 def test_expired_link_is_refused(world):
@@ -478,12 +520,13 @@ def test_ack_page_escapes_the_incident_title(world):
     assert "&lt;script&gt;" in r.text
 
 
-def test_acknowledger_name_is_escaped_on_the_result_page(world):
+def test_markup_in_the_acknowledger_name_is_refused_and_not_echoed(world):
     inc = world.incident()
     e, s = re.search(r"e=(\d+)&s=(\w+)", link_for(world, inc)).groups()
     r = world.http.post(f"/ack/{inc.id}", data={"e": e, "s": s, "by": "<b>Eve</b>"})
-    assert r.status_code == 200
-    assert "<b>Eve</b>" not in r.text and "&lt;b&gt;Eve&lt;/b&gt;" in r.text
+    assert r.status_code == 400 and "plain display name" in r.text
+    assert "<b>" not in r.text and "&#x27;&lt;&#x27;" in r.text
+    assert world.store.ack(inc.id) is None
 
 
 def test_a_resolved_incident_cannot_be_acknowledged_by_link(world):

@@ -487,9 +487,15 @@ def _engine(settings, store):
 def cmd_ack(settings, args) -> int:
     import getpass
 
+    from watcher.alerts.engine import plain_name
+
     store = _open_store(settings)
     try:
-        by = args.by or getpass.getuser()
+        try:
+            by = plain_name(args.by) if args.by else getpass.getuser()
+        except ValueError as e:
+            print(f"watcher: --by: {e}", file=sys.stderr)
+            return EXIT_CONFIG
         try:
             inc = _engine(settings, store).acknowledge(args.incident, by, args.reason, via="cli")
         except (LookupError, ValueError) as e:

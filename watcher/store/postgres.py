@@ -378,7 +378,17 @@ ALTER TABLE sources ADD PRIMARY KEY (key, location);
 CREATE INDEX idx_probe_results_location_vendor_at ON probe_results (location, vendor, at);
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+_V3 = """
+-- Acknowledge links act once: each use is recorded under the link's own key.
+CREATE TABLE ack_link_uses (
+    key text COLLATE "C" PRIMARY KEY,
+    incident_id bigint,
+    by text,
+    at timestamptz
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 """One SQL script per schema version; append, never edit one that has shipped."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -1079,6 +1089,18 @@ class PostgresStore:
             self.audit(
                 now, by, "ack", f"incident #{incident_id} via {via}" + (f": {reason}" if reason else "")
             )
+
+    def use_ack_link(self, key: str, incident_id: int, by: str, now: datetime) -> tuple[str, datetime] | None:
+        n = self._exec(
+            "INSERT INTO ack_link_uses (key, incident_id, by, at) VALUES (%s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+            [key, incident_id, by, _us(now)],
+            "record acknowledge link use",
+        )
+        return None if n == 1 else self.ack_link_use(key)
+
+    def ack_link_use(self, key: str) -> tuple[str, datetime] | None:
+        row = self._one("SELECT by, at FROM ack_link_uses WHERE key = %s", [key])
+        return (row["by"], row["at"]) if row else None
 
     def ack(self, incident_id: int) -> Ack | None:
         row = self._one(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC
 from html import escape
 from typing import Any
 
@@ -41,6 +42,7 @@ from watcher.alerts.actions import (
     wants_permission,
 )
 from watcher.alerts.commands import CommandRequest, Reply, SlashCommands
+from watcher.alerts.engine import plain_name
 from watcher.alerts.signing import verify_ack
 from watcher.alerts.slack_signature import verify
 
@@ -148,9 +150,12 @@ def create_app(
             return _page("Unknown incident", f"<p>No incident #{iid}.</p>", 404)
         if not inc.is_open:
             return _page("Already resolved", f"<p>{escape(inc.title)} is already resolved.</p>")
-        ack = engine.store.ack(iid)
-        already = f"<p>Already acknowledged by {escape(ack.by)}.</p>" if ack else ""
         q = request.query_params
+        used = _link_used(iid, q)
+        if used is not None:
+            return _used_page(iid, used)
+        ack = engine.store.ack(iid)
+        already = f"<p>Already acknowledged by {escape(ack.by)} at {_when(ack.at)}.</p>" if ack else ""
         form = (
             f'<form method="post" action="{iid}">'  # relative: works under a path prefix too
             f'<input type="hidden" name="e" value="{escape(q.get("e", ""))}">'
@@ -173,8 +178,30 @@ def create_app(
         iid, ok, inc = _check_link(request, form)
         if not ok:
             return _page("Link not valid", "<p>This acknowledge link is invalid or has expired.</p>", 403)
-        by = (form.get("by") or "").strip()[:80] or "someone with the email link"
-        reason = (form.get("reason") or "").strip()[:500] or None
+        if inc is None:
+            return _page("Unknown incident", f"<p>No incident #{iid}.</p>", 404)
+        used = _link_used(iid, form)
+        if used is not None:  # a link acts once: a replay changes nothing and sends nothing
+            log.warning("acknowledge link for incident #%s used again from %s: refused", iid, _peer(request))
+            return _used_page(iid, used)
+        try:
+            by = plain_name(form.get("by"))
+        except ValueError as e:
+            return _page("Not acknowledged", f"<p>{escape(str(e))}</p><p>Go back and try again.</p>", 400)
+        reason = " ".join((form.get("reason") or "").split())[:500] or None
+        if not inc.is_open:
+            return _page("Already resolved", f"<p>{escape(inc.title)} is already resolved.</p>", 409)
+        ack = engine.store.ack(iid)
+        if ack is not None:  # acknowledged meanwhile (button, another link): keep theirs, send nothing
+            return _page(
+                "Already acknowledged",
+                f"<p>Incident #{iid} was already acknowledged by {escape(ack.by)} at {_when(ack.at)}. "
+                "Nothing was changed.</p>",
+                409,
+            )
+        first = engine.store.use_ack_link(_link_key(iid, form), iid, by, engine.clock())
+        if first is not None:  # the same link, submitted twice at once: the other one won
+            return _used_page(iid, first)
         try:
             engine.acknowledge(iid, by, reason, via="email link")
         except LookupError:
@@ -182,6 +209,22 @@ def create_app(
         except ValueError as e:
             return _page("Not acknowledged", f"<p>{escape(str(e))}</p>", 409)
         return _page("Acknowledged", f"<p>Incident #{iid} acknowledged by {escape(by)}. Reminders stop.</p>")
+
+    def _link_key(iid: int, params) -> str:
+        return f"{iid}:{params.get('e', '')}:{params.get('s', '')}"
+
+    def _link_used(iid: int, params) -> tuple[str, Any] | None:
+        finder = getattr(engine.store, "ack_link_use", None)
+        return finder(_link_key(iid, params)) if finder is not None else None
+
+    def _used_page(iid: int, used: tuple[str, Any]) -> HTMLResponse:
+        by, at = used
+        return _page(
+            "Link already used",
+            f"<p>This link already acknowledged incident #{iid}: by {escape(by)} at {_when(at)}. "
+            "An acknowledge link acts once; nothing was changed or sent.</p>",
+            409,
+        )
 
     def _check_link(request: Request, params) -> tuple[int, bool, Any]:
         try:
@@ -224,6 +267,13 @@ async def _form(body: bytes) -> dict[str, str]:
 
     parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in parsed.items()}
+
+
+def _when(at) -> str:
+    try:
+        return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (AttributeError, ValueError):
+        return escape(str(at))
 
 
 def _peer(request: Request) -> str:
