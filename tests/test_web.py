@@ -18,6 +18,7 @@ from urllib.parse import urlencode, urljoin
 
 import httpx
 import pytest
+import store_backends
 from slack_sdk.signature import SignatureVerifier
 from web_server import WebServer
 
@@ -33,6 +34,9 @@ from watcher.model import IncidentKind, IncidentStatus
 from watcher.store.sqlite import SQLiteStore
 from watcher.web.app import create_app
 
+# the fixture that runs a test on SQLite and on PostgreSQL (see store_backends.py)
+backend = store_backends.backend
+
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ACK_SECRET = "ack-secret-for-tests"
 
@@ -40,11 +44,14 @@ ACK_SECRET = "ack-secret-for-tests"
 class World:
     """A store with incidents, the engine, and the app served over HTTP."""
 
-    def __init__(self, tmp_path, *, signing_secret=SIGNING_SECRET, ack_secret=ACK_SECRET, slack=None):
+    def __init__(
+        self, tmp_path, *, signing_secret=SIGNING_SECRET, ack_secret=ACK_SECRET, slack=None, store=None
+    ):
+        """``store``: another store to run on (PostgreSQL, from ``store_backends``); closed with the world."""
         self.settings = Settings.model_validate(
             {"watch": ["openai", "anthropic"], "storage": {"path": str(tmp_path / "w.db")}, "slack": slack or {}}
         )
-        self.store = SQLiteStore(self.settings.storage.path)
+        self.store = store if store is not None else SQLiteStore(self.settings.storage.path)
         self.engine = AlertEngine(self.settings, self.store, resolve(self.settings))
         self.web = WebServer(
             create_app(self.engine, signing_secret=signing_secret, ack_secret=ack_secret)
@@ -80,6 +87,14 @@ class World:
 @pytest.fixture
 def world(tmp_path):
     w = World(tmp_path)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def any_world(tmp_path, backend):
+    """``world`` on either store: SQLite on a file, PostgreSQL in a fresh schema."""
+    w = World(tmp_path, store=backend.open())
     yield w
     w.close()
 
@@ -225,10 +240,14 @@ def test_mute_click_by_an_admin_mutes_the_vendor_for_an_hour(admin_world):
 
 
 @pytest.mark.parametrize("admins", [{}, {"admins": ["U0BOSS001"]}, {"admin_usergroup": "S0ADMINS"}])
-def test_mute_click_by_a_non_admin_is_refused_and_told_why(tmp_path, slack_server, admins):
+def test_mute_click_by_a_non_admin_is_refused_and_told_why(tmp_path, slack_server, admins, backend):
     """The Mute 1h button follows /watcher mute's rule: no admin, no mute; the clicker is told, alone."""
     slack_server.set_usergroup("S0ADMINS", ["U0BOSS001"])
-    world = World(tmp_path, slack={"base_url": slack_server.api_url, "token": slack_server.token, **admins})
+    world = World(
+        tmp_path,
+        slack={"base_url": slack_server.api_url, "token": slack_server.token, **admins},
+        store=backend.open(),
+    )
     try:
         inc = world.incident()
         payload = click_payload(inc, "mute_1h")
@@ -440,7 +459,8 @@ def test_submitting_the_confirmation_form_acknowledges(world):
     assert "already acknowledged incident" in again.text and "by Bob from marketing at" in again.text
 
 
-def test_an_ack_link_acts_once_a_replay_changes_nothing_and_sends_nothing(world):
+def test_an_ack_link_acts_once_a_replay_changes_nothing_and_sends_nothing(any_world):
+    world = any_world
     inc = world.incident()
     url = link_for(world, inc)
     form = parse_form(world.http.get(url).text)
@@ -467,7 +487,8 @@ def test_an_ack_link_acts_once_a_replay_changes_nothing_and_sends_nothing(world)
     "name",
     ["U0VICTIM01", "<@U0VICTIM01>", "@here", "<!channel>", "Bob\nINFO watcher: forged line", "Bob\u202eevil", ""],
 )
-def test_an_ack_link_takes_a_plain_display_name_only(world, name):
+def test_an_ack_link_takes_a_plain_display_name_only(any_world, name):
+    world = any_world
     inc = world.incident()
     url = link_for(world, inc)
     form = parse_form(world.http.get(url).text)

@@ -236,7 +236,7 @@ class Deliverer:
                     since = time.monotonic()
                     log.error(
                         "notification #%s: cannot record %s (%s); trying again until the database takes it, "
-                        "nothing else is sent meanwhile",
+                        "nothing else is sent to this target meanwhile",
                         n.id,
                         what,
                         e,
