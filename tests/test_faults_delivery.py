@@ -336,3 +336,34 @@ def test_alerts_held_by_quiet_hours_are_not_stuck(make, slack):
     h.clock.tick(3 * 3600)
     _, health = _health(h)
     assert "slack" not in health.body["outbox"]["channels"]
+
+
+def test_the_delivery_loop_sleeps_while_a_hung_lane_holds_due_rows(make, slack, smtp_server):
+    """Due rows waiting behind a hung target must not make the loop poll the outbox in a tight spin."""
+    from watcher.alerts.model import AlertAction
+
+    smtp_server.stall_at = "connect"
+    mailer = mailer_for(smtp_server)
+    mailer.timeout = 1
+    h = make(routes=[{"name": "mail", "emails": ["team@example.com"]}], mailer=mailer)
+    h.outage(UPDATE_1)
+    h.poll()
+    [row] = h.rows()
+    for iid in (row.incident_id + 1, row.incident_id + 2):  # two more incidents for the same hung address
+        h.store.enqueue(
+            incident_id=iid, action=AlertAction.OPENED, channel="email", target="team@example.com",
+            route="mail", alert=row.alert, now=h.clock(),
+        )  # fmt: skip
+    passes = []
+    due = h.store.due_notifications
+    h.store.due_notifications = lambda *a, **kw: passes.append(1) or due(*a, **kw)
+
+    async def go():
+        stopping = asyncio.Event()
+        task = asyncio.create_task(h.deliverer.run(stopping))
+        await asyncio.sleep(1.5)
+        stopping.set()
+        await task
+
+    asyncio.run(go())
+    assert len(passes) <= 5, f"{len(passes)} passes over the outbox in 1.5 s"

@@ -239,6 +239,8 @@ def test_a_notification_round_trips_through_the_table(store):
     assert (n.state, n.attempts, n.channel, n.target, n.route) == ("pending", 0, "slack", "C1", "r")
     assert n.not_before == NOW and n.created_at == NOW and not n.held and not n.fallback_sent
     assert store.next_due_at() == NOW
+    assert store.next_due_at(after=NOW - timedelta(seconds=1)) == NOW
+    assert store.next_due_at(after=NOW) is None, "only rows not yet due"
     assert store.due_notifications(NOW - timedelta(seconds=1)) == []
 
 

@@ -143,10 +143,13 @@ class Deliverer:
                         self._dispatch()
                 except Exception:  # the sender must outlive any single bad notification
                     log.exception("delivery loop error")
-                nxt = self.store.next_due_at() if self.may_send() else None
+                # rows already due are either on their way (a lane, which wakes us when it ends) or
+                # wait behind a busy lane or an earlier row: sleep until the next row falls due
+                now = self.clock()
+                nxt = self.store.next_due_at(after=now) if self.may_send() else None
                 wait = 5.0 if self.may_send() else 1.0
                 if nxt is not None:
-                    wait = min(wait, max(0.05, (nxt - self.clock()).total_seconds()))
+                    wait = min(wait, max(0.05, (nxt - now).total_seconds()))
                 self.wake.clear()
                 stop_task = asyncio.ensure_future(stopping.wait())
                 wake_task = asyncio.ensure_future(self.wake.wait())

@@ -234,8 +234,14 @@ class OutboxTables:
         )
         return [_notification(r) for r in rows]
 
-    def next_due_at(self) -> datetime | None:
-        row = self.db.execute("SELECT MIN(not_before) FROM notifications WHERE state = 'pending'").fetchone()
+    def next_due_at(self, after: datetime | None = None) -> datetime | None:
+        """The earliest ``not_before`` of a pending row (only those later than ``after``, when given)."""
+        if after is None:
+            row = self.db.execute("SELECT MIN(not_before) FROM notifications WHERE state = 'pending'").fetchone()
+        else:
+            row = self.db.execute(
+                "SELECT MIN(not_before) FROM notifications WHERE state = 'pending' AND not_before > ?", [_ts(after)]
+            ).fetchone()
         return _dt(row[0]) if row and row[0] else None
 
     def claim(self, notification_id: int, now: datetime) -> bool:

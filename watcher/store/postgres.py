@@ -946,8 +946,14 @@ class PostgresStore:
         )
         return [_notification(r) for r in rows]
 
-    def next_due_at(self) -> datetime | None:
-        row = self._one("SELECT MIN(not_before) AS t FROM notifications WHERE state = 'pending'")
+    def next_due_at(self, after: datetime | None = None) -> datetime | None:
+        if after is None:
+            row = self._one("SELECT MIN(not_before) AS t FROM notifications WHERE state = 'pending'")
+        else:
+            row = self._one(
+                "SELECT MIN(not_before) AS t FROM notifications WHERE state = 'pending' AND not_before > %s",
+                [_us(after)],
+            )
         return row["t"] if row else None
 
     def claim(self, notification_id: int, now: datetime) -> bool:
