@@ -6,14 +6,19 @@ store and the alert engine with the pollers without any locking.
 - ``POST /slack/interactivity``: Slack button clicks (Acknowledge, Mute 1h).
   Every request must carry a valid v0 signature made within 5 minutes, checked
   on the raw body before anything is parsed; Slack wants an answer within 3 s,
-  and acknowledging is a few local writes, so it is answered inline.
+  and acknowledging is a few local writes, so it is answered inline. *Mute 1h*
+  needs the admin rule of ``/watcher mute`` (:mod:`watcher.alerts.actions`).
 - ``POST /slack/commands``: the ``/watcher`` slash command (form-encoded, the
   same signature check). Answered with JSON within Slack's 3 s; work that takes
   longer finishes in the background and its answer goes to the command's
   ``response_url`` (:mod:`watcher.alerts.commands`).
 - ``GET /ack/<id>?e=…&s=…``: the link from an alert email shows a confirmation
   page; only the ``POST`` from that page acknowledges, so link scanners and
-  previewers that fetch URLs cannot acknowledge by accident.
+  previewers that fetch URLs cannot acknowledge by accident. A link acts once:
+  its first use is recorded (``ack_link_uses``), and later uses, or other links
+  once the incident is acknowledged, show who acknowledged and when and change
+  and send nothing. The name must be a plain display name
+  (:func:`watcher.alerts.engine.plain_name`).
 - ``GET /healthz``: the process answers (the status-board issue extends it).
 
 All vendor text on these pages is HTML-escaped.
