@@ -32,6 +32,12 @@ Web API methods (``POST /api/<method>``, JSON or form-encoded body, token from
                             stricter than Slack, whose behaviour there is not verified).
     ``chat.update``       → ``ok, channel, ts, text, message``; ``message_not_found`` for
                             an unknown ts. The old version goes to ``Message.edits``.
+    ``conversations.history`` → ``ok, messages, has_more, response_metadata.next_cursor``: the
+                            channel's top-level messages, newest first, between ``oldest`` and
+                            ``latest`` (exclusive), ``limit`` a page (default 100), ``cursor`` to
+                            page on. A message posted with ``metadata`` carries it only with
+                            ``include_all_metadata``, as Slack does. ``missing_scope`` (needed
+                            ``channels:history``) after ``revoke_scope("channels:history")``.
     ``chat.postEphemeral`` → ``ok, message_ts``; ``channel`` must be in the allow-list and
                             ``user`` given (``user_not_in_channel`` otherwise). Kept apart
                             from the channel's messages: ``ephemerals()``.
@@ -89,6 +95,9 @@ Failure knobs
       the connection without an answer (slack-sdk sees ``RemoteDisconnected``).
 
     ``clear_failures()`` forgets pending ones; ``pending_failures`` counts them.
+    ``lose_answer_next(n=1, method=None)`` – the next ``n`` requests (for ``method`` if given)
+    are served (a post is posted) and then the connection is closed without an answer: the
+    client sees a failure although Slack did the work (a lost answer, or a crash in flight).
 
     ``slow(method, seconds)`` – every request for ``method`` (None: all) waits ``seconds``
     and is then served normally (a slow but working Slack); ``slow(method, 0)`` ends it.
@@ -152,6 +161,8 @@ class Message:
     """``api`` (chat.postMessage) or ``webhook``."""
     args: dict[str, Any] = field(default_factory=dict)
     """Everything the post sent (unfurl_links, …), as last posted or updated."""
+    metadata: dict[str, Any] | None = None
+    """The message metadata it was posted with (``event_type``, ``event_payload``), if any."""
 
     @property
     def edited(self) -> bool:
@@ -175,8 +186,10 @@ class Message:
         walk(self.blocks)
         return "\n".join(out)
 
-    def as_slack(self) -> dict[str, Any]:
+    def as_slack(self, metadata: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {"type": "message", "ts": self.ts, "text": self.text, "bot_id": "B0BOT"}
+        if metadata and self.metadata:
+            d["metadata"] = self.metadata
         if self.blocks:
             d["blocks"] = self.blocks
         if self.thread_ts:
@@ -231,6 +244,7 @@ class SlackServer:
         self._messages: dict[str, list[Message]] = {}
         self._requests: list[Request] = []
         self._failures: list[_Failure] = []
+        self._lose: list[str | None] = []
         self._seq = 0
         self._mode = "up"
         self._delays: dict[str | None, float] = {}
@@ -341,6 +355,19 @@ class SlackServer:
     def pending_failures(self) -> int:
         with self._lock:
             return len(self._failures)
+
+    def lose_answer_next(self, n: int = 1, method: str | None = None) -> None:
+        """Serve the next ``n`` requests (for ``method``), then drop the connection unanswered."""
+        with self._lock:
+            self._lose.extend([method] * n)
+
+    def _take_lose(self, method: str) -> bool:
+        with self._lock:
+            for i, m in enumerate(self._lose):
+                if m is None or m == method:
+                    del self._lose[i]
+                    return True
+        return False
 
     def _take_failure(self, method: str) -> _Failure | None:
         with self._lock:
@@ -476,6 +503,8 @@ class SlackServer:
                 return self._update(args)
             if method == "chat.postEphemeral":
                 return self._post_ephemeral(args)
+            if method == "conversations.history":
+                return self._history(args)
             if method == "usergroups.users.list":
                 if "usergroups:read" in self._revoked:
                     return {
@@ -489,6 +518,30 @@ class SlackServer:
                     return {"ok": False, "error": "no_such_subteam"}
                 return {"ok": True, "users": list(self._usergroups[group])}
         return {"ok": False, "error": "unknown_method"}
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        if "channels:history" in self._revoked:
+            return {"ok": False, "error": "missing_scope", "needed": "channels:history"}
+        channel = str(args.get("channel") or "")
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        try:
+            oldest = float(args.get("oldest") or 0)
+            latest = float(args.get("latest") or 0) or float("inf")
+            limit = max(1, min(int(args.get("limit") or 100), 999))
+            start = int(args.get("cursor") or 0)
+        except (TypeError, ValueError):
+            return {"ok": False, "error": "invalid_arguments"}
+        meta = str(args.get("include_all_metadata") or "").lower() in ("1", "true")
+        found = [m for m in reversed(self._messages.get(channel, [])) if oldest < float(m.ts) < latest]
+        page = found[start : start + limit]
+        more = start + limit < len(found)
+        return {
+            "ok": True,
+            "messages": [m.as_slack(metadata=meta) for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel") or "")
@@ -525,6 +578,7 @@ class SlackServer:
             blocks=list(args.get("blocks") or []),
             thread_ts=parent.ts if parent else None,
             args=dict(args),
+            metadata=args.get("metadata") if isinstance(args.get("metadata"), dict) else None,
         )
         if parent is not None:
             parent.replies.append(msg)
@@ -736,7 +790,12 @@ def _handler(server: SlackServer) -> type[BaseHTTPRequestHandler]:
             if auth.lower().startswith("bearer "):
                 token = auth[7:].strip()
             token = token or req.args.pop("token", None)
-            return self._answer(req, 200, server._api(method, req.args, token))
+            answer = server._api(method, req.args, token)
+            if server._take_lose(method):
+                req.response = answer  # done, but the client never hears it
+                self.close_connection = True
+                return None
+            return self._answer(req, 200, answer)
 
         def _fail(self, req: Request, f: _Failure):
             if f.delay:

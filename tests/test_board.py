@@ -585,3 +585,37 @@ def test_recent_changes_show_who_subscribed_muted_and_acknowledged(world):
     assert "U0ANA subscribed" in text and "C0NEWS" in text
     assert "ben muted openai" in text
     assert "<script>" not in str(section), "audit text is escaped like any other"
+
+
+def test_failed_logins_are_logged_without_the_secret_and_throttled_per_address(make, token_file, caplog, monkeypatch):
+    import httpx
+
+    from watcher.web import auth
+
+    w = make({"web": {"host": "0.0.0.0", "auth_token_file": str(token_file)}})
+    good = {"authorization": "Bearer tok-0123456789abcdef"}
+    tries = [f"Bearer guess-{i:04d}-secret" for i in range(auth.LOGIN_FAILURES)]
+    for bad in tries:
+        assert w.http.get("/", headers={"authorization": bad}).status_code == 401
+    r = w.http.get("/", headers={"authorization": "Bearer one-more"})
+    assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= 61
+    assert "Too many failed logins" in r.text
+    assert w.http.get("/", headers=good).status_code == 429, "throttled: even the right token waits"
+    assert w.http.get("/api/v1/vendors", headers=good).status_code == 429
+    # another address is not held back by this one's failures
+    other = httpx.Client(
+        base_url=str(w.http.base_url), transport=httpx.HTTPTransport(local_address="127.0.0.2"), trust_env=False
+    )
+    try:
+        assert other.get("/", headers=good).status_code == 200
+    finally:
+        other.close()
+    failed = [r.getMessage() for r in caplog.records if "web login failed" in r.getMessage()]
+    assert len(failed) == auth.LOGIN_FAILURES, "one line per failure until throttled, then silence"
+    assert all("from 127.0.0.1 (GET /)" in line for line in failed)
+    assert "refusing logins from that address" in failed[-1]
+    assert not any("guess-" in r.getMessage() or "tok-0123" in r.getMessage() for r in caplog.records)
+    # once the failures leave the window, the address may log in again
+    later = auth._monotonic() + auth.LOGIN_WINDOW + 1
+    monkeypatch.setattr(auth, "_monotonic", lambda: later)
+    assert w.http.get("/", headers=good).status_code == 200

@@ -102,8 +102,18 @@ def test_ack_from_the_cli_records_who_and_queues_the_update(tmp_path, incident_d
     out = run("outbox", "--json", "--config", str(cfg))
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert {row["action"] for row in rows} >= {"opened", "acknowledged"}
+    # nothing was sent (no Slack here): each row says why it waits
+    opened = next(row for row in rows if row["action"] == "opened")
+    acked = next(row for row in rows if row["action"] == "acknowledged")
+    assert opened["why"].startswith("due: being sent now")
+    assert acked["why"].startswith(f"waiting behind #{opened['id']} (same incident and target")
+    table = run("outbox", "--config", str(cfg)).stdout
+    assert "WHY / ERROR" in table and f"waiting behind #{opened['id']}" in table
     again = run("ack", "99999", "--by", "Ana", "--config", str(cfg))
     assert again.returncode != 0 and "no incident #99999" in again.stderr
+    for forged in ("U0VICTIM01", "Ana\nINFO forged"):
+        bad = run("ack", str(incident_db), "--by", forged, "--config", str(cfg))
+        assert bad.returncode != 0 and "--by:" in bad.stderr
 
 
 def test_mute_and_unmute_from_the_cli(tmp_path):

@@ -84,3 +84,16 @@ def test_an_unknown_vendor_in_a_mute_click_is_refused(harness):
     )
     assert lines and "refused" in lines[0]
     assert harness.store.active_mutes(harness.clock()) == []
+
+
+def test_a_mute_click_without_an_admin_decision_is_refused(harness):
+    """Mute 1h needs the admin check of /watcher mute; a click that was not allowed mutes nothing."""
+    from watcher.alerts.actions import handle_block_actions
+
+    click = {"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "mute_1h", "value": "openai"}]}
+    for decision in (None, (False, "Only watcher admins may {what}")):
+        [line] = handle_block_actions(harness.engine, click, may_mute=decision)
+        assert "refused: not a watcher admin" in line
+    assert harness.store.active_mutes(harness.clock()) == []
+    [line] = handle_block_actions(harness.engine, click, may_mute=(True, ""))
+    assert [m.vendor for m in harness.store.active_mutes(harness.clock())] == ["openai"]

@@ -239,6 +239,8 @@ def test_a_notification_round_trips_through_the_table(store):
     assert (n.state, n.attempts, n.channel, n.target, n.route) == ("pending", 0, "slack", "C1", "r")
     assert n.not_before == NOW and n.created_at == NOW and not n.held and not n.fallback_sent
     assert store.next_due_at() == NOW
+    assert store.next_due_at(after=NOW - timedelta(seconds=1)) == NOW
+    assert store.next_due_at(after=NOW) is None, "only rows not yet due"
     assert store.due_notifications(NOW - timedelta(seconds=1)) == []
 
 
@@ -415,6 +417,14 @@ def test_slack_and_email_threads(store):
     assert store.slack_thread(1, "C1") == "1700000000.000200"
     assert store.slack_thread(1, "C2") is None
     assert store.email_thread(1, "a@b") == ("<root@w>", 2)
+
+
+def test_an_acknowledge_link_is_recorded_once_and_later_uses_see_the_first(store):
+    assert store.ack_link_use("7:1800000000:abc") is None
+    assert store.use_ack_link("7:1800000000:abc", 7, "Bob", NOW) is None
+    assert store.use_ack_link("7:1800000000:abc", 7, "Mallory", NOW + timedelta(minutes=1)) == ("Bob", NOW)
+    assert store.ack_link_use("7:1800000000:abc") == ("Bob", NOW)
+    assert store.use_ack_link("7:1800000000:def", 7, "Ana", NOW) is None, "another link is another use"
 
 
 def test_acknowledgements_replace_each_other_and_are_audited(store):

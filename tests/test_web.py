@@ -18,6 +18,7 @@ from urllib.parse import urlencode, urljoin
 
 import httpx
 import pytest
+import store_backends
 from slack_sdk.signature import SignatureVerifier
 from web_server import WebServer
 
@@ -33,6 +34,9 @@ from watcher.model import IncidentKind, IncidentStatus
 from watcher.store.sqlite import SQLiteStore
 from watcher.web.app import create_app
 
+# the fixture that runs a test on SQLite and on PostgreSQL (see store_backends.py)
+backend = store_backends.backend
+
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ACK_SECRET = "ack-secret-for-tests"
 
@@ -40,11 +44,14 @@ ACK_SECRET = "ack-secret-for-tests"
 class World:
     """A store with incidents, the engine, and the app served over HTTP."""
 
-    def __init__(self, tmp_path, *, signing_secret=SIGNING_SECRET, ack_secret=ACK_SECRET):
+    def __init__(
+        self, tmp_path, *, signing_secret=SIGNING_SECRET, ack_secret=ACK_SECRET, slack=None, store=None
+    ):
+        """``store``: another store to run on (PostgreSQL, from ``store_backends``); closed with the world."""
         self.settings = Settings.model_validate(
-            {"watch": ["openai", "anthropic"], "storage": {"path": str(tmp_path / "w.db")}}
+            {"watch": ["openai", "anthropic"], "storage": {"path": str(tmp_path / "w.db")}, "slack": slack or {}}
         )
-        self.store = SQLiteStore(self.settings.storage.path)
+        self.store = store if store is not None else SQLiteStore(self.settings.storage.path)
         self.engine = AlertEngine(self.settings, self.store, resolve(self.settings))
         self.web = WebServer(
             create_app(self.engine, signing_secret=signing_secret, ack_secret=ack_secret)
@@ -80,6 +87,14 @@ class World:
 @pytest.fixture
 def world(tmp_path):
     w = World(tmp_path)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def any_world(tmp_path, backend):
+    """``world`` on either store: SQLite on a file, PostgreSQL in a fresh schema."""
+    w = World(tmp_path, store=backend.open())
     yield w
     w.close()
 
@@ -203,7 +218,16 @@ def test_signed_acknowledge_click_acknowledges_the_incident_quickly(world):
     assert entry["what"] == "ack" and entry["who"] == "maria"
 
 
-def test_mute_click_mutes_the_vendor_for_an_hour(world):
+@pytest.fixture
+def admin_world(tmp_path):
+    """``world`` where maria (U0MARIA42) is a watcher admin."""
+    w = World(tmp_path, slack={"admins": ["U0MARIA42"]})
+    yield w
+    w.close()
+
+
+def test_mute_click_by_an_admin_mutes_the_vendor_for_an_hour(admin_world):
+    world = admin_world
     inc = world.incident()
     r = slack_post(world, form_body(click_payload(inc, "mute_1h")))
 
@@ -213,6 +237,32 @@ def test_mute_click_mutes_the_vendor_for_an_hour(world):
     assert abs((mute.until - datetime.now(UTC)).total_seconds() - 3600) < 60
     assert world.store.active_mutes(datetime.now(UTC) + timedelta(minutes=61)) == []
     assert world.store.ack(inc.id) is None  # muting is not acknowledging
+
+
+@pytest.mark.parametrize("admins", [{}, {"admins": ["U0BOSS001"]}, {"admin_usergroup": "S0ADMINS"}])
+def test_mute_click_by_a_non_admin_is_refused_and_told_why(tmp_path, slack_server, admins, backend):
+    """The Mute 1h button follows /watcher mute's rule: no admin, no mute; the clicker is told, alone."""
+    slack_server.set_usergroup("S0ADMINS", ["U0BOSS001"])
+    world = World(
+        tmp_path,
+        slack={"base_url": slack_server.api_url, "token": slack_server.token, **admins},
+        store=backend.open(),
+    )
+    try:
+        inc = world.incident()
+        payload = click_payload(inc, "mute_1h")
+        payload["response_url"] = slack_server.url + "/actions/T0TEST/1/xyz"
+        r = slack_post(world, form_body(payload))
+        assert r.status_code == 200
+        assert world.store.active_mutes(datetime.now(UTC)) == []
+        [told] = slack_server.wait_for(lambda s: s.calls("response_url"))
+        assert told.args["response_type"] == "ephemeral"
+        assert "Only watcher admins may mute vendors" in told.args["text"] or (
+            "Nobody may mute vendors from Slack yet" in told.args["text"]
+        )
+        assert world.store.audit_log() == []
+    finally:
+        world.close()
 
 
 def test_forged_signature_is_refused_and_nothing_recorded(world):
@@ -403,9 +453,53 @@ def test_submitting_the_confirmation_form_acknowledges(world):
     ack = world.store.ack(inc.id)
     assert ack is not None
     assert (ack.by, ack.reason, ack.via) == ("Bob from marketing", "switching to Claude", "email link")
-    # the page now says so, and still offers the form (another person may take it over)
+    # the link acted once: it now says who used it and when, and offers no form
     again = world.http.get(url)
-    assert "Already acknowledged by Bob from marketing" in again.text
+    assert again.status_code == 409 and "<form" not in again.text
+    assert "already acknowledged incident" in again.text and "by Bob from marketing at" in again.text
+
+
+def test_an_ack_link_acts_once_a_replay_changes_nothing_and_sends_nothing(any_world):
+    world = any_world
+    inc = world.incident()
+    url = link_for(world, inc)
+    form = parse_form(world.http.get(url).text)
+    target = urljoin(url, form["action"])
+    assert world.http.post(target, data={**form["fields"], "by": "Bob"}).status_code == 200
+    first = world.store.ack(inc.id)
+    for name in ("Mallory", "Bob"):
+        r = world.http.post(target, data={**form["fields"], "by": name})
+        assert r.status_code == 409
+        assert "by Bob at" in r.text and "nothing was changed or sent" in r.text
+    assert world.store.ack(inc.id) == first
+    assert [e["what"] for e in world.store.audit_log()] == ["ack"], "one acknowledgement, one audit line"
+    # another, fresh link for an incident already acknowledged does not take it over either
+    other = link_for(world, inc, ttl=7200)
+    page = world.http.get(other)
+    assert "Already acknowledged by Bob at" in page.text
+    form2 = parse_form(page.text)
+    r = world.http.post(urljoin(other, form2["action"]), data={**form2["fields"], "by": "Mallory"})
+    assert r.status_code == 409 and "already acknowledged by Bob" in r.text
+    assert world.store.ack(inc.id) == first
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["U0VICTIM01", "<@U0VICTIM01>", "@here", "<!channel>", "Bob\nINFO watcher: forged line", "Bob\u202eevil", ""],
+)
+def test_an_ack_link_takes_a_plain_display_name_only(any_world, name):
+    world = any_world
+    inc = world.incident()
+    url = link_for(world, inc)
+    form = parse_form(world.http.get(url).text)
+    target = urljoin(url, form["action"])
+    r = world.http.post(target, data={**form["fields"], "by": name})
+    assert r.status_code == 400
+    assert "name" in r.text
+    assert world.store.ack(inc.id) is None and world.store.audit_log() == []
+    # the link is not spent by a refused name
+    assert world.http.post(target, data={**form["fields"], "by": "Maria Dupont"}).status_code == 200
+    assert world.store.ack(inc.id).by == "Maria Dupont"
 
 
 def test_expired_link_is_refused(world):
@@ -447,12 +541,13 @@ def test_ack_page_escapes_the_incident_title(world):
     assert "&lt;script&gt;" in r.text
 
 
-def test_acknowledger_name_is_escaped_on_the_result_page(world):
+def test_markup_in_the_acknowledger_name_is_refused_and_not_echoed(world):
     inc = world.incident()
     e, s = re.search(r"e=(\d+)&s=(\w+)", link_for(world, inc)).groups()
     r = world.http.post(f"/ack/{inc.id}", data={"e": e, "s": s, "by": "<b>Eve</b>"})
-    assert r.status_code == 200
-    assert "<b>Eve</b>" not in r.text and "&lt;b&gt;Eve&lt;/b&gt;" in r.text
+    assert r.status_code == 400 and "plain display name" in r.text
+    assert "<b>" not in r.text and "&#x27;&lt;&#x27;" in r.text
+    assert world.store.ack(inc.id) is None
 
 
 def test_a_resolved_incident_cannot_be_acknowledged_by_link(world):

@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--all", action="store_true", help="include history backfilled from feeds")
     i.add_argument("--json", action="store_true")
 
-    h = sub.add_parser("health", parents=[common], help="exit 0 if the daemon polled recently, 1 if not")
+    h = sub.add_parser("health", parents=[common], help="exit 0 if the daemon polled recently and alerts get through, 1 if not")
     h.add_argument(
         "--max-age",
         type=float,
@@ -436,7 +436,7 @@ def _database_label(settings) -> str:
 
 
 def cmd_health(settings, args) -> int:
-    """For container and service health checks: is the daemon still polling?"""
+    """For container and service health checks: is the daemon still polling, are alerts getting through?"""
     if not settings.storage.url and not settings.storage.path.exists():
         print(f"unhealthy: no database at {settings.storage.path} yet", file=sys.stderr)
         return EXIT_FAIL
@@ -447,13 +447,20 @@ def cmd_health(settings, args) -> int:
     except StoreError as e:  # PostgreSQL down or refusing us: unhealthy, in its own words (no password)
         print(f"unhealthy: {e}", file=sys.stderr)
         return EXIT_FAIL
+    from watcher.alerts.deliver import stuck_alerts
+
     try:
         records = store.sources()
+        stuck, _ = stuck_alerts(store, datetime.now(UTC), settings)
     except StoreError as e:
         print(f"unhealthy: {e}", file=sys.stderr)
         return EXIT_FAIL
     finally:
         store.close()
+    if stuck:
+        for reason in stuck:
+            print(f"unhealthy: {reason}", file=sys.stderr)
+        return EXIT_FAIL
     polled = [r.last_polled_at for r in records if r.last_polled_at]
     max_age = args.max_age if args.max_age is not None else max(300.0, 3 * settings.poll.interval)
     if not polled:
@@ -485,9 +492,15 @@ def _engine(settings, store):
 def cmd_ack(settings, args) -> int:
     import getpass
 
+    from watcher.alerts.engine import plain_name
+
     store = _open_store(settings)
     try:
-        by = args.by or getpass.getuser()
+        try:
+            by = plain_name(args.by) if args.by else getpass.getuser()
+        except ValueError as e:
+            print(f"watcher: --by: {e}", file=sys.stderr)
+            return EXIT_CONFIG
         try:
             inc = _engine(settings, store).acknowledge(args.incident, by, args.reason, via="cli")
         except (LookupError, ValueError) as e:
@@ -538,11 +551,18 @@ def cmd_unmute(settings, args) -> int:
 
 
 def cmd_outbox(settings, args) -> int:
+    from watcher.alerts.deliver import wait_reasons
+
     store = _open_store(settings)
     try:
         rows = store.notifications(state=args.state, limit=args.limit)
+        waiting = store.notifications(state="pending", limit=100_000) + store.notifications(
+            state="sending", limit=100_000
+        )
     finally:
         store.close()
+    now = datetime.now(UTC)
+    why = wait_reasons(waiting, now, settings)
     if args.json:
         for n in rows:
             print(
@@ -561,6 +581,7 @@ def cmd_outbox(settings, args) -> int:
                         "delivered_at": n.delivered_at.isoformat() if n.delivered_at else None,
                         "last_error": n.last_error,
                         "fallback_of": n.fallback_of,
+                        "why": why.get(n.id),
                     }
                 )
             )
@@ -568,9 +589,8 @@ def cmd_outbox(settings, args) -> int:
     if not rows:
         print("outbox is empty" + (f" ({args.state})" if args.state else ""))
         return EXIT_OK
-    now = datetime.now(UTC)
     _print_table(
-        ["ID", "INCIDENT", "ACTION", "TO", "STATE", "TRIES", "WHEN", "ERROR"],
+        ["ID", "INCIDENT", "ACTION", "TO", "STATE", "TRIES", "WHEN", "WHY / ERROR"],
         [
             [
                 f"#{n.id}",
@@ -580,7 +600,7 @@ def cmd_outbox(settings, args) -> int:
                 n.state + (" (held)" if n.held and n.state == "pending" else ""),
                 str(n.attempts),
                 _age(now, n.delivered_at or n.not_before),
-                n.last_error or "",
+                why.get(n.id) or n.last_error or "",
             ]
             for n in rows
         ],

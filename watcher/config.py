@@ -294,6 +294,11 @@ class AlertSettings(_Strict):
     fallback_after: float = Field(
         default=600, ge=0, description="Seconds a channel may keep failing before the other channel is used."
     )
+    stuck_after: float = Field(
+        default=600,
+        ge=60,
+        description="Seconds an alert may wait undelivered (quiet hours aside) before health turns unhealthy.",
+    )
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
 

@@ -1,9 +1,13 @@
 """Delivering the outbox: claim, send, record; retry with backoff; fall back to the other channel.
 
 Database work stays on the event loop thread; only the network call of a
-transport runs in a worker thread. Each target gets its notifications in order
-(the outbox hands out at most one per target at a time), so a Slack outage
-delays messages but never reorders or drops them.
+transport runs in a worker thread, from a pool of its own per channel. Each
+target (a Slack channel, an email address, an Apprise URL) is a *lane*: its
+notifications go out one at a time, in order, so a Slack outage delays messages
+but never reorders or drops them. Lanes run concurrently: an SMTP server that
+accepts connections and never answers holds back the email lanes only, never
+Slack, and a silent Slack never delays email (:meth:`Deliverer.wait_reasons`
+says why each row waits, for ``watcher outbox``).
 
 Retry policy: exponential backoff with jitter (5 s, 10 s, 20 s … capped at
 5 min), never sooner than the server's own ``Retry-After``; a permanent error
@@ -18,16 +22,19 @@ disk, a read-only file): the sender waits and tries again (:meth:`Deliverer._rec
 rather than leave the row claimed for the life of the process, which would hold back
 every later message of its incident to that target, or forget the Slack thread, which
 would make the next update a second message instead of an edit. While it waits, nothing
-else is sent: nothing could be recorded either.
+else is sent in that lane (and the other lanes stop at their own next record: nothing
+could be recorded either).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -43,6 +50,12 @@ BACKOFF_MAX = 300.0
 RECORD_RETRY_FIRST = 0.5
 RECORD_RETRY_MAX = 5.0
 """Seconds between tries to record an outcome the database refused (doubling from the first)."""
+SEND_THREADS = 8
+"""Worker threads per channel: a channel whose server hangs ties up its own threads only."""
+DUE_BATCH = 500
+"""Rows read per pass over the outbox (the first due rows of every incident and target)."""
+STOP_GRACE = 10.0
+"""Seconds a stopping daemon lets sends in flight finish before it leaves them to the next start."""
 
 
 def backoff(
@@ -111,6 +124,9 @@ class Deliverer:
         """False on a cluster follower: only the leader sends (see :mod:`watcher.store.leader`)."""
         self.sent = 0
         self.failed = 0
+        self.claimed = 0
+        self._lanes: dict[tuple[str, str], asyncio.Task] = {}
+        self._pools: dict[str, ThreadPoolExecutor] = {}
 
     def recover(self) -> int:
         """At start: rows a crash left claimed go back to pending (sent again: at most one duplicate)."""
@@ -120,40 +136,89 @@ class Deliverer:
         return n
 
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                if self.may_send():
-                    await self.deliver_due()
-            except Exception:  # the sender must outlive any single bad notification
-                log.exception("delivery loop error")
-            nxt = self.store.next_due_at() if self.may_send() else None
-            wait = 5.0 if self.may_send() else 1.0
-            if nxt is not None:
-                wait = min(wait, max(0.05, (nxt - self.clock()).total_seconds()))
-            self.wake.clear()
-            stop_task = asyncio.ensure_future(stopping.wait())
-            wake_task = asyncio.ensure_future(self.wake.wait())
-            await asyncio.wait({stop_task, wake_task}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-            for t in (stop_task, wake_task):
-                t.cancel()
+        try:
+            while not stopping.is_set():
+                try:
+                    if self.may_send():
+                        self._dispatch()
+                except Exception:  # the sender must outlive any single bad notification
+                    log.exception("delivery loop error")
+                # rows already due are either on their way (a lane, which wakes us when it ends) or
+                # wait behind a busy lane or an earlier row: sleep until the next row falls due
+                now = self.clock()
+                nxt = self.store.next_due_at(after=now) if self.may_send() else None
+                wait = 5.0 if self.may_send() else 1.0
+                if nxt is not None:
+                    wait = min(wait, max(0.05, (nxt - now).total_seconds()))
+                self.wake.clear()
+                stop_task = asyncio.ensure_future(stopping.wait())
+                wake_task = asyncio.ensure_future(self.wake.wait())
+                await asyncio.wait({stop_task, wake_task}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                for t in (stop_task, wake_task):
+                    t.cancel()
+        finally:
+            running = [t for t in self._lanes.values() if not t.done()]
+            if running:
+                _done, late = await asyncio.wait(running, timeout=STOP_GRACE)
+                for t in late:  # their rows stay claimed and are sent again at the next start
+                    t.cancel()
 
     async def deliver_due(self) -> int:
-        done = 0
+        """Send everything due now, every lane at once, and wait until each lane is done; rows claimed."""
+        start = self.claimed
         while True:
-            batch = self.store.due_notifications(self.clock(), limit=20)
-            if not batch:
-                return done
-            progressed = False
-            for n in batch:
+            before = self.claimed
+            self._dispatch()
+            running = [t for t in self._lanes.values() if not t.done()]
+            if not running:
+                break
+            await asyncio.gather(*running, return_exceptions=True)
+            if self.claimed == before:
+                break
+        return self.claimed - start
+
+    def _dispatch(self) -> int:
+        """Start a lane task for every target with due rows and no task already running; how many."""
+        if not self.may_send():
+            return 0
+        lanes: dict[tuple[str, str], list[Notification]] = {}
+        for n in self.store.due_notifications(self.clock(), limit=DUE_BATCH):
+            lanes.setdefault((n.channel, n.target), []).append(n)
+        started = 0
+        for key, rows in lanes.items():
+            task = self._lanes.get(key)
+            if task is not None and not task.done():
+                continue  # this target is busy (perhaps hung): its next rows wait their turn
+            task = asyncio.ensure_future(self._lane(key, rows))
+            task.add_done_callback(lambda _t: self.wake.set())  # the lane's next rows may be due now
+            self._lanes[key] = task
+            started += 1
+        for key in [k for k, t in self._lanes.items() if t.done() and k not in lanes]:
+            del self._lanes[key]
+        return started
+
+    async def _lane(self, key: tuple[str, str], rows: list[Notification]) -> None:
+        """One target's due rows, one at a time, in order."""
+        try:
+            for n in rows:
                 if not self.may_send():
-                    return done  # leadership lost: the new leader takes it from here
+                    return  # leadership lost: the new leader takes it from here
                 if not self.store.claim(n.id, self.clock()):
                     continue  # another worker has it
-                progressed = True
+                self.claimed += 1
+                n.attempts += 1  # as the claim counted it: this is try number n.attempts
                 await self._deliver(n)
-                done += 1
-            if not progressed:
-                return done
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the lane must end cleanly, whatever a row did
+            log.exception("delivery to %s %s failed", *key)
+
+    async def _in_thread(self, channel: str, fn: Callable, /, *args):
+        """Run a transport's blocking call in ``channel``'s own worker threads."""
+        pool = self._pools.get(channel)
+        if pool is None:
+            pool = self._pools[channel] = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix=f"send-{channel}")
+        return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
 
     async def _record(self, n: Notification, what: str, write: Callable[[], object]) -> None:
         """Run ``write`` (a store write about ``n``) until the database takes it.
@@ -174,7 +239,7 @@ class Deliverer:
                     since = time.monotonic()
                     log.error(
                         "notification #%s: cannot record %s (%s); trying again until the database takes it, "
-                        "nothing else is sent meanwhile",
+                        "nothing else is sent to this target meanwhile",
                         n.id,
                         what,
                         e,
@@ -259,15 +324,24 @@ class Deliverer:
             self.store.mark_fallback_sent(n.id)
             log.warning("notification #%s: %s keeps failing (%s); the route's other channel has it", n.id, n.channel, why)
             return
+        # Everything queued for the incident on the failing target follows, as one message that
+        # shows the incident as it is now: the newest queued row holds the latest facts (a resolve
+        # queued behind the failing opening included). Later changes reach the fallback target
+        # on their own: it is one of the incident's alerted targets from now on.
+        latest = n
+        for m in self.store.notifications(incident_id=n.incident_id, limit=10_000):
+            same_target = (m.channel, m.target) == (n.channel, n.target)
+            if same_target and m.state in ("pending", "sending") and m.id > latest.id:
+                latest = m
         now = self.clock()
         for channel, target in targets:
             self.store.enqueue(
                 incident_id=n.incident_id,
-                action=n.action,
+                action=latest.action,
                 channel=channel,
                 target=target,
                 route=n.route,
-                alert=n.alert,
+                alert=latest.alert,
                 now=now,
                 fallback_of=n.id,
             )
@@ -299,15 +373,19 @@ class Deliverer:
             if ts is not None:
                 ref = SlackRef(n.target, ts)
                 try:
-                    await asyncio.to_thread(bot.update, ref, n.alert)
+                    await self._in_thread("slack", bot.update, ref, n.alert)
                 except TransportError as e:
                     if not (e.permanent and "message_not_found" in e.message):
                         raise
                     ts = None  # the message was deleted: start a new one
                 else:
-                    reply = await asyncio.to_thread(bot.reply, ref, n.alert)
+                    reply = await self._in_thread("slack", bot.reply, ref, n.alert)
                     return {"channel": ref.channel, "ts": ref.ts, "reply_ts": getattr(reply, "ts", None)}
-            ref = await asyncio.to_thread(bot.post, n.target, n.alert)
+            if ts is None and n.attempts > 1:
+                found = await self._adopt(bot, n)
+                if found is not None:
+                    return found
+            ref = await self._in_thread("slack", bot.post, n.target, n.alert)
             # posted: from here on a database error must not count as a failed send (a second post)
             await self._record(
                 n,
@@ -316,11 +394,54 @@ class Deliverer:
             )
             return {"channel": ref.channel, "ts": ref.ts}
         if t.slack_webhook is not None:
-            await asyncio.to_thread(t.slack_webhook.post, n.alert)
+            await self._in_thread("slack", t.slack_webhook.post, n.alert)
             return {"webhook": True}
         raise TransportError(
             "Slack is not configured: set WATCHER_SLACK__TOKEN (or slack.webhook_url)", permanent=True
         )
+
+    async def _adopt(self, bot, n: Notification) -> dict | None:
+        """After a try that may have posted (a crash in flight, a lost answer): adopt what Slack holds.
+
+        Looks for this incident's message (by its metadata) among the channel's latest;
+        when found, it becomes the incident's thread and is edited to show the
+        incident as it is now, instead of a second message that would show the old
+        state forever. A lookup refused for good (no history scope...) is logged and
+        watcher posts; a transient failure is a failed try, retried as any other.
+        """
+        find = getattr(bot, "find_posted", None)
+        if find is None:
+            return None
+        try:
+            ref = await self._in_thread("slack", find, n.target, n.alert)
+        except TransportError as e:
+            if not e.permanent:
+                raise  # Slack is unreachable: a post would fail too; try both again later
+            log.warning(
+                "notification #%s: cannot look for a message already posted in %s (%s); posting, which may "
+                "duplicate the alert (add the channels:history and groups:history scopes)",
+                n.id,
+                n.target,
+                e.message,
+            )
+            return None
+        if ref is None:
+            return None
+        await self._record(
+            n,
+            "its Slack thread",
+            lambda: self.store.save_slack_thread(n.incident_id, n.target, ref.ts, self.clock()),
+        )
+        log.warning(
+            "notification #%s: incident #%s was already posted in %s (ts %s) by a try that did not finish; "
+            "adopting that message instead of posting again",
+            n.id,
+            n.incident_id,
+            n.target,
+            ref.ts,
+        )
+        await self._in_thread("slack", bot.update, ref, n.alert)
+        return {"channel": ref.channel, "ts": ref.ts, "adopted": True}
 
     async def _email(self, n: Notification) -> dict:
         mailer = self.transports.mailer
@@ -328,7 +449,7 @@ class Deliverer:
             raise TransportError("email is not configured: set email.host and email.sender", permanent=True)
         thread = self.store.email_thread(n.incident_id, n.target)
         seq = thread[1] + 1 if thread else 0
-        delivery = await asyncio.to_thread(mailer.send, n.alert, [n.target], seq)
+        delivery = await self._in_thread("email", mailer.send, n.alert, [n.target], seq)
         ref = dict(getattr(delivery, "ref", {}) or {})
         root = thread[0] if thread else ref.get("message_id", "")
         await self._record(
@@ -347,7 +468,7 @@ class Deliverer:
                 raise TransportError("invalid Apprise URL (check its scheme and tokens)", permanent=True)
             return bool(ap.notify(title=title, body=body, body_format=apprise.NotifyFormat.MARKDOWN))
 
-        if not await asyncio.to_thread(send):
+        if not await self._in_thread("apprise", send):
             raise TransportError("the Apprise service did not accept the notification")
         return {"apprise": True}
 
@@ -373,3 +494,107 @@ def apprise_text(alert: Alert) -> tuple[str, str]:
         lines.append("")
         lines.append(alert.playbook)
     return title[:250], "\n".join(lines)
+
+
+def _span(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+
+
+def channel_timeout(settings: Settings, channel: str) -> float:
+    """Seconds one send on ``channel`` may take before its client gives up."""
+    if channel == "slack":
+        return float(settings.slack.timeout)
+    if channel == "email":
+        return float(settings.email.timeout)
+    return 60.0
+
+
+def wait_reasons(rows: list[Notification], now: datetime, settings: Settings) -> dict[int, str]:
+    """Why each pending or in-flight row has not gone out yet, in words (``watcher outbox``).
+
+    ``rows`` should hold every pending and sending row (a row waits for earlier
+    rows of its target). Delivered and dead rows get no reason.
+    """
+    live = sorted((n for n in rows if n.state in ("pending", "sending")), key=lambda n: n.id)
+    out: dict[int, str] = {}
+    sending_by_lane: dict[tuple[str, str], Notification] = {}
+    first_by_thread: dict[tuple[int, str, str], Notification] = {}
+    first_due_by_lane: dict[tuple[str, str], Notification] = {}
+    for n in live:
+        lane = (n.channel, n.target)
+        if n.state == "sending":
+            sending_by_lane.setdefault(lane, n)
+    for n in live:
+        lane = (n.channel, n.target)
+        thread = (n.incident_id, n.channel, n.target)
+        if n.state == "sending":
+            age = (now - n.claimed_at).total_seconds() if n.claimed_at else 0.0
+            limit = channel_timeout(settings, n.channel)
+            if age > 2 * limit + 5:
+                out[n.id] = (
+                    f"in flight for {_span(age)}: the {n.channel} server has not answered (hung? the client "
+                    f"gives up after {limit:g}s per step); later messages to this target wait"
+                )
+            else:
+                out[n.id] = f"being sent (in flight for {_span(age)})"
+        elif n.held and n.not_before > now:
+            out[n.id] = f"held by quiet hours until {n.not_before:%Y-%m-%d %H:%M} UTC"
+        elif thread in first_by_thread:
+            ahead = first_by_thread[thread]
+            out[n.id] = (
+                f"waiting behind #{ahead.id} (same incident and target: it must go first, "
+                f"{'Slack edits that message' if n.channel == 'slack' else 'this one replies in its thread'})"
+            )
+        elif n.not_before > now:
+            if n.last_error:
+                out[n.id] = (
+                    f"backing off until {n.not_before:%H:%M:%S} UTC (in {_span((n.not_before - now).total_seconds())}) "
+                    f"after {n.attempts} failed {'try' if n.attempts == 1 else 'tries'}: {n.last_error}"
+                )
+            else:
+                out[n.id] = f"not before {n.not_before:%Y-%m-%d %H:%M} UTC"
+        elif lane in sending_by_lane:
+            ahead = sending_by_lane[lane]
+            age = (now - ahead.claimed_at).total_seconds() if ahead.claimed_at else 0.0
+            out[n.id] = f"waiting: #{ahead.id} to the same target has been in flight for {_span(age)}"
+        elif lane in first_due_by_lane:
+            out[n.id] = f"due: queued behind #{first_due_by_lane[lane].id} to the same target"
+        else:
+            out[n.id] = "due: being sent now" + (f" (last error: {n.last_error})" if n.last_error else "")
+        first_by_thread.setdefault(thread, n)
+        if out[n.id].startswith("due"):
+            first_due_by_lane.setdefault(lane, n)
+    return out
+
+
+def stuck_alerts(store, now: datetime, settings: Settings) -> tuple[list[str], dict[str, dict]]:
+    """Health's view of the outbox: a reason per channel whose oldest undelivered alert is too old.
+
+    Returns (reasons, details by channel). "Too old" is ``alerts.stuck_after``
+    seconds; rows held by quiet hours count from the end of the hours.
+    """
+    limit = settings.alerts.stuck_after
+    reasons: list[str] = []
+    details: dict[str, dict] = {}
+    for channel, row in sorted(store.oldest_undelivered(now).items()):
+        age = max(0.0, (now - row["since"]).total_seconds())
+        stuck = age > limit
+        details[channel] = {
+            "oldest_id": row["id"],
+            "target": row["target"],
+            "waiting_seconds": round(age, 1),
+            "stuck": stuck,
+            "last_error": row["last_error"],
+        }
+        if stuck:
+            reasons.append(
+                f"{channel}: alerts are not getting through: #{row['id']} to {row['target']} has waited "
+                f"{_span(age)} (limit alerts.stuck_after = {limit:g}s)"
+                + (f"; last error: {row['last_error']}" if row["last_error"] else "")
+            )
+    return reasons, details

@@ -179,6 +179,17 @@ def error_from_exception(
     return TransportError(f"unexpected Slack client failure ({type(exc).__name__})")
 
 
+METADATA_EVENT = "watcher_incident"
+
+
+def incident_metadata(alert: Alert) -> dict[str, Any]:
+    """Slack message metadata naming the incident a top-level alert message is about."""
+    return {
+        "event_type": METADATA_EVENT,
+        "event_payload": {"incident_id": alert.incident_id, "vendor": alert.vendor},
+    }
+
+
 class SlackBot:
     """Posts with a bot token: one message per incident, edited in place, updates in its thread."""
 
@@ -206,10 +217,45 @@ class SlackBot:
             channel=channel,
             text=text,
             blocks=blocks,
+            metadata=incident_metadata(alert),
             unfurl_links=False,
             unfurl_media=False,
         )
         return SlackRef(resp.get("channel") or channel, str(resp["ts"]))
+
+    def find_posted(self, channel: str, alert: Alert, pages: int = 5) -> SlackRef | None:
+        """The message this bot already posted for the alert's incident, among the channel's latest, if any.
+
+        After a crash or a lost answer in the middle of a post, Slack may hold the
+        message while watcher never learnt its ts: the message metadata carries the
+        incident (see :func:`incident_metadata`), so the sender adopts that message
+        instead of posting a second one that nobody would ever edit. Needs the
+        ``channels:history`` (and for private channels ``groups:history``) scope.
+        Reads at most ``pages`` pages of 200 messages, newest first (no time bound:
+        watcher's clock and Slack's need not agree).
+        """
+        want = incident_metadata(alert)["event_payload"]
+        cursor = None
+        for _page in range(pages):
+            resp = self._call(
+                channel,
+                self.client.conversations_history,
+                channel=channel,
+                limit=200,
+                include_all_metadata=True,
+                cursor=cursor,
+            )
+            for m in resp.get("messages") or []:
+                meta = m.get("metadata") if isinstance(m, dict) else None
+                if not isinstance(meta, dict) or meta.get("event_type") != METADATA_EVENT:
+                    continue
+                payload = meta.get("event_payload") or {}
+                if all(str(payload.get(k)) == str(v) for k, v in want.items()) and not m.get("thread_ts"):
+                    return SlackRef(channel, str(m["ts"]))
+            cursor = ((resp.get("response_metadata") or {}).get("next_cursor")) or None
+            if not cursor:
+                return None
+        return None
 
     def update(self, ref: SlackRef, alert: Alert) -> None:
         text, blocks = render_message(alert)

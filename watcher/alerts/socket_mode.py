@@ -28,7 +28,7 @@ import logging
 import threading
 from typing import Any
 
-from watcher.alerts.actions import handle_block_actions
+from watcher.alerts.actions import clicker_id, handle_block_actions, refusal_text, wants_permission
 from watcher.alerts.commands import CommandRequest, Reply, SlashCommands
 
 log = logging.getLogger("watcher.alerts.socket_mode")
@@ -91,11 +91,18 @@ class SocketModeBridge:
         if req.type != "interactive":
             return
         payload: dict[str, Any] = req.payload if isinstance(req.payload, dict) else {}
-        self.loop.call_soon_threadsafe(self._apply, payload)
+        may_mute = None
+        if wants_permission(payload):  # Mute 1h: the admin rule of /watcher mute, checked on this thread
+            may_mute = self.commands.permissions.check(clicker_id(payload))
+            if not may_mute[0]:
+                log.warning("Slack Socket Mode: %s may not mute vendors: Mute 1h refused", clicker_id(payload))
+                url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
+                self.commands.post_response(url, Reply(refusal_text(may_mute)))
+        self.loop.call_soon_threadsafe(self._apply, payload, may_mute)
 
-    def _apply(self, payload: dict[str, Any]) -> None:
+    def _apply(self, payload: dict[str, Any], may_mute: tuple[bool, str] | None = None) -> None:
         try:
-            self.handled += len(handle_block_actions(self.engine, payload))
+            self.handled += len(handle_block_actions(self.engine, payload, may_mute=may_mute))
         except Exception:  # one odd payload must not end the listener
             log.exception("Slack Socket Mode: could not apply an action")
 

@@ -396,6 +396,24 @@ class MaintenanceTables:
         ).fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None
 
+    def oldest_undelivered(self, now: datetime) -> dict[str, dict[str, Any]]:
+        """Per channel, the undelivered row that has waited longest: ``id``, ``target``, ``since``, ``last_error``.
+
+        A row waits from when it was queued, or for one held by quiet hours from the end
+        of the hours; rows still held are not waiting yet.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        rows = self.db.execute(
+            "SELECT channel, id, target, since, last_error FROM (SELECT channel, id, target, last_error, "
+            "CASE WHEN held = 1 AND not_before > created_at THEN not_before ELSE created_at END AS since "
+            "FROM notifications WHERE state IN ('pending', 'sending')) WHERE since <= ? ORDER BY since, id",
+            [_micro(now)],
+        )
+        for channel, nid, target, since, error in rows:
+            if channel not in out:
+                out[channel] = {"id": nid, "target": target, "since": datetime.fromisoformat(since), "last_error": error}
+        return out
+
     def size_stats(self) -> dict[str, Any]:
         """``size_bytes`` (the file: pages in use and free), ``free_bytes`` (free pages), and ``rows``
         per table of :data:`SIZE_TABLES`."""

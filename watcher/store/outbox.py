@@ -143,6 +143,13 @@ def migration_2(db: sqlite_utils.Database) -> None:
     db["audit"].create({"id": int, "at": str, "who": str, "what": str, "detail": str}, pk="id")
 
 
+def migration_5(db: sqlite_utils.Database) -> None:
+    """Acknowledge links act once: each use is recorded under the link's own key."""
+    db["ack_link_uses"].create(
+        {"key": str, "incident_id": int, "by": str, "at": str}, pk="key"
+    )
+
+
 class OutboxTables:
     """Mixed into :class:`~watcher.store.sqlite.SQLiteStore`; uses its ``db``, ``_tx`` and ``_wrap``.
 
@@ -227,8 +234,14 @@ class OutboxTables:
         )
         return [_notification(r) for r in rows]
 
-    def next_due_at(self) -> datetime | None:
-        row = self.db.execute("SELECT MIN(not_before) FROM notifications WHERE state = 'pending'").fetchone()
+    def next_due_at(self, after: datetime | None = None) -> datetime | None:
+        """The earliest ``not_before`` of a pending row (only those later than ``after``, when given)."""
+        if after is None:
+            row = self.db.execute("SELECT MIN(not_before) FROM notifications WHERE state = 'pending'").fetchone()
+        else:
+            row = self.db.execute(
+                "SELECT MIN(not_before) FROM notifications WHERE state = 'pending' AND not_before > ?", [_ts(after)]
+            ).fetchone()
         return _dt(row[0]) if row and row[0] else None
 
     def claim(self, notification_id: int, now: datetime) -> bool:
@@ -346,6 +359,22 @@ class OutboxTables:
             self.audit(
                 now, by, "ack", f"incident #{incident_id} via {via}" + (f": {reason}" if reason else "")
             )
+
+    def use_ack_link(self, key: str, incident_id: int, by: str, now: datetime) -> tuple[str, datetime] | None:
+        """Record the first use of an acknowledge link: None when this is it, else (who, when) of the first."""
+        with self._wrap("record acknowledge link use"), self._tx():
+            cur = self.db.execute(
+                "INSERT INTO ack_link_uses (key, incident_id, by, at) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                [key, incident_id, by, _ts(now)],
+            )
+            if cur.rowcount == 1:
+                return None
+        return self.ack_link_use(key)
+
+    def ack_link_use(self, key: str) -> tuple[str, datetime] | None:
+        """Who used this acknowledge link, and when; None while it is unused."""
+        row = self.db.execute("SELECT by, at FROM ack_link_uses WHERE key = ?", [key]).fetchone()
+        return (row[0], _dt(row[1])) if row else None
 
     def ack(self, incident_id: int) -> Ack | None:
         row = self.db.execute(

@@ -378,7 +378,17 @@ ALTER TABLE sources ADD PRIMARY KEY (key, location);
 CREATE INDEX idx_probe_results_location_vendor_at ON probe_results (location, vendor, at);
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+_V3 = """
+-- Acknowledge links act once: each use is recorded under the link's own key.
+CREATE TABLE ack_link_uses (
+    key text COLLATE "C" PRIMARY KEY,
+    incident_id bigint,
+    by text,
+    at timestamptz
+);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 """One SQL script per schema version; append, never edit one that has shipped."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -936,8 +946,14 @@ class PostgresStore:
         )
         return [_notification(r) for r in rows]
 
-    def next_due_at(self) -> datetime | None:
-        row = self._one("SELECT MIN(not_before) AS t FROM notifications WHERE state = 'pending'")
+    def next_due_at(self, after: datetime | None = None) -> datetime | None:
+        if after is None:
+            row = self._one("SELECT MIN(not_before) AS t FROM notifications WHERE state = 'pending'")
+        else:
+            row = self._one(
+                "SELECT MIN(not_before) AS t FROM notifications WHERE state = 'pending' AND not_before > %s",
+                [_us(after)],
+            )
         return row["t"] if row else None
 
     def claim(self, notification_id: int, now: datetime) -> bool:
@@ -1079,6 +1095,18 @@ class PostgresStore:
             self.audit(
                 now, by, "ack", f"incident #{incident_id} via {via}" + (f": {reason}" if reason else "")
             )
+
+    def use_ack_link(self, key: str, incident_id: int, by: str, now: datetime) -> tuple[str, datetime] | None:
+        n = self._exec(
+            "INSERT INTO ack_link_uses (key, incident_id, by, at) VALUES (%s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+            [key, incident_id, by, _us(now)],
+            "record acknowledge link use",
+        )
+        return None if n == 1 else self.ack_link_use(key)
+
+    def ack_link_use(self, key: str) -> tuple[str, datetime] | None:
+        row = self._one("SELECT by, at FROM ack_link_uses WHERE key = %s", [key])
+        return (row["by"], row["at"]) if row else None
 
     def ack(self, incident_id: int) -> Ack | None:
         row = self._one(
@@ -1473,6 +1501,19 @@ class PostgresStore:
             [_us(now)],
         )
         return row["t"] if row else None
+
+    def oldest_undelivered(self, now: datetime) -> dict[str, dict[str, Any]]:
+        rows = self._rows(
+            "SELECT DISTINCT ON (channel) channel, id, target, since, last_error FROM (SELECT channel, id, target, "
+            "last_error, CASE WHEN held AND not_before > created_at THEN not_before ELSE created_at END AS since "
+            "FROM notifications WHERE state IN ('pending', 'sending')) AS w WHERE since <= %s "
+            "ORDER BY channel, since, id",
+            [_us(now)],
+        )
+        return {
+            r["channel"]: {"id": r["id"], "target": r["target"], "since": r["since"], "last_error": r["last_error"]}
+            for r in rows
+        }
 
     def size_stats(self) -> dict[str, Any]:
         """``size_bytes``: this schema's tables with their indexes and TOAST (``pg_total_relation_size``);

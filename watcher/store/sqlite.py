@@ -28,7 +28,7 @@ from watcher.model import ComponentStatus, IncidentKind, IncidentStatus
 from watcher.store.base import SourceRecord, StoredEvent, StoreError
 from watcher.store.maintenance import MaintenanceTables
 from watcher.store.measurements import MeasurementTables, migration_3
-from watcher.store.outbox import OutboxTables, _dt, migration_2
+from watcher.store.outbox import OutboxTables, _dt, migration_2, migration_5
 from watcher.store.subscriptions import SubscriptionTables, migration_4
 
 
@@ -124,7 +124,13 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, migration_2, migration_3, migration_4]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migration_1,
+    migration_2,
+    migration_3,
+    migration_4,
+    migration_5,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -6,14 +6,19 @@ store and the alert engine with the pollers without any locking.
 - ``POST /slack/interactivity``: Slack button clicks (Acknowledge, Mute 1h).
   Every request must carry a valid v0 signature made within 5 minutes, checked
   on the raw body before anything is parsed; Slack wants an answer within 3 s,
-  and acknowledging is a few local writes, so it is answered inline.
+  and acknowledging is a few local writes, so it is answered inline. *Mute 1h*
+  needs the admin rule of ``/watcher mute`` (:mod:`watcher.alerts.actions`).
 - ``POST /slack/commands``: the ``/watcher`` slash command (form-encoded, the
   same signature check). Answered with JSON within Slack's 3 s; work that takes
   longer finishes in the background and its answer goes to the command's
   ``response_url`` (:mod:`watcher.alerts.commands`).
 - ``GET /ack/<id>?e=…&s=…``: the link from an alert email shows a confirmation
   page; only the ``POST`` from that page acknowledges, so link scanners and
-  previewers that fetch URLs cannot acknowledge by accident.
+  previewers that fetch URLs cannot acknowledge by accident. A link acts once:
+  its first use is recorded (``ack_link_uses``), and later uses, or other links
+  once the incident is acknowledged, show who acknowledged and when and change
+  and send nothing. The name must be a plain display name
+  (:func:`watcher.alerts.engine.plain_name`).
 - ``GET /healthz``: the process answers (the status-board issue extends it).
 
 All vendor text on these pages is HTML-escaped.
@@ -21,8 +26,10 @@ All vendor text on these pages is HTML-escaped.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from datetime import UTC
 from html import escape
 from typing import Any
 
@@ -31,8 +38,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from watcher.alerts.actions import clicker, handle_action
-from watcher.alerts.commands import CommandRequest, SlashCommands
+from watcher.alerts.actions import (
+    NO_PERMISSIONS,
+    clicker,
+    clicker_id,
+    handle_action,
+    refusal_text,
+    wants_permission,
+)
+from watcher.alerts.commands import CommandRequest, Reply, SlashCommands
+from watcher.alerts.engine import plain_name
 from watcher.alerts.signing import verify_ack
 from watcher.alerts.slack_signature import verify
 
@@ -63,6 +78,7 @@ def create_app(
 
     if commands is None and engine is not None:
         commands = SlashCommands(engine)
+    background: set[asyncio.Future] = set()
 
     async def _from_slack(request: Request) -> bytes | Response:
         """The raw body of a request Slack signed within 5 minutes, or the refusal to send back."""
@@ -107,14 +123,28 @@ def create_app(
         if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
             return PlainTextResponse("malformed actions", 400)
         who = clicker(payload)
+        may_mute = None
+        if wants_permission(payload):  # Mute 1h: the same admin rule as /watcher mute
+            permissions = commands.permissions if commands is not None else None
+            may_mute = NO_PERMISSIONS
+            if permissions is not None:
+                uid = clicker_id(payload)
+                may_mute = permissions.decide_now(uid) or await asyncio.to_thread(permissions.check, uid)
         known = False
         for action in actions:
-            answer = handle_action(engine, action, who)
+            answer = handle_action(engine, action, who, may_mute=may_mute)
             if answer:
                 known = True
                 log.info("Slack: %s", answer)
         if not known:
             return PlainTextResponse("no action of ours in this payload", 400)
+        if may_mute is not None and not may_mute[0] and commands is not None:
+            log.warning("Slack: %s (%s) may not mute vendors: Mute 1h refused", who, clicker_id(payload))
+            reply = Reply(refusal_text(may_mute))
+            url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
+            task = asyncio.ensure_future(asyncio.to_thread(commands.post_response, url, reply))
+            background.add(task)
+            task.add_done_callback(background.discard)
         return Response(status_code=200)
 
     async def ack_page(request: Request) -> Response:
@@ -125,9 +155,12 @@ def create_app(
             return _page("Unknown incident", f"<p>No incident #{iid}.</p>", 404)
         if not inc.is_open:
             return _page("Already resolved", f"<p>{escape(inc.title)} is already resolved.</p>")
-        ack = engine.store.ack(iid)
-        already = f"<p>Already acknowledged by {escape(ack.by)}.</p>" if ack else ""
         q = request.query_params
+        used = _link_used(iid, q)
+        if used is not None:
+            return _used_page(iid, used)
+        ack = engine.store.ack(iid)
+        already = f"<p>Already acknowledged by {escape(ack.by)} at {_when(ack.at)}.</p>" if ack else ""
         form = (
             f'<form method="post" action="{iid}">'  # relative: works under a path prefix too
             f'<input type="hidden" name="e" value="{escape(q.get("e", ""))}">'
@@ -150,8 +183,30 @@ def create_app(
         iid, ok, inc = _check_link(request, form)
         if not ok:
             return _page("Link not valid", "<p>This acknowledge link is invalid or has expired.</p>", 403)
-        by = (form.get("by") or "").strip()[:80] or "someone with the email link"
-        reason = (form.get("reason") or "").strip()[:500] or None
+        if inc is None:
+            return _page("Unknown incident", f"<p>No incident #{iid}.</p>", 404)
+        used = _link_used(iid, form)
+        if used is not None:  # a link acts once: a replay changes nothing and sends nothing
+            log.warning("acknowledge link for incident #%s used again from %s: refused", iid, _peer(request))
+            return _used_page(iid, used)
+        try:
+            by = plain_name(form.get("by"))
+        except ValueError as e:
+            return _page("Not acknowledged", f"<p>{escape(str(e))}</p><p>Go back and try again.</p>", 400)
+        reason = " ".join((form.get("reason") or "").split())[:500] or None
+        if not inc.is_open:
+            return _page("Already resolved", f"<p>{escape(inc.title)} is already resolved.</p>", 409)
+        ack = engine.store.ack(iid)
+        if ack is not None:  # acknowledged meanwhile (button, another link): keep theirs, send nothing
+            return _page(
+                "Already acknowledged",
+                f"<p>Incident #{iid} was already acknowledged by {escape(ack.by)} at {_when(ack.at)}. "
+                "Nothing was changed.</p>",
+                409,
+            )
+        first = engine.store.use_ack_link(_link_key(iid, form), iid, by, engine.clock())
+        if first is not None:  # the same link, submitted twice at once: the other one won
+            return _used_page(iid, first)
         try:
             engine.acknowledge(iid, by, reason, via="email link")
         except LookupError:
@@ -159,6 +214,22 @@ def create_app(
         except ValueError as e:
             return _page("Not acknowledged", f"<p>{escape(str(e))}</p>", 409)
         return _page("Acknowledged", f"<p>Incident #{iid} acknowledged by {escape(by)}. Reminders stop.</p>")
+
+    def _link_key(iid: int, params) -> str:
+        return f"{iid}:{params.get('e', '')}:{params.get('s', '')}"
+
+    def _link_used(iid: int, params) -> tuple[str, Any] | None:
+        finder = getattr(engine.store, "ack_link_use", None)
+        return finder(_link_key(iid, params)) if finder is not None else None
+
+    def _used_page(iid: int, used: tuple[str, Any]) -> HTMLResponse:
+        by, at = used
+        return _page(
+            "Link already used",
+            f"<p>This link already acknowledged incident #{iid}: by {escape(by)} at {_when(at)}. "
+            "An acknowledge link acts once; nothing was changed or sent.</p>",
+            409,
+        )
 
     def _check_link(request: Request, params) -> tuple[int, bool, Any]:
         try:
@@ -201,6 +272,13 @@ async def _form(body: bytes) -> dict[str, str]:
 
     parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in parsed.items()}
+
+
+def _when(at) -> str:
+    try:
+        return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (AttributeError, ValueError):
+        return escape(str(at))
 
 
 def _peer(request: Request) -> str:

@@ -21,6 +21,13 @@ name) is accepted too: a token-only setup still works from a browser.
 links) stay outside the login: each has its own check. Secrets are compared with
 :func:`hmac.compare_digest`.
 
+Failed logins are logged (the client address, the method and path, never what was sent) and
+throttled per client address: after :data:`LOGIN_FAILURES` failures within
+:data:`LOGIN_WINDOW` seconds, that address gets 429 with ``Retry-After`` (right
+credentials included) until the oldest failure leaves the window. Behind a reverse
+proxy every client shares the proxy's address: the throttle then protects the
+login, at the cost of locking everyone out during an attack.
+
 Who logged in is put in the request scope (:data:`SCOPE_KEY`, an :class:`Identity`)
 for the board and the API: an acknowledgement records the Basic user name. A
 request that went through no login check has no identity, and the board and API
@@ -35,6 +42,8 @@ import hmac
 import ipaddress
 import json
 import logging
+import time
+from collections import deque
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -48,6 +57,59 @@ SCOPE_KEY = "watcher.identity"
 EXEMPT_EXACT = ("/healthz", "/metrics")
 EXEMPT_PREFIXES = ("/slack/", "/ack/")
 REALM = "watcher"
+LOGIN_FAILURES = 10
+"""Failed logins allowed per client address within :data:`LOGIN_WINDOW` seconds."""
+LOGIN_WINDOW = 60.0
+MAX_TRACKED = 10_000
+"""Client addresses remembered at most (the oldest are forgotten first)."""
+
+
+def _monotonic() -> float:
+    return time.monotonic()
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """``text`` safe for one log line: no control characters (a decoded %0A would forge a line)."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+
+
+class LoginThrottle:
+    """Failed logins per client address in a sliding window; an address over the limit waits."""
+
+    def __init__(self, limit: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW):
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, addr: str, now: float) -> deque[float] | None:
+        times = self._failures.get(addr)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[addr]
+            return None
+        return times
+
+    def wait(self, addr: str) -> float:
+        """Seconds ``addr`` must wait before it may try to log in again (0: it may now)."""
+        now = _monotonic()
+        times = self._recent(addr, now)
+        if times is None or len(times) < self.limit:
+            return 0.0
+        return max(0.0, times[0] + self.window - now)
+
+    def failed(self, addr: str) -> int:
+        """Count a failure; returns the failures of ``addr`` within the window."""
+        now = _monotonic()
+        times = self._recent(addr, now)
+        if times is None:
+            if len(self._failures) >= MAX_TRACKED:  # bounded memory: forget the longest-known address
+                self._failures.pop(next(iter(self._failures)))
+            times = self._failures.setdefault(addr, deque())
+        times.append(now)
+        return len(times)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,9 +239,10 @@ def is_exempt(path: str) -> bool:
 class LoginMiddleware:
     """Pure ASGI middleware (no body buffering): checks the login, then passes the request on."""
 
-    def __init__(self, app, *, policy: Policy):
+    def __init__(self, app, *, policy: Policy, throttle: LoginThrottle | None = None):
         self.app = app
         self.policy = policy
+        self.throttle = throttle or LoginThrottle()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket") or is_exempt(scope.get("path", "")):
@@ -192,8 +255,40 @@ class LoginMiddleware:
             await _respond(scope, send, 503, refusal)
             return
         if p.login_configured:
+            addr = (scope.get("client") or ("?",))[0] or "?"
+            wait = self.throttle.wait(addr)
+            if wait > 0:
+                await _respond(
+                    scope,
+                    send,
+                    429,
+                    f"Too many failed logins from your address: try again in {int(wait) + 1} seconds.",
+                    retry_after=int(wait) + 1,
+                )
+                return
             ident = p.authenticate(headers.get("authorization", ""))
             if ident is None:
+                if "authorization" in headers:  # a browser's first visit, without credentials, is no failure
+                    n = self.throttle.failed(addr)
+                    what = _printable(f"{scope.get('method', '?')} {scope.get('path', '')}")
+                    if n < self.throttle.limit:
+                        log.warning(
+                            "web login failed from %s (%s); %d in the last %gs",
+                            addr,
+                            what,
+                            n,
+                            self.throttle.window,
+                        )
+                    elif n == self.throttle.limit:
+                        log.warning(
+                            "web login failed from %s (%s); %d failures in %gs: refusing logins from that address "
+                            "for up to %gs",
+                            addr,
+                            what,
+                            n,
+                            self.throttle.window,
+                            self.throttle.window,
+                        )
                 await _respond(scope, send, 401, "Log in to see watcher's board.", challenge=True, policy=p)
                 return
         else:
@@ -219,7 +314,9 @@ def _headers(scope) -> dict[str, str]:
     return out
 
 
-async def _respond(scope, send, status: int, message: str, *, challenge=False, policy=None) -> None:
+async def _respond(
+    scope, send, status: int, message: str, *, challenge=False, policy=None, retry_after: int | None = None
+) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return
@@ -243,6 +340,8 @@ async def _respond(scope, send, status: int, message: str, *, challenge=False, p
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
     ]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     if challenge:
         headers.append((b"www-authenticate", f'Basic realm="{REALM}", charset="UTF-8"'.encode()))
         if policy is not None and policy.token:

@@ -21,7 +21,10 @@ heartbeat (:mod:`watcher.heartbeat`). It checks:
 - the age of each watched source's last successful poll. One stale source is a
   vendor's problem, reported but healthy; *every* source stale (after the first
   polls have had time to happen) means watcher sees nothing (its network, or
-  its scheduler, is down), and that is unhealthy.
+  its scheduler, is down), and that is unhealthy;
+- the outbox: a channel whose oldest undelivered alert has waited longer than
+  ``alerts.stuck_after`` (quiet hours aside) is unhealthy, named with the row,
+  its target and its last error (a Slack outage with alerts piling up).
 
 ``GET /metrics`` is Prometheus text, built at scrape time by a custom
 collector that reads the store and ``ctx.runtime`` (no global registry: nothing
@@ -276,6 +279,15 @@ async def check_health(ctx: WebContext) -> Health:
             else:
                 reasons.append(f"no source polled successfully since start ({uptime:.0f}s ago)")
 
+    try:
+        from watcher.alerts.deliver import stuck_alerts
+
+        stuck, outbox = stuck_alerts(ctx.store, now, ctx.settings)
+        reasons += stuck
+    except Exception as e:  # a broken store is a health finding, not a 500
+        outbox = {}
+        reasons.append(f"cannot read the outbox from the database: {e}")
+
     ok = not reasons
     body = {
         "ok": ok,
@@ -294,6 +306,7 @@ async def check_health(ctx: WebContext) -> Health:
             "free_bytes": db.free_bytes,
             "check_seconds": round(db.seconds, 3),
         },
+        "outbox": {"stuck_after_seconds": ctx.settings.alerts.stuck_after, "channels": outbox},
         "sources": {
             "total": len(specs),
             "fresh": fresh,
