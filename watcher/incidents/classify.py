@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from operator import mul
@@ -141,24 +142,28 @@ def _ranked(model: Model, scores: list[float], evidence: Evidence) -> list[int]:
 
 def _contributions(
     model: Model, features: Mapping[str, float], win: int, against: int
-) -> list[Contribution]:
+) -> Iterator[Contribution]:
     """What pushed ``win`` above ``against``, strongest first.
 
     A feature counts only when it also favours ``win`` over the other kinds on average: "elevated
     errors" may separate an outage from an API change, but it is no reason to call anything an outage.
+    Described in words lazily: only the few a reason shows are.
     """
-    out = []
+    scored = []
     others = len(model.classes) - 1
+    get = model.weights.get
     for name, value in features.items():
-        row = model.weights.get(name)
+        row = get(name)
         if row is None:
             continue
         delta = value * (row[win] - row[against])
+        if delta <= 0:
+            continue
         overall = value * (row[win] - (sum(row) - row[win]) / others)
-        if delta > 0 and overall > 0:
-            out.append(Contribution(name, describe(name), min(delta, overall)))
-    out.sort(key=lambda c: -c.weight)
-    return out
+        if overall > 0:
+            scored.append((min(delta, overall), name))
+    scored.sort(reverse=True)
+    return (Contribution(name, describe(name), weight) for weight, name in scored)
 
 
 def _phrases(contributions: Iterable[Contribution], limit: int = 3) -> list[Contribution]:
@@ -243,7 +248,7 @@ def explain(evidence: Evidence, top: int = 10, model: Model | None = None) -> di
         "runner_up": model.classes[against].value,
         "features": [
             {"feature": c.feature, "words": c.words, "weight": round(c.weight, 4)}
-            for c in _contributions(model, features, win, against)[:top]
+            for c in itertools.islice(_contributions(model, features, win, against), top)
         ],
         "model": model.version,
     }
