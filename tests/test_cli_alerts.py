@@ -100,7 +100,7 @@ def test_ack_from_the_cli_records_who_and_queues_the_update(tmp_path, incident_d
     assert r.returncode == 0, r.stderr
     assert "acknowledged by Ana" in r.stdout
     out = run("outbox", "--json", "--config", str(cfg))
-    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    rows = json.loads(out.stdout)["notifications"]  # one document
     assert {row["action"] for row in rows} >= {"opened", "acknowledged"}
     again = run("ack", "99999", "--by", "Ana", "--config", str(cfg))
     assert again.returncode != 0 and "no incident #99999" in again.stderr
