@@ -663,7 +663,7 @@ def cmd_unmute(settings, args) -> int:
 
 
 def cmd_outbox(settings, args) -> int:
-    store = _open_store(settings, create=False)
+    store = _open_store(settings)
     try:
         rows = store.notifications(state=args.state, limit=args.limit)
     finally:

@@ -340,13 +340,13 @@ class Daemon:
             return
         names = ", ".join(r.key for r in failing[:8]) + (f" and {len(failing) - 8} more" if len(failing) > 8 else "")
         log.warning(
-            "first round: %d of %d sources answered; %d failing (%s): %s (e.g. %s; `watcher status` says why)",
+            "first round: %d of %d sources answered; %d failing (%s): %s (first: %s; `watcher status` says why)",
             answered,
             total,
             len(failing),
             why,
             names,
-            example,
+            failing[0].error,
         )
 
     def _web_done(self, task: asyncio.Task) -> None:

@@ -289,7 +289,12 @@ class Pipeline:
         self, rec: SourceRecord, spec: SourceSpec, kind: str, message: str, at: datetime
     ) -> PollResult:
         if rec.error != message:
-            quiet = self.quiet_until is not None and at < self.quiet_until
+            # only the unreachable kind is held for the summary: a broken document is news at once
+            quiet = (
+                self.quiet_until is not None
+                and at < self.quiet_until
+                and kind == "network"
+            )
             log.log(logging.DEBUG if quiet else logging.WARNING, "%s: %s", spec.key, message)
             self.store.add_observation(spec.key, spec.vendor, at, "error", {"kind": kind, "error": message})
         if rec.error is None:
