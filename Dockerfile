@@ -1,20 +1,31 @@
 # watcher in a container: non-root, database on a volume, config by file or WATCHER_* env.
 #   docker build -t watcher .
-#   docker run -d --name watcher -v watcher-data:/data watcher
-#   docker run -d -v watcher-data:/data -v $PWD/watcher.toml:/etc/watcher/watcher.toml:ro \
+#   docker run -d --name watcher -p 127.0.0.1:8080:8080 -v watcher-data:/data \
+#       -e WATCHER_WEB__AUTH_TOKEN="$(openssl rand -hex 16)" watcher
+#   docker exec watcher watcher doctor            # what works, what to fix
+# then open http://localhost:8080/ and log in with that token (docker exec watcher env | grep AUTH_TOKEN).
+# With your config (write one with `watcher init`; secrets in watcher.env, never in the TOML):
+#   docker run -d --name watcher -p 127.0.0.1:8080:8080 -v watcher-data:/data \
+#       -v "$PWD/watcher.toml:/etc/watcher/watcher.toml:ro" --env-file watcher.env \
 #       -e WATCHER_CONFIG=/etc/watcher/watcher.toml watcher
-FROM python:3.12-slim
+# Built without Docker Hub access: podman build --build-arg BASE=<a local image with python3> .
+ARG BASE=python:3.12-slim
+FROM ${BASE}
 
+# STATE_DIRECTORY: where a relative storage.path (the default watcher.db) lives, as under systemd,
+# so `docker exec watcher watcher status` reads the daemon's database.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    WATCHER_STORAGE__PATH=/data/watcher.db \
-    WATCHER_WEB__HOST=0.0.0.0
+    STATE_DIRECTORY=/data \
+    WATCHER_WEB__HOST=0.0.0.0 \
+    PATH=/opt/watcher/bin:$PATH
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY watcher ./watcher
-RUN pip install . && useradd --system --uid 10001 --home-dir /data watcher \
+RUN python3 -m venv /opt/watcher && /opt/watcher/bin/pip install --no-compile . \
+    && useradd --system --uid 10001 --home-dir /data watcher \
     && mkdir -p /data && chown watcher /data
 
 USER watcher
@@ -22,7 +33,8 @@ VOLUME ["/data"]
 # The board, the JSON API, /healthz and /metrics. Bound beyond localhost, the board and
 # API require a login: set WATCHER_WEB__AUTH_TOKEN (or username + WATCHER_WEB__PASSWORD).
 EXPOSE 8080
-# Unhealthy when no source has been polled for 3 intervals (at least 5 minutes).
+# Unhealthy when no source has answered for 3 intervals (at least 5 minutes), e.g. no network
+# in the container, not only when nothing was polled.
 HEALTHCHECK --interval=60s --timeout=10s --start-period=120s \
     CMD ["watcher", "health"]
 ENTRYPOINT ["watcher"]

@@ -45,6 +45,12 @@ Web API methods (``POST /api/<method>``, JSON or form-encoded body, token from
                             users)``; ``no_such_subteam`` for another id, ``missing_scope``
                             (with ``needed: usergroups:read``) after ``revoke_scope(
                             "usergroups:read")``.
+    ``conversations.info`` → ``ok, channel`` (``id, name, is_private, is_member, is_archived``)
+                            for a channel in the allow-list that is public or that the bot
+                            is in (``set_channel(id, private=, member=)``; default: public,
+                            bot a member); ``channel_not_found`` otherwise, as Slack answers
+                            for a private channel the bot is not in; ``missing_scope``
+                            (``needed: channels:read``) after ``revoke_scope("channels:read")``.
     anything else         → ``unknown_method``.
     Blocks are checked against Slack's limits (≤ 50 blocks, section text ≤ 3000,
     field ≤ 2000, header ≤ 150, button text ≤ 75, value ≤ 2000, ≤ 25 elements per
@@ -250,6 +256,7 @@ class SlackServer:
         self._delays: dict[str | None, float] = {}
         self._usergroups: dict[str, list[str]] = {}
         self._revoked: set[str] = set()
+        self._channel_info: dict[str, dict[str, bool]] = {}
         self._ephemerals: list[dict[str, Any]] = []
         self._unhang = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -420,6 +427,12 @@ class SlackServer:
         with self._lock:
             self.channels.add(channel)
 
+    def set_channel(self, channel: str, *, private: bool = False, member: bool = True) -> None:
+        """Add ``channel`` with what ``conversations.info`` says of it."""
+        with self._lock:
+            self.channels.add(channel)
+            self._channel_info[channel] = {"is_private": private, "is_member": member}
+
     def remove_channel(self, channel: str) -> None:
         with self._lock:
             self.channels.discard(channel)
@@ -505,6 +518,22 @@ class SlackServer:
                 return self._post_ephemeral(args)
             if method == "conversations.history":
                 return self._history(args)
+            if method == "conversations.info":
+                if "channels:read" in self._revoked:
+                    return {
+                        "ok": False,
+                        "error": "missing_scope",
+                        "needed": "channels:read",
+                        "provided": "chat:write,chat:write.public,commands",
+                    }
+                channel = str(args.get("channel") or "")
+                info = self._channel_info.get(channel, {"is_private": False, "is_member": True})
+                if channel not in self.channels or (info["is_private"] and not info["is_member"]):
+                    return {"ok": False, "error": "channel_not_found"}
+                return {
+                    "ok": True,
+                    "channel": {"id": channel, "name": channel.lower(), "is_archived": False, **info},
+                }
             if method == "usergroups.users.list":
                 if "usergroups:read" in self._revoked:
                     return {

@@ -100,7 +100,7 @@ def test_ack_from_the_cli_records_who_and_queues_the_update(tmp_path, incident_d
     assert r.returncode == 0, r.stderr
     assert "acknowledged by Ana" in r.stdout
     out = run("outbox", "--json", "--config", str(cfg))
-    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    rows = json.loads(out.stdout)["notifications"]  # one document
     assert {row["action"] for row in rows} >= {"opened", "acknowledged"}
     # nothing was sent (no Slack here): each row says why it waits
     opened = next(row for row in rows if row["action"] == "opened")

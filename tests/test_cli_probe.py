@@ -42,7 +42,7 @@ def test_probe_prints_each_request_and_its_score(tmp_path, llm_server, vendor_se
     assert "budget today" in r.stdout
     assert llm_server.key("openai") not in r.stdout + r.stderr, "the key is never printed"
     j = run("probe", "--json", "--config", cfg, env=env)
-    [out] = [json.loads(line) for line in j.stdout.splitlines()]
+    [out] = json.loads(j.stdout)["probes"]  # one document
     assert out["network"]["ok"] and len(out["requests"]) == 4
     assert all(q["ok"] for q in out["requests"])
     b = run("baseline", "--config", cfg, env=env)

@@ -51,3 +51,30 @@ def test_compose_example_keeps_secrets_out_and_the_port_on_localhost():
     assert svc["ports"] == ["127.0.0.1:8080:8080"]
     assert not any("TOKEN" in k or "PASSWORD" in k for k in svc.get("environment", {}))
     assert "watcher-data:/data" in svc["volumes"]
+
+
+def test_dockerfile_example_gives_a_board_that_serves_and_the_database_in_the_volume():
+    d = (ROOT / "Dockerfile").read_text()
+    example = [ln for ln in d.splitlines() if ln.startswith("#")]
+    run_lines = " ".join(example)
+    assert "WATCHER_WEB__AUTH_TOKEN=" in run_lines, "bound beyond localhost, the board needs a login token"
+    assert "-p 127.0.0.1:8080:8080" in run_lines
+    assert "STATE_DIRECTORY=/data" in d, "`docker exec watcher watcher status` reads the daemon's database"
+
+
+def test_local_config_and_secrets_are_ignored_by_git(tmp_path):
+    for name in ("watcher.env", "watcher.toml", "slack-token", "email-password"):
+        r = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", name])
+        assert r.returncode == 0, f"{name} is not ignored by .gitignore"
+
+
+def test_compose_also_shows_two_watchers_on_postgresql():
+    c = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    cluster = [s for s in c["services"].values() if "WATCHER_STORAGE__URL" in (s.get("environment") or {})]
+    assert len(cluster) == 2
+    names = {s["environment"]["WATCHER_CLUSTER__NAME"] for s in cluster}
+    assert len(names) == 2
+    for s in cluster:
+        assert "${WATCHER_PG_PASSWORD}" in s["environment"]["WATCHER_STORAGE__URL"], "the password from the env"
+        assert all(p.startswith("127.0.0.1:") for p in s["ports"])
+    assert "postgres" in c["services"]

@@ -15,15 +15,51 @@ from typing import Any
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
 
 
+def _incident_id(text: str) -> int:
+    """An incident number as the database can hold it: a clear usage error, never an overflow traceback."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an incident number (e.g. 12)") from None
+    if not 1 <= n < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} is not an incident number: `watcher incidents` lists them")
+    return n
+
+
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{n} is not a port number: choose one from 1 to 65535")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from watcher import __version__
+
+    # Global options are accepted before or after the command. The subcommands' copy has no default
+    # (SUPPRESS), so `watcher -c x.toml run` keeps the value given before the command instead of
+    # silently resetting it to None.
+    top = argparse.ArgumentParser(add_help=False)
+    top.add_argument("--config", "-c", metavar="PATH", help="TOML config file (default: $WATCHER_CONFIG)")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", "-c", metavar="PATH", help="TOML config file (default: $WATCHER_CONFIG)")
+    common.add_argument(
+        "--config",
+        "-c",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="TOML config file (default: $WATCHER_CONFIG)",
+    )
 
     p = argparse.ArgumentParser(
         prog="watcher",
-        description="Watch the AI vendors your team depends on; open, classify and resolve their incidents.",
-        parents=[common],
+        description="Watch the AI vendors your team depends on; open, classify and resolve their incidents. "
+        "New here? Start with `watcher init`, then `watcher doctor`.",
+        parents=[top],
     )
+    p.add_argument("--version", action="version", version=f"watcher {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     r = sub.add_parser("run", parents=[common], help="run the daemon: poll every source on its schedule")
@@ -45,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--all", action="store_true", help="include history backfilled from feeds")
     i.add_argument("--json", action="store_true")
 
-    h = sub.add_parser("health", parents=[common], help="exit 0 if the daemon polled recently and alerts get through, 1 if not")
+    h = sub.add_parser(
+        "health",
+        parents=[common],
+        help="exit 0 if the daemon polled recently and alerts get through, 1 if not",
+    )
     h.add_argument(
         "--max-age",
         type=float,
@@ -55,13 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sh = sub.add_parser("show", parents=[common], help="one incident with its timeline")
-    sh.add_argument("incident", type=int, metavar="ID")
+    sh.add_argument("incident", type=_incident_id, metavar="ID")
     sh.add_argument("--json", action="store_true")
 
     a = sub.add_parser(
         "ack", parents=[common], help="acknowledge an incident: stops reminders and escalation"
     )
-    a.add_argument("incident", type=int, metavar="INCIDENT")
+    a.add_argument("incident", type=_incident_id, metavar="INCIDENT")
     a.add_argument("--by", default=None, help="who acknowledges (default: $USER)")
     a.add_argument("--reason", default=None)
 
@@ -87,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "test-alert", parents=[common], help="send a realistic sample alert through the real channels"
     )
     ta.add_argument("--route", default=None, help="only this route (default: every route)")
+    ta.epilog = "Exit 0 when every target accepted the sample; 1 when one failed; 2 when there is no target."
 
     pr = sub.add_parser(
         "probe", parents=[common], help="run a vendor's API probes and canaries once and print the results"
@@ -104,15 +145,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cc.add_argument("--json", action="store_true")
 
+    dr = sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="check the whole setup for real: routes, Slack and SMTP credentials, database, web port, network",
+        description="One line per check with its fix; exit 1 when a check fails. Nothing is posted or sent.",
+    )
+    dr.add_argument("--json", action="store_true")
+
+    ini = sub.add_parser(
+        "init",
+        parents=[common],
+        help="set watcher up: asks which tools the team uses and where alerts go, writes watcher.toml",
+        description="Interactive on a terminal; with --yes (or no terminal) it takes everything from flags. "
+        "Secrets come from the prompt, or from WATCHER_SLACK__TOKEN / WATCHER_EMAIL__PASSWORD, and are "
+        "written to files beside the config (mode 600), never into it.",
+    )
+    ini.add_argument("--yes", "-y", action="store_true", help="do not ask: use the flags (for scripts)")
+    ini.add_argument(
+        "--output",
+        "-o",
+        default=None,
+        metavar="PATH",
+        help="where to write (default: --config or ./watcher.toml)",
+    )
+    ini.add_argument("--force", action="store_true", help="replace an existing file")
+    ini.add_argument(
+        "--vendors", default="", metavar="IDS", help="comma-separated catalog ids (default: all)"
+    )
+    ini.add_argument(
+        "--used-for",
+        action="append",
+        default=[],
+        metavar="ID=WHAT",
+        help="e.g. openai='blog drafts; ad copy'",
+    )
+    ini.add_argument("--slack-channel", action="append", default=[], metavar="C...", help="Slack channel ID")
+    ini.add_argument("--email", action="append", default=[], metavar="ADDRESS", help="alert recipient")
+    ini.add_argument("--smtp-host", default=None)
+    ini.add_argument("--smtp-port", type=_port, default=587)
+    ini.add_argument("--smtp-user", default=None)
+    ini.add_argument("--sender", default=None, help="From: address of alert emails")
+    ini.add_argument("--timezone", default="UTC", help="time zone of alerts, e.g. Europe/Paris")
+    ini.add_argument("--locale", default="en", choices=["en", "fr"], help="language of alerts")
+    ini.add_argument("--test-alert", action="store_true", help="send a test alert once written")
+    ini.add_argument("--no-doctor", action="store_true", help="do not run the doctor afterwards")
+
     cl = sub.add_parser(
-        "cluster", parents=[common], help="the instances on a shared PostgreSQL: locations, leader, heartbeats"
+        "cluster",
+        parents=[common],
+        help="the instances on a shared PostgreSQL: locations, leader, heartbeats",
     )
     cl.add_argument("--json", action="store_true")
 
-    dm = sub.add_parser("demo", help="replay a real incident against a simulated vendor: no accounts, no internet")
-    dm.add_argument("--speed", type=float, default=1.0, help="replay this many times faster (1: about a minute)")
+    dm = sub.add_parser(
+        "demo", help="replay a real incident against a simulated vendor: no accounts, no internet"
+    )
+    dm.add_argument(
+        "--speed", type=float, default=1.0, help="replay this many times faster (1: about a minute)"
+    )
     dm.add_argument("--no-web", action="store_true", help="do not start the local web app")
-    dm.add_argument("--port", type=int, default=8765, help="web port on 127.0.0.1 (a free one if taken)")
+    dm.add_argument("--port", type=_port, default=8765, help="web port on 127.0.0.1 (a free one if taken)")
     dm.add_argument("--stay", action="store_true", help="keep the web app up after the replay, until Ctrl-C")
 
     cf = sub.add_parser(
@@ -129,6 +222,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Every error reaches the user as one line with its fix, never as a traceback
+    (set WATCHER_DEBUG=1 to see the traceback of an unexpected one)."""
+    import os
+
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C anywhere, e.g. in `watcher classify` waiting on stdin
+        print("watcher: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `watcher status | head`
+        sys.stderr.close()
+        return EXIT_OK
+    except Exception as e:
+        if os.environ.get("WATCHER_DEBUG"):
+            raise
+        what = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(
+            f"watcher: unexpected error: {what} ({type(e).__name__}). Run `watcher doctor` to check the setup; "
+            "WATCHER_DEBUG=1 shows the traceback to report it.",
+            file=sys.stderr,
+        )
+        return EXIT_FAIL
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -141,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     from watcher.config import ConfigError
 
     try:
+        if args.command == "init":
+            return cmd_init(args)
         settings = _settings(args)
         if args.command == "config":
             if args.config_command != "check":
@@ -161,16 +281,12 @@ def main(argv: list[str] | None = None) -> int:
             "probe": cmd_probe,
             "baseline": cmd_baseline,
             "cluster": cmd_cluster,
+            "doctor": cmd_doctor,
         }[args.command]
         return handler(settings, args)
     except ConfigError as e:
         print(f"watcher: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `watcher status | head`
-        sys.stderr.close()
-        return EXIT_OK
 
 
 def _settings(args: argparse.Namespace):
@@ -185,8 +301,19 @@ def _setup_logging(level: str, fmt: str = "human") -> None:
     logs.setup(level, fmt)
 
 
-def _open_store(settings):
+def _open_store(settings, create: bool = True):
+    """The configured store. ``create=False`` for commands that only read: a missing SQLite file is an
+    error that says where it was looked for, not a new empty database that answers "not polled yet"."""
     from watcher.store import StoreError, open_store
+
+    if not create and not settings.storage.url and not settings.storage.path.exists():
+        print(
+            f"watcher: no database at {settings.storage.path}: `watcher run` creates it. If the daemon runs "
+            "elsewhere, give this command its config (-c PATH or WATCHER_CONFIG); under systemd or Docker run "
+            "it where STATE_DIRECTORY is set (see README, 'Where the database is')",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_FAIL)
 
     try:
         return open_store(settings)
@@ -207,6 +334,14 @@ def cmd_run(settings, args) -> int:
 
     _setup_logging(settings.log.level, args.log_format or settings.log.format)
     vendors = resolve(settings)
+    import logging
+
+    from watcher.doctor import summary, targets
+
+    log = logging.getLogger("watcher.run")
+    lines = summary(settings, vendors)
+    for line in lines:
+        log.log(logging.INFO if targets(settings) or "WARNING" not in line else logging.WARNING, "%s", line)
     store = _open_store(settings)
     try:
         asyncio.run(Daemon(settings, vendors, store).run())
@@ -223,14 +358,14 @@ def cmd_cluster(settings, args) -> int:
     from watcher.probes.service import sightings
     from watcher.store.leader import in_cluster
 
-    store = _open_store(settings)
+    store = _open_store(settings, create=False)
     try:
         if not in_cluster(store):
             msg = f"not a cluster: one instance on the SQLite file {settings.storage.path}"
             if args.json:
                 print(json.dumps({"cluster": False, "leader": None, "instances": [], "detail": msg}))
             else:
-                print(msg + " (several instances need storage.url = \"postgresql://...\")")
+                print(msg + ' (several instances need storage.url = "postgresql://...")')
             return EXIT_OK
         alive_after = settings.cluster.failover_timeout
         insts = store.instances()
@@ -330,23 +465,24 @@ def cmd_status(settings, args) -> int:
     from watcher.catalog import resolve
 
     vendors = resolve(settings)
-    store = _open_store(settings)
+    store = _open_store(settings, create=False)
     try:
         statuses = _statuses(settings, store, vendors)
         budgets = _probe_budgets(settings, store, vendors)
     finally:
         store.close()
-    _print_statuses(statuses, args.json)
+    database = _database_label(settings)
+    if args.json:
+        _print_statuses(statuses, True, {"database": database, "probe_budgets": budgets})
+        return EXIT_OK
+    _print_statuses(statuses, False)
     if budgets:
-        if args.json:
-            for b in budgets:
-                print(json.dumps({"probe_budget": b}))
-        else:
-            print("\nprobe budget today (UTC):")
-            for b in budgets:
-                tokens = f"{b['spent_tokens']} of {b['daily_tokens']} tokens"
-                cost = f"{b['spent_cost']} of {b['daily_cost']}"
-                print(f"  {b['vendor']:<14} {tokens}, cost {cost}" + ("  STOPPED" if b["stopped"] else ""))
+        print("\nprobe budget today (UTC):")
+        for b in budgets:
+            tokens = f"{b['spent_tokens']} of {b['daily_tokens']} tokens"
+            cost = f"{b['spent_cost']} of {b['daily_cost']}"
+            print(f"  {b['vendor']:<14} {tokens}, cost {cost}" + ("  STOPPED" if b["stopped"] else ""))
+    print(f"\ndatabase: {database}")
     return EXIT_OK
 
 
@@ -391,7 +527,7 @@ def _probe_budgets(settings, store, vendors) -> list[dict]:
 def cmd_incidents(settings, args) -> int:
     from watcher.status import incident_json
 
-    store = _open_store(settings)
+    store = _open_store(settings, create=False)
     try:
         rows = store.incidents(
             vendor=args.vendor, open_only=args.open, limit=args.limit * (1 if args.all else 4)
@@ -400,9 +536,8 @@ def cmd_incidents(settings, args) -> int:
         store.close()
     if not args.all:
         rows = [i for i in rows if not i.backfilled][: args.limit]
-    if args.json:
-        for i in rows:
-            print(json.dumps(incident_json(i), ensure_ascii=False))
+    if args.json:  # one document, also when empty
+        print(json.dumps({"incidents": [incident_json(i) for i in rows]}, ensure_ascii=False, indent=2))
         return EXIT_OK
     if not rows:
         print(
@@ -461,17 +596,35 @@ def cmd_health(settings, args) -> int:
         for reason in stuck:
             print(f"unhealthy: {reason}", file=sys.stderr)
         return EXIT_FAIL
+    from watcher.catalog import resolve
+
+    keys = {spec.key for v in resolve(settings) for spec in v.sources}
+    records = [r for r in records if r.key in keys] or records
     polled = [r.last_polled_at for r in records if r.last_polled_at]
     max_age = args.max_age if args.max_age is not None else max(300.0, 3 * settings.poll.interval)
     if not polled:
         print("unhealthy: nothing polled yet", file=sys.stderr)
         return EXIT_FAIL
-    age = (datetime.now(UTC) - max(polled)).total_seconds()
+    now = datetime.now(UTC)
+    age = (now - max(polled)).total_seconds()
     if age > max_age:
         print(f"unhealthy: last poll {age:.0f}s ago (limit {max_age:.0f}s)", file=sys.stderr)
         return EXIT_FAIL
-    failing = sum(1 for r in records if r.error)
-    print(f"healthy: last poll {age:.0f}s ago; {len(records) - failing} of {len(records)} sources answering")
+    failing = [r for r in records if r.error]
+    # polled is not enough: a watcher whose every poll fails (no network, DNS, proxy) sees nothing
+    answered = [r.last_success_at for r in records if r.last_success_at]
+    answer_age = (now - max(answered)).total_seconds() if answered else None
+    if answer_age is None or answer_age > max_age:
+        since = "ever" if answer_age is None else f"for {answer_age:.0f}s (limit {max_age:.0f}s)"
+        example = f"; e.g. {failing[0].key}: {failing[0].error}" if failing else ""
+        print(
+            f"unhealthy: no source has answered {since}: 0 of {len(records)} sources answering{example}. "
+            "Check this machine's network, DNS or proxy (`watcher doctor`)",
+            file=sys.stderr,
+        )
+        return EXIT_FAIL
+    n_ok = len(records) - len(failing)
+    print(f"healthy: last poll {age:.0f}s ago; {n_ok} of {len(records)} sources answering")
     return EXIT_OK
 
 
@@ -494,7 +647,7 @@ def cmd_ack(settings, args) -> int:
 
     from watcher.alerts.engine import plain_name
 
-    store = _open_store(settings)
+    store = _open_store(settings, create=False)
     try:
         try:
             by = plain_name(args.by) if args.by else getpass.getuser()
@@ -541,7 +694,7 @@ def cmd_mute(settings, args) -> int:
 def cmd_unmute(settings, args) -> int:
     import getpass
 
-    store = _open_store(settings)
+    store = _open_store(settings, create=False)
     try:
         n = store.end_mutes(args.vendor, datetime.now(UTC), getpass.getuser())
     finally:
@@ -563,28 +716,33 @@ def cmd_outbox(settings, args) -> int:
         store.close()
     now = datetime.now(UTC)
     why = wait_reasons(waiting, now, settings)
-    if args.json:
-        for n in rows:
-            print(
-                json.dumps(
-                    {
-                        "id": n.id,
-                        "incident_id": n.incident_id,
-                        "action": n.action.value,
-                        "channel": n.channel,
-                        "target": n.target,
-                        "route": n.route,
-                        "state": n.state,
-                        "attempts": n.attempts,
-                        "created_at": n.created_at.isoformat(),
-                        "not_before": n.not_before.isoformat(),
-                        "delivered_at": n.delivered_at.isoformat() if n.delivered_at else None,
-                        "last_error": n.last_error,
-                        "fallback_of": n.fallback_of,
-                        "why": why.get(n.id),
-                    }
-                )
+    if args.json:  # one document, also when empty
+        print(
+            json.dumps(
+                {
+                    "notifications": [
+                        {
+                            "id": n.id,
+                            "incident_id": n.incident_id,
+                            "action": n.action.value,
+                            "channel": n.channel,
+                            "target": n.target,
+                            "route": n.route,
+                            "state": n.state,
+                            "attempts": n.attempts,
+                            "created_at": n.created_at.isoformat(),
+                            "not_before": n.not_before.isoformat(),
+                            "delivered_at": n.delivered_at.isoformat() if n.delivered_at else None,
+                            "last_error": n.last_error,
+                            "fallback_of": n.fallback_of,
+                            "why": why.get(n.id),
+                        }
+                        for n in rows
+                    ]
+                },
+                indent=2,
             )
+        )
         return EXIT_OK
     if not rows:
         print("outbox is empty" + (f" ({args.state})" if args.state else ""))
@@ -637,7 +795,9 @@ def cmd_probe(settings, args) -> int:
             if unknown:
                 return runner, unknown
             service = ProbeService(
-                runner, Pipeline(store, client, settings, vendors, lease=lease), _engine(settings, store).on_changes
+                runner,
+                Pipeline(store, client, settings, vendors, lease=lease),
+                _engine(settings, store).on_changes,
             )
             return runner, [await service.probe(v) for v in wanted]
 
@@ -657,8 +817,7 @@ def cmd_probe(settings, args) -> int:
             )
             return EXIT_CONFIG
         if args.json:
-            for out in outs:
-                print(json.dumps(_outcome_json(out)))
+            print(json.dumps({"probes": [_outcome_json(out) for out in outs]}, indent=2))
             return EXIT_OK
         for out in outs:
             _print_outcome(out)
@@ -738,14 +897,16 @@ def cmd_baseline(settings, args) -> int:
     from watcher.probes.runner import VendorDetectors, probe_targets
     from watcher.store.leader import identity, in_cluster
 
-    store = _open_store(settings)
+    store = _open_store(settings, create=False)
     try:
         targets = probe_targets(settings, resolve(settings))
         rows, data = [], []
         for t in targets:
             det = VendorDetectors(settings, t)
             saved = store.detector_state(
-                f"probe:{t.vendor.id}@{identity(settings)[1]}" if in_cluster(store) else f"probe:{t.vendor.id}"
+                f"probe:{t.vendor.id}@{identity(settings)[1]}"
+                if in_cluster(store)
+                else f"probe:{t.vendor.id}"
             )
             if saved:
                 det.load(saved)
@@ -785,8 +946,7 @@ def cmd_baseline(settings, args) -> int:
     finally:
         store.close()
     if args.json:
-        for d in data:
-            print(json.dumps(d))
+        print(json.dumps({"streams": data}, indent=2))
         return EXIT_OK
     if not rows:
         print("no vendor is probed (see README, 'Probes and canaries')")
@@ -810,6 +970,14 @@ def cmd_test_alert(settings, args) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
+    if not any(r.slack_channels or r.emails or r.apprise for r in routes):
+        names = ", ".join(repr(r.name) for r in routes)
+        print(
+            f"watcher: no target to test: route(s) {names} have no slack_channels, emails or apprise URLs, "
+            "so no alert reaches anyone. Add one (or run `watcher init`), then `watcher doctor`",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     results = send_test_alerts(settings, routes)
     ok = True
     for target, error in results:
@@ -821,7 +989,7 @@ def cmd_test_alert(settings, args) -> int:
 def cmd_show(settings, args) -> int:
     from watcher.status import incident_json
 
-    store = _open_store(settings)
+    store = _open_store(settings, create=False)
     try:
         inc = store.incident(args.incident)
         events = store.events(args.incident) if inc else []
@@ -857,14 +1025,105 @@ def cmd_show(settings, args) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(settings, args) -> int:
+    from watcher.doctor import failed, run_checks
+
+    checks = run_checks(settings, machine=True)
+    if args.json:
+        print(json.dumps({"ok": not failed(checks), "checks": [c.to_json() for c in checks]}, indent=2))
+    else:
+        where = args.config or __import__("os").environ.get("WATCHER_CONFIG")
+        print(f"config: {where or 'none (defaults; `watcher init` writes one)'}")
+        for c in checks:
+            print(c.line())
+        bad = sum(1 for c in checks if c.status == "FAIL")
+        print(
+            f"{bad} check(s) failed: fix them and run `watcher doctor` again" if bad else "all checks passed"
+        )
+    return EXIT_FAIL if failed(checks) else EXIT_OK
+
+
+def cmd_init(args) -> int:
+    import os
+    from pathlib import Path
+
+    from watcher.onboarding import Answers, ask, interactive_ok, validate, write
+
+    target = Path(args.output or args.config or "watcher.toml")
+    a = Answers(
+        vendors=[v.strip() for v in args.vendors.split(",") if v.strip()],
+        slack_channels=args.slack_channel,
+        slack_token=os.environ.get("WATCHER_SLACK__TOKEN") or None,
+        emails=args.email,
+        smtp_host=args.smtp_host,
+        smtp_port=args.smtp_port,
+        smtp_user=args.smtp_user,
+        smtp_password=os.environ.get("WATCHER_EMAIL__PASSWORD") or None,
+        sender=args.sender,
+        timezone=args.timezone,
+        locale=args.locale,
+    )
+    for item in args.used_for:
+        vid, sep, what = item.partition("=")
+        if not sep or not what.strip():
+            print(
+                f"watcher: --used-for {item!r}: write it ID=WHAT, e.g. openai='blog drafts'", file=sys.stderr
+            )
+            return EXIT_CONFIG
+        a.used_for[vid.strip()] = what.strip()
+    if target.exists() and not args.force:
+        print(
+            f"watcher: {target} already exists: keep it, or run `watcher init --force` to replace it",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    interactive = not args.yes and interactive_ok()
+    if interactive:
+        print(f"Setting watcher up: this writes {target.resolve()}. Ctrl-C stops without writing.")
+        ask(a)
+    problems = validate(a)
+    if problems:
+        for p in problems:
+            print(f"watcher: {p}", file=sys.stderr)
+        return EXIT_CONFIG
+    written = write(a, target, force=args.force)
+    print(f"wrote {written}")
+    if not (a.slack_channels or a.emails):
+        print(
+            "note: no Slack channel or email given: no alert will reach anyone (run `watcher init --force` again)"
+        )
+    if a.slack_channels and not a.slack_token:
+        print("note: no Slack token given: export WATCHER_SLACK__TOKEN=xoxb-... before `watcher run`")
+    from watcher.config import load_settings
+
+    settings = load_settings(written)
+    status = EXIT_OK
+    if not args.no_doctor:
+        print("\nwatcher doctor:")
+        ns = argparse.Namespace(json=False, config=str(written))
+        status = cmd_doctor(settings, ns)
+    send = args.test_alert
+    if interactive and not send and (a.slack_channels or a.emails):
+        send = input("Send a test alert now? [y/N] ").strip().lower() in ("y", "yes", "o", "oui")
+    if send:
+        print("\nwatcher test-alert:")
+        status = max(status, cmd_test_alert(settings, argparse.Namespace(route=None)))
+    print(f"\nnext: watcher run -c {written}")
+    return status
+
+
 def cmd_config_check(settings, args) -> int:
     from watcher.catalog import resolve
+    from watcher.doctor import failed, run_checks
 
     vendors = resolve(settings)
+    checks = run_checks(settings, machine=False)  # the doctor's checks of routes and channels
     if args.json:
         print(
             json.dumps(
                 {
+                    "ok": not failed(checks),
+                    "checks": [c.to_json() for c in checks],
                     "database": _database_label(settings),
                     "vendors": [
                         {
@@ -888,7 +1147,7 @@ def cmd_config_check(settings, args) -> int:
                 indent=2,
             )
         )
-        return EXIT_OK
+        return EXIT_FAIL if failed(checks) else EXIT_OK
     n = sum(len(v.sources) for v in vendors)
     print(f"config OK: {len(vendors)} vendors, {n} sources, database {_database_label(settings)}")
     for v in vendors:
@@ -898,12 +1157,23 @@ def cmd_config_check(settings, args) -> int:
             print("      (no machine-readable status source known: state will be unknown)")
         for s in v.sources:
             sure = s.confidence or v.confidence
-            print(f"      {s.id:<14} {s.type:<24} every {s.interval:g}s  {s.url}" + (f"  ({sure})" if sure else ""))
+            print(
+                f"      {s.id:<14} {s.type:<24} every {s.interval:g}s  {s.url}"
+                + (f"  ({sure})" if sure else "")
+            )
     from watcher.catalog import load_catalog
 
     bare = [vid for vid, v in load_catalog().items() if not v.get("sources")]
     if bare:
         print(f"catalog vendors without a source (never watched): {', '.join(bare)}")
+    print("alerts:")
+    for c in checks:
+        print("  " + c.line())
+    if failed(checks):
+        print(
+            "config is valid, but alerts will not work: fix the FAIL lines (`watcher doctor` checks the rest)"
+        )
+        return EXIT_FAIL
     return EXIT_OK
 
 
@@ -958,11 +1228,15 @@ _STATE_MARK = {
 }
 
 
-def _print_statuses(statuses, as_json: bool) -> None:
+def _print_statuses(statuses, as_json: bool, extra: dict | None = None) -> None:
     if as_json:
         print(
             json.dumps(
-                {"checked_at": datetime.now(UTC).isoformat(), "vendors": [s.to_json() for s in statuses]},
+                {
+                    "checked_at": datetime.now(UTC).isoformat(),
+                    "vendors": [s.to_json() for s in statuses],
+                    **(extra or {}),
+                },
                 ensure_ascii=False,
                 indent=2,
             )

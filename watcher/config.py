@@ -62,7 +62,8 @@ class _Strict(BaseModel):
 class StorageSettings(_Strict):
     path: Path = Field(
         default=Path("watcher.db"),
-        description="SQLite database file, created on first run (relative paths are from the working dir).",
+        description="SQLite database file, created on first run (a relative path is from $STATE_DIRECTORY "
+        "when set, else from the config file's folder, else from the working folder).",
     )
     url: str | None = Field(
         default=None,
@@ -525,7 +526,31 @@ def load_settings(path: Path | str | None = None) -> Settings:
         settings = _FromFile(**data)
     except ValidationError as e:
         raise ConfigError(_explain(e, path)) from None
+    settings.storage.path = database_path(settings.storage.path, path)
     return Settings.model_construct(**{k: getattr(settings, k) for k in Settings.model_fields})
+
+
+def database_path(configured: Path, config_file: Path | str | None) -> Path:
+    """Where the SQLite file is, the same for every command wherever it is run from.
+
+    An absolute ``storage.path`` is used as is. A relative one (the default ``watcher.db``) is taken from
+    the state directory when systemd or the container gives one (``$STATE_DIRECTORY``), else from the
+    config file's folder, else from the working folder. ``WATCHER_STORAGE__PATH`` set to a relative path
+    is from the working folder, as a path typed in a shell is.
+    """
+    p = Path(configured).expanduser()
+    if p.is_absolute():
+        return p
+    state_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if "WATCHER_STORAGE__PATH" in os.environ:
+        base = Path.cwd()
+    elif state_dir:
+        base = Path(state_dir)
+    elif config_file is not None:
+        base = Path(config_file).expanduser().resolve().parent
+    else:
+        base = Path.cwd()
+    return base / p
 
 
 def _explain(err: ValidationError, path: Path | str | None) -> str:

@@ -27,6 +27,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher.catalog import SourceSpec, VendorSpec
@@ -271,6 +272,19 @@ class Daemon:
             extra_routes=routes,
             middleware=middleware,
         )
+        from watcher.doctor import busy_port_fix, port_problem
+
+        problem = port_problem(w.host, w.port) if w.port else None
+        if problem is not None:
+            log.error(
+                "web app not started: web.port %d on %s: %s. Fix: %s. Watching and alerts go on; Slack buttons, "
+                "acknowledge links, the board and /healthz do not",
+                w.port,
+                w.host,
+                problem,
+                busy_port_fix(w.port),
+            )
+            return None
         server = make_server(app, w.host, w.port)
         task = asyncio.create_task(server.serve(), name="web")
         task.add_done_callback(self._web_done)
@@ -297,9 +311,56 @@ class Daemon:
         await asyncio.to_thread(bridge.start)  # connect() does blocking network I/O
         return bridge
 
+    def _first_round(self) -> None:
+        """One report after the first polls, from the database: also after a restart, when every
+        source already failed before and no per-source line is logged again."""
+        if self.pipeline is not None:
+            self.pipeline.quiet_until = None
+        keys = {spec.key for spec in self.sources}
+        records = [r for r in self.store.sources() if r.key in keys]
+        failing = [r for r in records if r.error]
+        answered = sum(1 for r in records if r.last_success_at and not r.error)
+        total = len(keys)
+        if not failing:
+            log.info("first round: %d of %d sources answered", answered, total)
+            return
+        kinds: dict[str, int] = {}
+        for r in failing:
+            kinds[r.error_kind or "error"] = kinds.get(r.error_kind or "error", 0) + 1
+        why = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        example = f"{failing[0].key}: {failing[0].error}"
+        if answered == 0:
+            log.error(
+                "first round: NONE of %d sources answered (%s; e.g. %s). watcher sees nothing: check this "
+                "machine's network, DNS or proxy; `watcher doctor` tells what fails",
+                total,
+                why,
+                example,
+            )
+            return
+        names = ", ".join(r.key for r in failing[:8]) + (f" and {len(failing) - 8} more" if len(failing) > 8 else "")
+        log.warning(
+            "first round: %d of %d sources answered; %d failing (%s): %s (first: %s; `watcher status` says why)",
+            answered,
+            total,
+            len(failing),
+            why,
+            names,
+            failing[0].error,
+        )
+
     def _web_done(self, task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
-            log.error("web app stopped: %s (watching goes on)", task.exception())
+            from watcher.doctor import busy_port_fix
+
+            w = self.settings.web
+            log.error(
+                "web app stopped on %s:%d (%s): %s (watching goes on)",
+                w.host,
+                w.port,
+                task.exception() or type(task.exception()).__name__,
+                busy_port_fix(w.port),
+            )
 
     async def run(self, *, install_signals: bool = True, grace: float | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -330,6 +391,10 @@ class Daemon:
         # First polls spread so that at most ~50 start per second: thousands of sources must
         # not all fire in the same few seconds, every interval, for the life of the process.
         spread = max(FIRST_POLL_SPREAD, len(self.sources) / 50)
+        # The first round is summed up in one report (see _first_round), not a line per failing source.
+        first_round = timedelta(seconds=min(spread, 300) + poll.timeout + 2)
+        self.pipeline.quiet_until = now + first_round
+        scheduler.add_job(self._first_round, DateTrigger(run_date=now + first_round, timezone=UTC), id="first-round")
         for spec in self.sources:
             scheduler.add_job(
                 self._job,

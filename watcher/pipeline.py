@@ -53,6 +53,9 @@ class Pipeline:
     ):
         self.store = store
         self.on_changes = on_changes
+        self.quiet_until: datetime | None = None
+        """Until then a failing source is logged at debug only: the daemon sums the first round up in
+        one report (33 "DNS cannot resolve" lines on an offline machine say less than one summary)."""
         """Queues the alerts for incident changes (the alert engine), inside the transaction that
         saves the incidents: both are written or neither is, so a write refused halfway (a full
         disk) cannot leave an incident stored whose alert was never queued."""
@@ -286,7 +289,13 @@ class Pipeline:
         self, rec: SourceRecord, spec: SourceSpec, kind: str, message: str, at: datetime
     ) -> PollResult:
         if rec.error != message:
-            log.warning("%s: %s", spec.key, message)
+            # only the unreachable kind is held for the summary: a broken document is news at once
+            quiet = (
+                self.quiet_until is not None
+                and at < self.quiet_until
+                and kind == "network"
+            )
+            log.log(logging.DEBUG if quiet else logging.WARNING, "%s: %s", spec.key, message)
             self.store.add_observation(spec.key, spec.vendor, at, "error", {"kind": kind, "error": message})
         if rec.error is None:
             rec.error_since = at
