@@ -8,12 +8,12 @@ the poller can record a clear per-source error and carry on with the others.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from watcher import linear
 from watcher.model import ComponentStatus, IncidentStatus
 
 
@@ -95,7 +95,7 @@ def text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-_JS_DATE = re.compile(r"^\w{3} (\w{3} \d{1,2} \d{4} \d{2}:\d{2}:\d{2}) GMT([+-]\d{4})")
+_JS_DATE = linear.compile(r"^\w{3} (\w{3} \d{1,2} \d{4} \d{2}:\d{2}:\d{2}) GMT([+-]\d{4})")
 
 
 def parse_time(value: Any) -> datetime | None:
