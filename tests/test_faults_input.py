@@ -115,3 +115,67 @@ def test_web_app_answers_while_a_hostile_200kb_feed_is_parsed(tmp_path, vendor_s
         assert "Traceback" not in w.log
     finally:
         w.stop()
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_nested_gzip_bomb_is_capped_on_decoded_bytes_at_every_layer(tmp_path, vendor_server):
+    """Proves finding 2: a 256 MB body gzipped twice (about 500 bytes on the wire, served as
+    ``Content-Encoding: gzip, gzip``) is cut at poll.max_bytes (5 MB) while it is decoded, so the
+    live daemon's peak RSS stays far below the bomb; the old fetch let httpx inflate both layers
+    of a chunk at once (256 MB in memory) before checking the cap."""
+    bomb = hostile.nested_gzip(256_000_000, layers=2)
+    vendor_server.set(hostile.FEED_PATH, bomb, headers={"Content-Encoding": "gzip, gzip"}, etag=False)
+    w = LiveWatcher(tmp_path, vendor_server)
+    try:
+        w.until(lambda: vendor_server.hits[hostile.FEED_PATH] >= 3)
+        w.until(w.answers)
+        peak = _vm_hwm_mb(w.proc.pid)
+        assert peak < 180, f"peak RSS {peak:.0f} MB while refusing a 256 MB nested bomb"
+        w.until(lambda: "5,000,000-byte cap" in w.log)
+    finally:
+        w.stop()
+
+
+def _fetch(url: str, max_bytes: int = 1_000_000):
+    import asyncio
+
+    from watcher.fetch import fetch, make_client
+
+    async def go():
+        async with make_client(user_agent="test") as client:
+            return await fetch(client, url, timeout=10, max_bytes=max_bytes)
+
+    return asyncio.run(go())
+
+
+def test_more_than_two_encoding_layers_are_refused_and_two_still_decode(vendor_server):
+    """Proves finding 2's limit: three Content-Encoding layers are refused with a source error that
+    says so; two honest layers (gzip then deflate, raw or zlib-wrapped) still decode exactly."""
+    import gzip
+    import zlib
+
+    import pytest
+
+    from watcher.fetch import FetchError
+
+    doc = b"<rss>" + b"x" * 300_000 + b"</rss>"
+    vendor_server.set("/three", gzip.compress(gzip.compress(gzip.compress(doc))),
+                      headers={"Content-Encoding": "gzip, gzip, gzip"})
+    with pytest.raises(FetchError) as e:
+        _fetch(vendor_server.url("/three"))
+    assert e.value.kind == "protocol" and "3 Content-Encoding layers" in e.value.message
+    raw = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    raw_deflate = raw.compress(gzip.compress(doc)) + raw.flush()
+    vendor_server.set("/two", raw_deflate, headers={"Content-Encoding": "gzip, deflate"})
+    assert _fetch(vendor_server.url("/two")).body == doc
+    vendor_server.set("/zlib", zlib.compress(gzip.compress(doc)), headers={"Content-Encoding": "gzip, deflate"})
+    assert _fetch(vendor_server.url("/zlib")).body == doc
+    vendor_server.set("/members", gzip.compress(doc[:1000]) + gzip.compress(doc[1000:]),
+                      headers={"Content-Encoding": "gzip"})
+    assert _fetch(vendor_server.url("/members")).body == doc

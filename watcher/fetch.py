@@ -14,6 +14,7 @@ import asyncio
 import errno
 import socket
 import ssl
+import zlib
 from dataclasses import dataclass
 
 import httpx
@@ -127,21 +128,110 @@ async def _get(
             raise FetchError(
                 "too_large", f"body of {int(declared):,} bytes exceeds the {max_bytes:,}-byte cap"
             )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.aiter_bytes():  # decoded bytes: the cap applies after gunzip
-            size += len(chunk)
-            if size > max_bytes:
-                raise FetchError("too_large", f"body exceeds the {max_bytes:,}-byte cap (decoded)")
-            chunks.append(chunk)
+        # Raw bytes, decoded here rather than by httpx: httpx decodes each chunk through every
+        # Content-Encoding layer at once, so "gzip, gzip" turned 1.8 KB into gigabytes in memory
+        # before any cap was checked. _Decoder checks the cap on each step's output.
+        decoder = _Decoder(resp.headers.get("content-encoding", ""), max_bytes)
+        raw = 0
+        async for chunk in resp.aiter_raw():
+            raw += len(chunk)
+            if raw > max_bytes:
+                raise FetchError("too_large", f"body exceeds the {max_bytes:,}-byte cap")
+            decoder.feed(chunk)
         return FetchResult(
             status=resp.status_code,
-            body=b"".join(chunks),
+            body=decoder.finish(),
             url=str(resp.url),
             etag=resp.headers.get("etag"),
             last_modified=resp.headers.get("last-modified"),
             content_type=resp.headers.get("content-type"),
         )
+
+
+MAX_ENCODINGS = 2
+"""Content-Encoding layers accepted on one body; a third has no honest use and is refused."""
+_CHUNK = 64 * 1024
+
+
+class _Decoder:
+    """Undo a body's Content-Encoding layers (gzip, deflate) incrementally, ``_CHUNK`` bytes of
+    output at a time per layer, raising ``too_large`` as soon as the decoded size passes the cap.
+
+    Memory stays within the cap plus one chunk per layer, whatever the ratio of each layer.
+    Encodings we do not ask for (br, zstd, ...) are refused: we send ``gzip, deflate`` only.
+    """
+
+    def __init__(self, header: str, max_bytes: int) -> None:
+        names = [n.strip().lower() for n in header.split(",") if n.strip()]
+        names = [n for n in names if n != "identity"]
+        if len(names) > MAX_ENCODINGS:
+            raise FetchError(
+                "protocol",
+                f"refusing a body with {len(names)} Content-Encoding layers ({', '.join(names)}): "
+                f"at most {MAX_ENCODINGS} are accepted (a nested compression bomb?)",
+            )
+        for n in names:
+            if n not in ("gzip", "x-gzip", "deflate"):
+                raise FetchError("protocol", f"unsupported Content-Encoding {n!r} (we accept gzip and deflate)")
+        # Content-Encoding lists layers in the order they were applied: undo the last first.
+        self.names = list(reversed(names))
+        self.layers = [self._new(n) for n in self.names]
+        self.raw_deflate_tried = [False] * len(self.names)
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.out: list[bytes] = []
+
+    @staticmethod
+    def _new(name: str):
+        return zlib.decompressobj(zlib.MAX_WBITS if name == "deflate" else 16 + zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> None:
+        try:
+            self._push(0, data)
+        except zlib.error as e:
+            raise FetchError("protocol", f"corrupt compressed body: {e}") from None
+
+    def finish(self) -> bytes:
+        """Drain what each layer still holds, outermost first, and return the decoded body."""
+        try:
+            for i in range(len(self.layers)):
+                self._push(i, b"")
+        except zlib.error as e:
+            raise FetchError("protocol", f"corrupt compressed body: {e}") from None
+        return b"".join(self.out)
+
+    def _emit(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.size > self.max_bytes:
+            raise FetchError("too_large", f"body exceeds the {self.max_bytes:,}-byte cap (decoded)")
+        self.out.append(piece)
+
+    def _push(self, i: int, data: bytes) -> None:
+        """Give ``data`` to layer ``i`` and pass its output on, ``_CHUNK`` bytes at a time."""
+        if i == len(self.layers):
+            if data:
+                self._emit(data)
+            return
+        while True:
+            d = self.layers[i]
+            try:
+                piece = d.decompress(data, _CHUNK)
+            except zlib.error:
+                if self.names[i] != "deflate" or self.raw_deflate_tried[i]:
+                    raise
+                # "deflate" sent raw, without its zlib wrapper (common): read it as such.
+                self.raw_deflate_tried[i] = True
+                self.layers[i] = d = zlib.decompressobj(-zlib.MAX_WBITS)
+                piece = d.decompress(data, _CHUNK)
+            self.raw_deflate_tried[i] = True  # the first bytes decided the flavour
+            data = d.unconsumed_tail
+            if d.eof and d.unused_data and self.names[i] != "deflate":
+                data = d.unused_data  # another gzip member follows
+                self.layers[i] = self._new(self.names[i])
+            if piece:
+                self._push(i + 1, piece)
+            if len(piece) < _CHUNK and not data:
+                return
 
 
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EADDRNOTAVAIL}
