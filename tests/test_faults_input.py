@@ -179,3 +179,76 @@ def test_more_than_two_encoding_layers_are_refused_and_two_still_decode(vendor_s
     vendor_server.set("/members", gzip.compress(doc[:1000]) + gzip.compress(doc[1000:]),
                       headers={"Content-Encoding": "gzip"})
     assert _fetch(vendor_server.url("/members")).body == doc
+
+
+REDIRECT_PROBE = r"""
+import asyncio, json, sys
+sys.path.insert(0, sys.argv[1])
+from http.server import ThreadingHTTPServer
+import vendor_server
+from watcher.fetch import FetchError, fetch, make_client
+
+public = vendor_server.VendorServer()
+public.httpd.server_close()
+public.httpd = ThreadingHTTPServer(("11.0.0.1", 0), public.httpd.RequestHandlerClass)
+public.port = public.httpd.server_address[1]
+import threading
+public.thread = threading.Thread(target=public.httpd.serve_forever, daemon=True)
+public.start()
+internal = vendor_server.VendorServer().start()
+internal.set("/secret.json", b'{"secret": "internal"}')
+hops = {
+    "/to-loopback": internal.url("/secret.json"),
+    "/to-metadata": "http://169.254.169.254/latest/meta-data/",
+    "/to-localhost-name": f"http://localhost:{internal.port}/secret.json",
+    "/to-public": f"http://11.0.0.1:{public.port}/ok.json",
+    "/via-public-hop": f"http://11.0.0.1:{public.port}/to-loopback",
+}
+for path, target in hops.items():
+    public.set(path, b"", status=302, headers={"Location": target})
+public.set("/ok.json", b'{"ok": true}')
+internal.set("/to-self", b"", status=302, headers={"Location": internal.url("/secret.json")})
+
+async def one(url, **kw):
+    async with make_client(user_agent="t") as client:
+        try:
+            res = await fetch(client, url, timeout=5, max_bytes=10000, **kw)
+            return {"body": res.body.decode()}
+        except FetchError as e:
+            return {"kind": e.kind, "error": e.message}
+
+out = {p: asyncio.run(one(f"http://11.0.0.1:{public.port}{p}")) for p in hops}
+out["private-config"] = asyncio.run(one(internal.url("/to-self")))
+out["opt-in"] = asyncio.run(one(f"http://11.0.0.1:{public.port}/to-loopback", private_redirects=True))
+print(json.dumps(out))
+"""
+
+
+def test_redirects_from_a_public_page_to_private_addresses_are_refused():
+    """Proves finding 3: in a private network namespace where 11.0.0.1 plays a public status page,
+    its redirects to loopback (by address or by the name localhost, also after a public hop) and
+    to 169.254.169.254 are refused with a source error that says why, and nothing from the
+    internal service is read; a redirect to a public address is followed, a page configured on a
+    private address may redirect within it, and poll.private_redirects opts in."""
+    import json
+    import shutil
+
+    import pytest
+
+    if shutil.which("ip") is None or subprocess.run(["unshare", "-n", "true"]).returncode != 0:
+        pytest.skip("needs unshare -n and ip: a network namespace with a public-looking address")
+    tests_dir = str(Path(__file__).parent)
+    script = 'ip link set lo up && ip addr add 11.0.0.1/32 dev lo && exec "$0" -c "$1" "$2"'
+    out = subprocess.run(
+        ["unshare", "-n", "sh", "-c", script, sys.executable, REDIRECT_PROBE, tests_dir],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    for path in ("/to-loopback", "/to-metadata", "/to-localhost-name", "/via-public-hop"):
+        assert res[path]["kind"] == "redirects", (path, res[path])
+        assert "public addresses only" in res[path]["error"], res[path]
+    assert "169.254.169.254" in res["/to-metadata"]["error"]
+    assert res["/to-public"] == {"body": '{"ok": true}'}
+    assert res["private-config"] == {"body": '{"secret": "internal"}'}
+    assert res["opt-in"] == {"body": '{"secret": "internal"}'}

@@ -79,6 +79,12 @@ class PollSettings(_Strict):
     )
     max_bytes: int = Field(default=5_000_000, ge=1024, description="Largest decoded body accepted.")
     concurrency: int = Field(default=16, ge=1, le=1000, description="Fetches in flight at once.")
+    private_redirects: bool = Field(
+        default=False,
+        description="Follow a vendor's redirect to a loopback, private or link-local address even when "
+        "the configured URL is public (off: such a redirect is refused, so a page cannot steer watcher "
+        "to the cloud metadata service or to another service on this machine).",
+    )
     user_agent: str = "watcher/0.1 (+https://github.com/watcher-dev/watcher)"
 
 

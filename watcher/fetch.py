@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import socket
 import ssl
 import zlib
@@ -70,8 +71,14 @@ async def fetch(
     max_bytes: int,
     etag: str | None = None,
     last_modified: str | None = None,
+    private_redirects: bool = False,
 ) -> FetchResult:
     """GET ``url``; returns the decoded body, or a 304 result with an empty body.
+
+    Redirects are followed (at most the client's ``max_redirects``) to public addresses only,
+    checked on the addresses each hop's host resolves to, unless ``url`` itself is on a private
+    network (a self-hosted page, a test stand-in) or ``private_redirects`` is set: a vendor's page
+    must not steer watcher to 169.254.169.254 or to another service on our own machine.
 
     Raises FetchError for anything else. Never hangs past ``timeout`` seconds.
     """
@@ -84,7 +91,7 @@ async def fetch(
         headers["If-Modified-Since"] = last_modified
     try:
         async with asyncio.timeout(timeout):
-            return await _get(client, url, headers, timeout, max_bytes)
+            return await _follow(client, url, headers, timeout, max_bytes, private_redirects)
     except TimeoutError:
         raise FetchError("timeout", f"no complete answer within {timeout:g} s") from None
     except httpx.TimeoutException:
@@ -99,11 +106,79 @@ async def fetch(
         raise FetchError("protocol", f"invalid URL: {e}") from None
 
 
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+async def _follow(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    timeout: float,
+    max_bytes: int,
+    private_redirects: bool,
+) -> FetchResult:
+    allow_private: bool | None = True if private_redirects else None  # decided at the first redirect
+    for _ in range(client.max_redirects + 1):
+        result = await _get(client, url, headers, timeout, max_bytes)
+        if isinstance(result, FetchResult):
+            return result
+        target = result
+        if target.scheme not in ("http", "https"):
+            raise FetchError("redirects", f"refusing a redirect to a {target.scheme or 'relative'} URL")
+        if allow_private is None:
+            allow_private = bool(await _private_addresses(httpx.URL(url)))
+        if not allow_private:
+            private = await _private_addresses(target)
+            if private:
+                raise FetchError(
+                    "redirects",
+                    f"refusing the redirect from {httpx.URL(url).host} to {target.host} ({private[0]}): "
+                    "a loopback, private or link-local address. watcher follows redirects to public "
+                    "addresses only, unless the configured URL is itself private "
+                    "(or poll.private_redirects = true)",
+                )
+        url = str(target)
+    raise FetchError("redirects", "too many redirects (a redirect loop?)")
+
+
+def _non_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+async def _private_addresses(url: httpx.URL) -> list[str]:
+    """The non-public addresses ``url``'s host resolves to (empty when all are public)."""
+    host = url.host
+    try:
+        return [host] if _non_public(ipaddress.ip_address(host)) else []
+    except ValueError:
+        pass
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise FetchError("network", f"DNS cannot resolve {host} ({e.strerror})") from None
+    found = []
+    for info in infos:
+        addr = info[4][0].split("%", 1)[0]
+        if _non_public(ipaddress.ip_address(addr)) and addr not in found:
+            found.append(addr)
+    return found
+
+
 async def _get(
     client: httpx.AsyncClient, url: str, headers: dict[str, str], timeout: float, max_bytes: int
-) -> FetchResult:
+) -> FetchResult | httpx.URL:
+    """One request: the result, or the URL a redirect points to."""
     per_op = httpx.Timeout(timeout)
-    async with client.stream("GET", url, headers=headers, timeout=per_op) as resp:
+    async with client.stream("GET", url, headers=headers, timeout=per_op, follow_redirects=False) as resp:
+        location = resp.headers.get("location")
+        if resp.status_code in _REDIRECTS and location:
+            try:
+                return resp.url.join(location)
+            except httpx.InvalidURL:
+                raise FetchError("redirects", f"redirect to an invalid URL {location[:200]!r}") from None
         if resp.status_code == 304:
             return FetchResult(
                 304, b"", str(resp.url), resp.headers.get("etag"), resp.headers.get("last-modified")
