@@ -23,7 +23,9 @@ from test_daemon import free_port, wait_for
 class LiveWatcher:
     """``watcher run`` with its web app on a free port, watching one ``feed`` vendor ``hostile``."""
 
-    def __init__(self, tmp_path: Path, vendor_server, *, extra: str = "", url: str | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, vendor_server, *, extra: str = "", url: str | None = None, preexec_fn=None
+    ) -> None:
         self.port = free_port()
         cfg = tmp_path / "w.toml"
         cfg.write_text(
@@ -51,6 +53,7 @@ url = "{url or vendor_server.url(hostile.FEED_PATH)}"
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            preexec_fn=preexec_fn,
         )
         self._lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -252,3 +255,84 @@ def test_redirects_from_a_public_page_to_private_addresses_are_refused():
     assert res["/to-public"] == {"body": '{"ok": true}'}
     assert res["private-config"] == {"body": '{"secret": "internal"}'}
     assert res["opt-in"] == {"body": '{"secret": "internal"}'}
+
+
+GOOD_FEED = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Fine</title>'
+    b"<link>https://status.example.com</link></channel></rss>"
+)
+
+
+def test_1100_half_sent_requests_do_not_keep_healthz_down(tmp_path, vendor_server):
+    """Proves finding 4: with the usual 1,024 open-file limit, 1,100 connections that each send half
+    a request and wait neither keep /healthz from answering (each request within 5 s) nor stop the
+    polls: the web app caps its connections and closes the oldest half-sent ones. The old server
+    accepted until it ran out of file descriptors, and /healthz then sat in the listen backlog."""
+    import resource
+    import socket
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    vendor_server.set(hostile.FEED_PATH, GOOD_FEED, content_type="application/rss+xml")
+    w = LiveWatcher(tmp_path, vendor_server, preexec_fn=low_limit)
+    held: list[socket.socket] = []
+    try:
+        w.until(w.answers)
+        for _ in range(1100):
+            try:
+                c = socket.create_connection(("127.0.0.1", w.port), timeout=2)
+                c.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                held.append(c)
+            except OSError:
+                pass
+        time.sleep(1)
+        hits = vendor_server.hits[hostile.FEED_PATH]
+        for _ in range(5):
+            r = w.http.get("/healthz", timeout=5)  # old server: ReadTimeout/ConnectTimeout
+            assert r.status_code in (200, 503)
+        w.until(lambda: vendor_server.hits[hostile.FEED_PATH] >= hits + 2, timeout=10)
+        assert "Too many open files" not in w.log
+    finally:
+        for c in held:
+            c.close()
+        w.stop()
+
+
+def test_a_request_whose_headers_never_finish_is_closed_after_header_timeout():
+    """Proves finding 4's deadline: a connection that sends half a request is closed after
+    web.header_timeout, one that sends a whole request is answered, and neither stays open."""
+    import asyncio
+    import socket
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from watcher.web.app import make_server
+
+    async def ok(request):
+        return PlainTextResponse("ok")
+
+    async def main():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = make_server(Starlette(routes=[Route("/healthz", ok)]), "127.0.0.1", port, header_timeout=0.5)
+        task = asyncio.create_task(server.serve())
+        try:
+            while not server.started:
+                await asyncio.sleep(0.05)
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            assert await asyncio.wait_for(r.read(100), 5) == b""  # closed by the server, not answered
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await asyncio.wait_for(r.read(300), 5)).endswith(b"ok")
+            await asyncio.sleep(1)
+            assert len(server.server_state.connections) == 0  # the idle keep-alive one went too
+        finally:
+            server.should_exit = True
+            await task
+
+    asyncio.run(main())

@@ -394,6 +394,15 @@ class WebSettings(_Strict):
     username: str | None = Field(default=None, description="Basic-auth user for the board.")
     password: SecretStr | None = None
     password_file: Path | None = None
+    max_connections: int = Field(
+        default=200,
+        ge=8,
+        le=10000,
+        description="Open connections to the web app; past it the oldest one still sending its request is closed.",
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds a connection has to send a request's headers."
+    )
 
 
 SECRET_KEYS = (

@@ -219,16 +219,95 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def make_server(app: Starlette, host: str, port: int):
-    """A uvicorn server that runs inside our event loop and leaves signal handling to the daemon."""
+def make_server(
+    app: Starlette,
+    host: str,
+    port: int,
+    *,
+    max_connections: int = 200,
+    header_timeout: float = 10.0,
+):
+    """A uvicorn server that runs inside our event loop and leaves signal handling to the daemon.
+
+    Bounded, since it shares the process (and its file descriptors) with every poll:
+
+    - at most ``max_connections`` connections are open. Past that, a new connection first closes
+      the oldest one that has not finished sending a request (a half-sent request, an idle
+      keep-alive), and is itself closed when every open one is busy: a thousand slow clients
+      cannot keep ``/healthz`` out, nor make a poll fail with "Too many open files";
+    - a connection has ``header_timeout`` seconds to send a request's headers (slowloris);
+    - uvicorn's ``limit_concurrency`` (503 past it) and the listen backlog follow that cap.
+    """
     import contextlib
 
     import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self):  # the daemon owns SIGTERM/SIGINT and stops us itself
             yield
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+    class _BoundedH11(H11Protocol):
+        """h11 with a deadline on request headers and a cap on open connections."""
+
+        _opened = 0.0
+        _deadline = None
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._opened = self.loop.time()
+            self._arm()
+            if len(self.connections) > max_connections:
+                idle = [c for c in self.connections if c is not self and _idle(c)]
+                victim = min(idle, key=lambda c: getattr(c, "_opened", 0.0)) if idle else self
+                # Out of the count now: its connection_lost comes at the next turn of the loop, and
+                # a burst of accepts in this one must not all pick the same victim.
+                self.connections.discard(victim)
+                victim.transport.abort()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if not _idle(self):
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # the next request on this keep-alive connection has the same deadline
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(header_timeout, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            if _idle(self) and not self.transport.is_closing():
+                self.transport.close()
+
+    def _idle(conn) -> bool:
+        cycle = getattr(conn, "cycle", None)
+        return cycle is None or cycle.response_complete
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        http=_BoundedH11,
+        limit_concurrency=max_connections + 1,  # the cap above comes first; this is a backstop
+        backlog=max(64, max_connections),
+        timeout_keep_alive=5,
+    )
     return _Server(config)
