@@ -336,3 +336,108 @@ def test_a_request_whose_headers_never_finish_is_closed_after_header_timeout():
             await task
 
     asyncio.run(main())
+
+
+# -- finding 10: the smaller ones --------------------------------------------------------------
+
+BIG = str(2**63)  # one past the largest id a store holds
+
+
+def _world(vendor_server, tmp_path, config=None):
+    from board_harness import BoardWorld
+
+    return BoardWorld(vendor_server, tmp_path, config)
+
+
+
+def test_a_list_field_holding_a_number_is_a_parse_error(tmp_path):
+    """Proves finding 10's type confusion: in every Statuspage list nested in an incident or a
+    maintenance (updates, components, affected components), a number, a string or an object is
+    a ParseError naming the field, not a TypeError that would crash the poll."""
+    import json
+
+    import pytest
+    from fixtures_path import FIXTURES
+
+    from watcher.sources import parser_for
+    from watcher.sources.base import ParseError
+
+    doc = json.loads((FIXTURES / "statuspage/summary-hubspot-genai-incident-2023-11-08.json").read_bytes())
+    inc = doc["incidents"][0]
+    cases = [("incident_updates", 5), ("components", 1.5), ("incident_updates", True)]
+    cases += [("affected_components", 7), ("components", "x")]
+    for field, bad in cases:
+        d = json.loads(json.dumps(doc))
+        target = d["incidents"][0]
+        if field == "affected_components":
+            target = target["incident_updates"][0]
+        target[field] = bad
+        with pytest.raises(ParseError, match=field):
+            parser_for("statuspage")(json.dumps(d).encode())
+    assert inc["incident_updates"]  # the fixture has what the cases replace
+
+
+def test_feeds_in_encodings_the_entity_check_cannot_read_are_refused():
+    """Proves finding 10's pre-check: an entity bomb written in EBCDIC (sniffed from its first
+    bytes, or declared in an ASCII prolog), or in UTF-7, is refused before feedparser sees it;
+    one in UTF-16 or UTF-32 is found and refused as an entity declaration, and an honest
+    UTF-16 feed still parses."""
+    import pytest
+
+    from watcher.sources import parser_for
+    from watcher.sources.base import ParseError
+
+    bomb = (
+        '<?xml version="1.0" encoding="{enc}"?>\n<!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n'
+        '<rss version="2.0"><channel><title>&b;</title><item><title>&b;</title></item></channel></rss>'
+    )
+    parse = parser_for("feed")
+    for enc in ("cp037", "cp500", "cp1140"):
+        with pytest.raises(ParseError, match="EBCDIC|not ASCII-compatible"):
+            parse(bomb.format(enc=enc).encode(enc))
+    ascii_prolog = b'<?xml version="1.0" encoding="cp037"?>' + bomb.split("?>", 1)[1].encode("cp037")
+    with pytest.raises(ParseError, match="not ASCII-compatible"):
+        parse(ascii_prolog)
+    utf7 = bomb.format(enc="utf-7").replace("<!ENTITY", "+ADw-!ENTITY").encode("ascii")
+    with pytest.raises(ParseError, match="not ASCII-compatible"):
+        parse(utf7)
+    for enc in ("utf-16", "utf-16-be", "utf-32", "utf-32-le"):
+        with pytest.raises(ParseError, match="entity"):
+            parse(bomb.format(enc=enc.split("-le")[0].split("-be")[0]).encode(enc))
+    honest = (
+        '<?xml version="1.0" encoding="utf-16"?><rss version="2.0"><channel><title>Fine</title>'
+        "<item><title>Elevated errors</title><link>https://s.example.com/incidents/abc</link></item>"
+        "</channel></rss>"
+    ).encode("utf-16")
+    assert parse(honest).incidents[0].title == "Elevated errors"
+
+
+
+
+def test_bidi_and_zero_width_characters_from_vendors_are_stripped(vendor_server, tmp_path):
+    """Proves finding 10's invisible characters: bidi overrides and isolates, zero-width spaces and
+    joiners and the BOM in a vendor's incident title, update and component names are gone
+    from what the store keeps, so from the board, the API, Slack and email."""
+    import scenario
+
+    w = _world(vendor_server, tmp_path)
+    try:
+        w.h.serve(
+            scenario.incident(
+                ("investigating", "Req\u200buests \u202efail\u202c \u2066now\u2069.", "2026-10-07T13:01:00Z"),
+                name="Claude \u202eAPI\u202c down\ufeff\u200d",
+            )
+        )
+        w.h.poll()
+        r = w.http.get("/api/v1/incidents")
+        text = r.text.encode().decode("unicode_escape")
+        for ch in "\u200b\u200d\u202e\u202c\u2066\u2069\ufeff":
+            assert ch not in text, repr(ch)
+        [inc] = r.json()["incidents"]
+        assert inc["title"] == "Claude API down"
+        board = w.http.get("/").text
+        assert "\u202e" not in board and "Claude API down" in board
+    finally:
+        w.close()
+
