@@ -349,6 +349,39 @@ def _world(vendor_server, tmp_path, config=None):
     return BoardWorld(vendor_server, tmp_path, config)
 
 
+def test_requests_that_answered_500_answer_4xx(vendor_server, tmp_path):
+    """Proves finding 10's 500s: a non-ASCII ack signature without login, ids of 2^63 and more on
+    the API, the board and the ack link, and since=99999999999d each get a 4xx (or, for the
+    last, every incident: a duration back beyond year 1 means no bound), never a 500."""
+    import time as _time
+
+    w = _world(vendor_server, tmp_path)
+    try:
+        iid = w.outage()
+        future = str(int(_time.time()) + 3600)
+        answers = {
+            "ack page, non-ASCII signature": w.http.get(f"/ack/{iid}", params={"e": future, "s": "é" * 43}),
+            "ack submit, non-ASCII signature": w.http.post(
+                f"/ack/{iid}", data={"e": future, "s": "ß" * 43, "by": "Jo"}
+            ),
+            "ack page, id 2^63": w.http.get(f"/ack/{BIG}", params={"e": future, "s": "x"}),
+            "API incident 2^63": w.http.get(f"/api/v1/incidents/{BIG}"),
+            "API incident 10^30": w.http.get("/api/v1/incidents/" + "9" * 30),
+            "API ack 2^63": w.http.post(f"/api/v1/incidents/{BIG}/ack", json={"by": "Jo"}),
+            "board incident 2^63": w.http.get(f"/incidents/{BIG}"),
+            "board ack 2^63": w.http.post(f"/incidents/{BIG}/ack", data={"csrf": "x"}),
+        }
+        for what, r in answers.items():
+            assert 400 <= r.status_code < 500, (what, r.status_code, r.text[:200])
+        r = w.http.get("/api/v1/incidents", params={"since": "99999999999d"})
+        assert r.status_code == 200 and r.json()["count"] == 1
+        r = w.http.get("/api/v1/incidents/not-a-number")
+        assert r.status_code == 404 and r.headers["content-type"].startswith("application/json")
+        r = w.http.delete("/api/v1/vendors")
+        assert r.status_code == 405 and r.json()["error"] and r.headers["allow"] == "GET, HEAD"
+    finally:
+        w.close()
+
 
 def test_a_list_field_holding_a_number_is_a_parse_error(tmp_path):
     """Proves finding 10's type confusion: in every Statuspage list nested in an incident or a
@@ -413,6 +446,53 @@ def test_feeds_in_encodings_the_entity_check_cannot_read_are_refused():
     assert parse(honest).incidents[0].title == "Elevated errors"
 
 
+def test_redirects_on_slack_and_ack_paths_never_echo_the_host_header(vendor_server, tmp_path):
+    """Proves finding 10's redirects: a trailing-slash redirect under /slack/ and /ack/ (outside
+    the login and its Host check) points at a path, never at the forged Host header."""
+    w = _world(vendor_server, tmp_path)
+    try:
+        for method, path in [
+            ("GET", "/ack/1/?e=1&s=2"),
+            ("POST", "/slack/interactivity/"),
+            ("POST", "/slack/commands/"),
+        ]:
+            r = w.http.request(method, path, headers={"Host": "evil.example"}, follow_redirects=False)
+            if 300 <= r.status_code < 400:
+                assert r.headers["location"].startswith("/"), r.headers["location"]
+                assert not r.headers["location"].startswith("//")
+            assert "evil.example" not in r.headers.get("location", "")
+    finally:
+        w.close()
+
+
+def test_healthz_and_metrics_get_the_host_check_and_metrics_can_need_the_login(vendor_server, tmp_path):
+    """Proves finding 10's Host check: without a login, /healthz and /metrics answer requests
+    addressed to this machine only (DNS rebinding), like the board; web.metrics_login puts
+    /metrics behind the login while /healthz stays open to monitors."""
+    from board_harness import BoardWorld
+
+    from watcher.web import ops
+
+    def world(path, config):
+        w = BoardWorld(vendor_server, tmp_path / path, config)
+        w.app.router.routes[:0] = ops.routes(w.ctx)
+        return w
+
+    w = world("open", None)
+    try:
+        for path in ("/healthz", "/metrics"):
+            assert w.http.get(path, headers={"Host": "rebound.example"}).status_code == 403
+            assert w.http.get(path).status_code in (200, 503)
+    finally:
+        w.close()
+    w = world("login", {"web": {"auth_token": "tok-0123456789", "metrics_login": True}})
+    try:
+        assert w.http.get("/metrics").status_code == 401
+        r = w.http.get("/metrics", headers={"Authorization": "Bearer tok-0123456789"})
+        assert r.status_code == 200 and "watcher_" in r.text
+        assert w.http.get("/healthz").status_code in (200, 503)
+    finally:
+        w.close()
 
 
 def test_bidi_and_zero_width_characters_from_vendors_are_stripped(vendor_server, tmp_path):
@@ -441,3 +521,30 @@ def test_bidi_and_zero_width_characters_from_vendors_are_stripped(vendor_server,
     finally:
         w.close()
 
+
+def test_the_api_matches_its_openapi_document_under_schemathesis(vendor_server, tmp_path):
+    """Proves finding 10's OpenAPI promise: schemathesis, run against the live API with every
+    check (server errors, undocumented status codes and content types, schema-valid requests
+    refused, schema-violating ones accepted, responses against their schemas), finds nothing.
+    Fixed seed, 25 examples per operation, no stateful phase: a few seconds."""
+    import shutil
+
+    import pytest
+
+    exe = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("schemathesis")
+    if exe is None:
+        pytest.skip("schemathesis is not installed (pip install -e '.[test]')")
+    w = _world(vendor_server, tmp_path / "w", {"web": {"auth_token": "tok-0123456789"}})
+    try:
+        w.outage()
+        out = subprocess.run(
+            [
+                exe, "run", f"{w.url}/api/v1/openapi.json", "--checks", "all",
+                "-H", "Authorization: Bearer tok-0123456789", "--max-examples", "25", "--seed", "20261206",
+                "--phases", "examples,coverage,fuzzing", "--generation-database", "none", "--no-color",
+            ],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        )
+    finally:
+        w.close()
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]

@@ -403,6 +403,10 @@ class WebSettings(_Strict):
     header_timeout: float = Field(
         default=10.0, gt=0, le=300, description="Seconds a connection has to send a request's headers."
     )
+    metrics_login: bool = Field(
+        default=False,
+        description="Put /metrics behind the board's login (a Prometheus scraper then sends the token).",
+    )
 
 
 SECRET_KEYS = (

@@ -27,6 +27,7 @@ from html import escape
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -165,12 +166,14 @@ def create_app(
             iid = int(request.path_params["incident_id"])
         except (KeyError, ValueError):
             return 0, False, None
+        if not 0 < iid <= 2**63 - 1:  # beyond the store's integers: no such incident, not a 500
+            return 0, False, None
         if not ack_secret or not verify_ack(ack_secret, iid, params.get("e", ""), params.get("s", "")):
             return iid, False, None
         return iid, True, engine.store.incident(iid)
 
     return Starlette(
-        middleware=list(middleware),
+        middleware=[Middleware(RelativeRedirects), *middleware],
         routes=[
             *extra_routes,
             Route("/healthz", healthz),
@@ -180,6 +183,49 @@ def create_app(
             Route("/ack/{incident_id}", ack_submit, methods=["POST"]),
         ]
     )
+
+
+class RelativeRedirects:
+    """Redirects point at a path, never at the request's Host header.
+
+    Starlette's trailing-slash redirect (``/ack/1/`` → ``/ack/1``) builds an absolute URL from the
+    Host header, so ``/slack/`` and ``/ack/`` (outside the login and its Host check) sent anyone who
+    forged that header to a host of their choosing, signed query string included. An absolute
+    Location is rewritten to its path and query: this app never redirects off-site.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_relative(message):
+            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+                headers = []
+                for k, v in message.get("headers") or ():
+                    if k.lower() == b"location":
+                        v = _relative(v)
+                    headers.append((k, v))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_relative)
+
+
+def _relative(location: bytes) -> bytes:
+    """``http://any.host/p?q`` → ``/p?q``; a relative location is kept."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    text = location.decode("latin-1")
+    parts = urlsplit(text)
+    if not parts.scheme and not parts.netloc:
+        return location
+    path = parts.path if parts.path.startswith("/") else "/" + parts.path
+    path = "/" + path.lstrip("/")  # never "//host": a scheme-relative URL is another host again
+    return urlunsplit(("", "", path, parts.query, "")).encode("latin-1")
 
 
 async def _body(request: Request, limit: int = MAX_BODY) -> bytes | None:
