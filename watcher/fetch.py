@@ -2,8 +2,9 @@
 
 Why one function: every guarantee a source needs lives here, once: a deadline on
 the whole exchange (a server that sends one byte a second cannot hold a poll
-open), a cap on *decoded* bytes (a gzip bomb is small on the wire), redirects
-followed but bounded, conditional requests (ETag / If-Modified-Since), and every
+open), a cap on *decoded* bytes at every Content-Encoding layer (a gzip bomb, even
+nested, is small on the wire), redirects followed but bounded and only to public
+addresses, conditional requests (ETag / If-Modified-Since), and every
 failure turned into a :class:`FetchError` with a plain-words message and a kind
 that tells "our network is down" apart from "the vendor is failing".
 """
