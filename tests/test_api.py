@@ -70,7 +70,8 @@ def _openapi_path(path: str) -> str:
 
 def test_every_api_route_is_in_the_openapi_document_with_its_methods(world, doc):
     assert doc["openapi"] == "3.1.0"
-    routes = [r for r in api.routes(world.ctx) if isinstance(r, Route)]
+    # the last route answers unknown /api/v1 paths with a JSON 404: not an operation
+    routes = [r for r in api.routes(world.ctx) if isinstance(r, Route) and "{rest:path}" not in r.path]
     assert len(routes) >= 8
     for r in routes:
         path = _openapi_path(r.path)

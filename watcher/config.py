@@ -82,6 +82,12 @@ class PollSettings(_Strict):
     )
     max_bytes: int = Field(default=5_000_000, ge=1024, description="Largest decoded body accepted.")
     concurrency: int = Field(default=16, ge=1, le=1000, description="Fetches in flight at once.")
+    private_redirects: bool = Field(
+        default=False,
+        description="Follow a vendor's redirect to a loopback, private or link-local address even when "
+        "the configured URL is public (off: such a redirect is refused, so a page cannot steer watcher "
+        "to the cloud metadata service or to another service on this machine).",
+    )
     user_agent: str = "watcher/0.1 (+https://github.com/watcher-dev/watcher)"
 
 
@@ -415,6 +421,19 @@ class WebSettings(_Strict):
     username: str | None = Field(default=None, description="Basic-auth user for the board.")
     password: SecretStr | None = None
     password_file: Path | None = None
+    max_connections: int = Field(
+        default=200,
+        ge=8,
+        le=10000,
+        description="Open connections to the web app; past it the oldest one still sending its request is closed.",
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds a connection has to send a request's headers."
+    )
+    metrics_login: bool = Field(
+        default=False,
+        description="Put /metrics behind the board's login (a Prometheus scraper then sends the token).",
+    )
 
 
 SECRET_KEYS = (

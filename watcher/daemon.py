@@ -285,7 +285,7 @@ class Daemon:
                 busy_port_fix(w.port),
             )
             return None
-        server = make_server(app, w.host, w.port)
+        server = make_server(app, w.host, w.port, max_connections=w.max_connections, header_timeout=w.header_timeout)
         task = asyncio.create_task(server.serve(), name="web")
         task.add_done_callback(self._web_done)
         log.info("web app on http://%s:%d (Slack interactivity at /slack/interactivity)", w.host, w.port)
@@ -364,6 +364,7 @@ class Daemon:
 
     async def run(self, *, install_signals: bool = True, grace: float | None = None) -> None:
         loop = asyncio.get_running_loop()
+        _raise_fd_limit()
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
@@ -538,3 +539,18 @@ async def poll_all_once(settings: Settings, vendors: list[VendorSpec], store: St
                 return await pipeline.poll(spec)
 
         return list(await asyncio.gather(*(one(s) for v in vendors for s in v.sources)))
+
+
+def _raise_fd_limit() -> None:
+    """Lift the soft limit on open files to the hard one (often 1,024 of 524,288): the web app's
+    connections and every poll share it. The web app's own cap (web.max_connections) stays below."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = 1 << 20
+        if soft != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass

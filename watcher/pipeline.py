@@ -166,6 +166,7 @@ class Pipeline:
                 max_bytes=poll.max_bytes,
                 etag=rec.etag if rec.content_hash and not must_merge else None,
                 last_modified=rec.last_modified if rec.content_hash and not must_merge else None,
+                private_redirects=poll.private_redirects,
             )
         except FetchError as e:
             return self._failed(rec, spec, e.kind, e.message, started)

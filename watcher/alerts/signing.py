@@ -31,4 +31,7 @@ def verify_ack(secret: str, incident_id: int, expires: str, signature: str, now:
         return False
     if exp < (now if now is not None else time.time()):
         return False
-    return hmac.compare_digest(_mac(secret, incident_id, exp), signature or "")
+    signature = signature or ""
+    if not signature.isascii():  # compare_digest raises TypeError on non-ASCII str: a forgery, not a 500
+        return False
+    return hmac.compare_digest(_mac(secret, incident_id, exp), signature)

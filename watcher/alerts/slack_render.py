@@ -19,6 +19,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
+from watcher import linear
 from watcher.alerts.model import Alert, AlertAction
 
 SECTION_LIMIT = 3000
@@ -89,6 +90,8 @@ def link(url: str | None, label: str) -> str:
 
 _LINK = re.compile(r"!?\[([^\]\n]*)\]\(\s*((?:[^()\s]|\([^()\s]*\))+)\s*\)")
 _CODE = re.compile(r"`([^`\n]+)`")
+# Linear-time (watcher.linear): a line of vendor text that is all "[" took seconds with re.
+_LINK_OR_CODE = linear.compile(f"{_LINK.pattern}|{_CODE.pattern}")
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _ITALIC = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
 _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
@@ -114,7 +117,7 @@ def _inline(text: str) -> str:
     """One line of Markdown: links and code spans are cut out first so their insides stay literal."""
     out: list[str] = []
     pos = 0
-    for m in re.finditer(f"{_LINK.pattern}|{_CODE.pattern}", text):
+    for m in _LINK_OR_CODE.finditer(text):
         out.append(_inline_text(text[pos : m.start()]))
         if m.group(0).startswith("`"):
             out.append("`" + escape_mrkdwn(m.group(3)) + "`")

@@ -46,6 +46,7 @@ from urllib.parse import quote
 
 import httpx
 
+from watcher import linear
 from watcher.fetch import _transport_error
 
 log = logging.getLogger(__name__)
@@ -807,7 +808,8 @@ def _classify(
 
 
 _KEYLIKE = re.compile(r"\S*\*{3,}\S*|\b(?:sk|xai|gsk)[-_][-_A-Za-z0-9]{12,}|\bAIza[-_A-Za-z0-9]{20,}")
-_TAGS = re.compile(r"<(script|style)\b.*?</\1>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+# Linear-time (watcher.linear): an error page of "<script" repeated took seconds with re.
+_TAGS = linear.compile(r"(?is)<script\b.*?</script>|<style\b.*?</style>|<[^>]*>")
 
 
 def _clean(text: str, key: str | None) -> str:

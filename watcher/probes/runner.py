@@ -425,6 +425,7 @@ class ProbeRunner:
                     url,
                     timeout=self.settings.poll.timeout,
                     max_bytes=self.settings.poll.max_bytes,
+                    private_redirects=self.settings.poll.private_redirects,
                 )
                 snap = feed_parser.parse(res.body)
             except (FetchError, ParseError) as e:

@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable
 
 from watcher.model import Snapshot
-from watcher.sources.base import ParseError, SourceOptions
+from watcher.sources.base import ParseError, SourceOptions, clean_snapshot
 
 Parser = Callable[[bytes, SourceOptions], Snapshot]
 
@@ -28,12 +28,28 @@ _MODULES = {
 
 
 def parser_for(source_type: str) -> Parser:
-    """The parse function for a source type (modules are imported on first use)."""
+    """The parse function for a source type (modules are imported on first use).
+
+    What it returns has invisible and bidi-control characters stripped from every vendor string
+    (:func:`~watcher.sources.base.clean_snapshot`), and a document of an unexpected shape that a
+    parser did not foresee is still a ParseError (a source error), never a crash of the poll.
+    """
     try:
         module = _MODULES[source_type]
     except KeyError:
         raise ValueError(f"unknown source type {source_type!r}") from None
-    return importlib.import_module(f"watcher.sources.{module}").parse
+    parse = importlib.import_module(f"watcher.sources.{module}").parse
+
+    def parse_clean(body: bytes, options: SourceOptions | None = None) -> Snapshot:
+        try:
+            snap = parse(body, options)
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError, OverflowError) as e:
+            if isinstance(e, ParseError):
+                raise
+            raise ParseError(f"unexpected document shape ({type(e).__name__}: {e})") from None
+        return clean_snapshot(snap)
+
+    return parse_clean
 
 
 __all__ = ["ParseError", "Parser", "SourceOptions", "parser_for"]

@@ -8,12 +8,12 @@ the poller can record a clear per-source error and carry on with the others.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from watcher import linear
 from watcher.model import ComponentStatus, IncidentStatus
 
 
@@ -91,11 +91,22 @@ def list_or_none(obj: dict[str, Any], key: str) -> list[Any] | None:
     return value
 
 
+def nested_list(obj: dict[str, Any], key: str, what: str) -> list[Any]:
+    """The list under ``key`` of a nested object (empty when absent or null); anything else there
+    (a number, a string, an object) is a ParseError naming ``what``, never a TypeError later."""
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ParseError(f"{what}.{key}: expected a list, got {type(value).__name__}")
+    return value
+
+
 def text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-_JS_DATE = re.compile(r"^\w{3} (\w{3} \d{1,2} \d{4} \d{2}:\d{2}:\d{2}) GMT([+-]\d{4})")
+_JS_DATE = linear.compile(r"^\w{3} (\w{3} \d{1,2} \d{4} \d{2}:\d{2}:\d{2}) GMT([+-]\d{4})")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -181,3 +192,45 @@ def incident_status(value: Any) -> IncidentStatus:
     """Map any platform's incident/maintenance status word to ours."""
     key = text(value).lower().replace(" ", "_").replace("-", "_")
     return _INCIDENT_STATUS.get(key) or _INCIDENT_STATUS.get(key.replace("_", ""), IncidentStatus.UNKNOWN)
+
+
+# Invisible characters a vendor's text has no business carrying into an alert: bidi embeddings,
+# overrides and isolates (which reorder what the reader sees: "Trojan Source"), zero-width spaces and
+# joiners, word joiners, the BOM, soft hyphens, interlinear annotations, tags, and C0/C1 controls
+# other than tab and newline. One character class: linear time.
+_INVISIBLE = linear.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\x{ad}\x{34f}\x{61c}\x{115f}\x{1160}\x{17b4}\x{17b5}"
+    r"\x{180b}-\x{180f}\x{200b}-\x{200f}\x{202a}-\x{202e}\x{2060}-\x{206f}\x{3164}\x{fe00}-\x{fe0f}"
+    r"\x{feff}\x{ffa0}\x{fff9}-\x{fffb}\x{e0000}-\x{e0fff}]"
+)
+
+
+def clean_text(value: str) -> str:
+    """``value`` without invisible and bidi-control characters (see ``_INVISIBLE``); \r becomes \n."""
+    if not value or value.isascii() and value.isprintable():
+        return value
+    return _INVISIBLE.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def clean_snapshot(snap: Any) -> Any:
+    """Every vendor string of a Snapshot through :func:`clean_text`, before it reaches the
+    store, and so the board, Slack and email (ids and URLs included: they are shown too)."""
+    from dataclasses import fields, is_dataclass, replace
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return clean_text(value)
+        if isinstance(value, tuple):
+            return tuple(clean(v) for v in value)
+        if is_dataclass(value) and not isinstance(value, type):
+            changes = {}
+            for f in fields(value):
+                old = getattr(value, f.name)
+                if isinstance(old, str | tuple) or is_dataclass(old):
+                    new = clean(old)
+                    if new is not old and new != old:
+                        changes[f.name] = new
+            return replace(value, **changes) if changes else value
+        return value
+
+    return clean(snap)

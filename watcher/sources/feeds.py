@@ -38,6 +38,7 @@ One Report per incident, ``incident_scope`` HISTORY:
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import re
@@ -47,6 +48,7 @@ from typing import Any
 import feedparser
 from bs4 import BeautifulSoup, NavigableString, Tag
 
+from watcher import linear
 from watcher.model import IncidentScope, IncidentStatus, Report, Snapshot, Update
 from watcher.sources.base import ParseError, SourceOptions, component_status, incident_status, parse_time
 
@@ -54,11 +56,15 @@ MAX_FEED_BYTES = 10 * 1024 * 1024
 
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_KEY_IN_URL = re.compile(r"/(?:incidents?|maintenances?)/+([A-Za-z0-9][A-Za-z0-9_-]*)")
-_TITLE_PREFIX = re.compile(r"^\s*\[([^\]]{1,40})\]\s*")
-_STATUS_LINE = re.compile(r"^[ \t]*Status[ \t]*:[ \t]*(\S.*?)[ \t]*$", re.IGNORECASE | re.MULTILINE)
-_COMPONENTS_HEAD = re.compile(r"^[ \t]*Affected components[ \t]*:?[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
-_TRAILING_STATE = re.compile(r"\s*\(([^()]*)\)\s*$")
+# Every pattern over vendor text is linear-time (watcher.linear: RE2); see its docstring for why.
+_KEY_IN_URL = linear.compile(r"/(?:incidents?|maintenances?)/+([A-Za-z0-9][A-Za-z0-9_-]*)")
+_TITLE_PREFIX = linear.compile(r"^\s*\[([^\]]{1,40})\]\s*")
+_STATUS_LINE = linear.compile(r"(?im)^[ \t]*Status[ \t]*:[ \t]*(\S.*?)[ \t]*$")
+_COMPONENTS_HEAD = linear.compile(r"(?im)^[ \t]*Affected components[ \t]*:?[ \t]*(.*)$")
+_TRAILING_STATE = linear.compile(r"\s*\(([^()]*)\)\s*$")
+_LEAD_DASH = linear.compile(r"^\s*[-–—:]\s*")
+_BLANK_LINES = linear.compile(r"\n{3,}")
+_OFFSET = linear.compile(r"([+-])(\d{2}):?(\d{2})")
 _BLOCK_TAGS = ["p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "blockquote"]
 _MAINTENANCE_STATES = {
     IncidentStatus.SCHEDULED,
@@ -67,9 +73,10 @@ _MAINTENANCE_STATES = {
     IncidentStatus.COMPLETED,
 }
 _MIN_TIME = datetime.min.replace(tzinfo=UTC)
+_MAX_DATE_TEXT = 120  # "Dec 24, 2013 - 11:21 PST" is 24: a longer <small> is not a date
 
 # "Jan  1, 09:09 PST", "Dec 24, 2013 - 11:21 PST", "Oct 7, 14:47 UTC"
-_SP_DATE = re.compile(
+_SP_DATE = linear.compile(
     r"(?P<mon>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})(?:,?\s+(?P<year>\d{4}))?\s*[,-]?\s*(?:-\s*)?"
     r"(?P<h>\d{1,2}):(?P<m>\d{2})\s*(?P<ampm>[AaPp][Mm])?\s*(?P<tz>[A-Za-z]{1,5}|[+-]\d{2}:?\d{2})?"
 )
@@ -94,7 +101,9 @@ def parse(body: bytes, options: SourceOptions | None = None) -> Snapshot:
         raise ParseError(f"feed larger than {MAX_FEED_BYTES} bytes")
     _refuse_entities(body)
     try:
-        result = feedparser.parse(io.BytesIO(body), resolve_relative_uris=False)
+        # sanitize_html=False: feedparser's sanitizer is quadratic on vendor HTML (200 KB of
+        # "<!--" holds the interpreter for seconds), and we only ever take text out of it.
+        result = feedparser.parse(io.BytesIO(body), resolve_relative_uris=False, sanitize_html=False)
     except Exception as e:  # feedparser is third-party: whatever it raises is a parse failure
         raise ParseError(f"could not parse feed: {type(e).__name__}: {e}") from None
     entries = list(result.get("entries") or ())
@@ -126,10 +135,49 @@ def parse(body: bytes, options: SourceOptions | None = None) -> Snapshot:
 
 
 def _refuse_entities(body: bytes) -> None:
-    # Dropping NULs folds UTF-16/UTF-32 ASCII into bytes we can search too.
+    """Refuse entity declarations, in whatever encoding the document is read in.
+
+    The search is for ASCII bytes, so it only means something when the parser will read those
+    bytes as ASCII: in UTF-8 and the other ASCII-compatible encodings, or in UTF-16/UTF-32 once
+    the NULs around each ASCII character are dropped. A document in any other encoding (EBCDIC
+    code pages, UTF-7, ...), sniffed from its first bytes or declared, could spell ``<!ENTITY`` in
+    bytes this search never sees, so it is refused: no status page serves one.
+    """
+    wide = body[:4].startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in body[:4]
+    folded = body.replace(b"\x00", b"") if wide else body
+    start = folded.lstrip(b"\xef\xbb\xbf\xff\xfe \t\r\n")[:1]
+    if start and start != b"<":
+        raise ParseError(
+            "refusing a feed that does not start with '<' in UTF-8, UTF-16 or UTF-32 "
+            "(an EBCDIC or other non-ASCII encoding, whose entity declarations cannot be checked)"
+        )
+    declared = _DECLARED_ENCODING.search(folded[:1024])
+    if declared:
+        name = declared.group(1).decode("ascii")
+        try:
+            codec = codecs.lookup(name).name
+        except LookupError:
+            raise ParseError(f"refusing a feed in an unknown encoding {name!r}") from None
+        if not (wide and codec.startswith(("utf-16", "utf-32"))) and not _ascii_compatible(codec):
+            raise ParseError(
+                f"refusing a feed in encoding {name!r}: not ASCII-compatible, so its entity "
+                "declarations cannot be checked"
+            )
     for candidate in (body, body.replace(b"\x00", b"")):
         if _DOCTYPE.search(candidate) and _ENTITY.search(candidate):
             raise ParseError("refusing XML with <!DOCTYPE> entity declarations (possible entity bomb)")
+
+
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
+
+
+def _ascii_compatible(codec: str) -> bool:
+    """Whether ``codec`` reads every ASCII byte as that ASCII character (not EBCDIC, UTF-7, ...)."""
+    ascii_bytes = bytes(range(128))
+    try:
+        return ascii_bytes.decode(codec) == ascii_bytes.decode("ascii")
+    except (UnicodeDecodeError, LookupError):
+        return False
 
 
 def _s(value: Any) -> str:
@@ -170,7 +218,8 @@ def _item(entry: Any) -> _Item:
     item.updated_at = _time(date_text)
 
     html = _description(entry)
-    soup = BeautifulSoup(html, "html.parser") if html else None
+    # lxml, not html.parser: the standard library's parser is quadratic on runs of "<a" or "<!--".
+    soup = BeautifulSoup(html, "lxml") if html else None
     timeline = _timeline(soup, item.updated_at) if soup is not None else []
     if timeline:
         item.timeline = True
@@ -259,11 +308,11 @@ def _timeline(soup: BeautifulSoup, published: datetime | None) -> list[Update]:
         label = " ".join(strong.get_text(" ").split())
         if label.lower().startswith("status"):
             continue  # "Status: X" is the other format
-        date_text = " ".join(small.get_text(" ").split())
+        date_text = " ".join(small.get_text(" ").split())[:_MAX_DATE_TEXT]
         small.extract()
         strong.extract()
         body = _plain_text(p)
-        body = re.sub(r"^\s*[-–—:]\s*", "", body).strip()
+        body = _LEAD_DASH.sub("", body, count=1).strip()
         status = incident_status(label)
         out.append(
             Update(
@@ -287,10 +336,10 @@ def _plain_text(node: Tag | BeautifulSoup) -> str:
     raw = node.get_text("")
     lines = [" ".join(line.split()) for line in raw.replace("\r", "\n").split("\n")]
     text = "\n".join(lines)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    return _BLANK_LINES.sub("\n\n", text).strip()
 
 
-def _status_line_parts(plain: str, m: re.Match[str]) -> tuple[str, list[str]]:
+def _status_line_parts(plain: str, m: Any) -> tuple[str, list[str]]:
     rest = plain[m.end():]
     head = _COMPONENTS_HEAD.search(rest)
     if not head:
@@ -358,7 +407,7 @@ def _tz(word: str | None) -> timezone | None:
     w = word.lower()
     if w in _TZ_HOURS:
         return timezone(timedelta(hours=_TZ_HOURS[w]))
-    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", word)
+    m = _OFFSET.fullmatch(word)
     if m:
         sign = 1 if m.group(1) == "+" else -1
         try:

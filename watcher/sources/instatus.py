@@ -27,10 +27,10 @@ Shape (https://instatus.com/help/api/public-data)::
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from watcher import linear
 from watcher.model import IncidentScope, Report, Snapshot
 from watcher.sources.base import (
     ParseError,
@@ -56,7 +56,7 @@ _IMPACT_INDICATOR = {
 }
 _INDICATOR_RANK = {"none": 0, "maintenance": 1, "minor": 2, "major": 3}
 
-_ID_IN_URL = re.compile(r"/(?:incidents?|maintenances?)/+([^/?#\s]+)")
+_ID_IN_URL = linear.compile(r"/(?:incidents?|maintenances?)/+([^/?#\s]+)")
 
 
 def parse(body: bytes, options: SourceOptions | None = None) -> Snapshot:

@@ -30,6 +30,7 @@ from watcher.sources.base import (
     incident_status,
     list_or_none,
     load_json,
+    nested_list,
     parse_time,
     text,
 )
@@ -92,9 +93,10 @@ def _reports(rows: list[Any] | None, page_url: str | None, *, maintenance: bool)
 
 def _report(row: dict[str, Any], page_url: str | None, maintenance: bool) -> Report:
     key = str(row["id"])
-    updates = [_update(u) for u in row.get("incident_updates") or () if isinstance(u, dict)]
+    what = "scheduled_maintenances[]" if maintenance else "incidents[]"
+    updates = [_update(u) for u in nested_list(row, "incident_updates", what) if isinstance(u, dict)]
     updates.sort(key=lambda u: (u.created_at is None, u.created_at))
-    names = [text(c.get("name")) for c in row.get("components") or () if isinstance(c, dict)]
+    names = [text(c.get("name")) for c in nested_list(row, "components", what) if isinstance(c, dict)]
     if not names:  # incident.io omits incident components; updates may still name them
         seen: dict[str, None] = {}
         for u in updates:
@@ -124,7 +126,7 @@ def _report(row: dict[str, Any], page_url: str | None, maintenance: bool) -> Rep
 
 def _update(row: dict[str, Any]) -> Update:
     changes = []
-    for c in row.get("affected_components") or ():
+    for c in nested_list(row, "affected_components", "incident_updates[]"):
         if isinstance(c, dict):
             changes.append(
                 ComponentChange(

@@ -173,8 +173,10 @@ def _text(data: dict, key: str, limit: int) -> str | None:
         return None
     if not isinstance(v, str):
         raise ApiError(400, f"{key!r} must be a string")
+    if len(v) > limit:
+        raise ApiError(400, f"{key!r} must be at most {limit} characters")
     v = " ".join(v.split()) if key == "by" else v.strip()
-    return v[:limit] or None
+    return v or None
 
 
 def who(request: Request, data: dict, *, required: bool) -> str | None:
@@ -212,7 +214,7 @@ def parse_duration(value) -> float:
 
 def _query_int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         n = int(raw)
@@ -223,21 +225,44 @@ def _query_int(request: Request, name: str, default: int, lo: int, hi: int) -> i
     return n
 
 
+def _incident_id(request: Request) -> int:
+    """The path's incident id: digits naming a possible incident, else 404 (never a 500 from the store)."""
+    raw = request.path_params["incident_id"]
+    iid = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else 0
+    if not views.valid_id(iid):
+        raise ApiError(404, f"no incident #{raw[:40]}")
+    return iid
+
+
 def _since(raw: str | None, now: datetime) -> datetime | None:
-    """``since`` as an ISO 8601 time, or a duration back from now (``7d``, ``12h``)."""
-    if not raw:
+    """``since`` as an ISO 8601 time, or a duration back from now (``7d``, ``12h``).
+
+    A duration reaching back beyond year 1 means "since the beginning": no bound, not an error.
+    """
+    if raw is None:
         return None
-    try:
-        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-    except ValueError:
-        pass
+    if not raw:
+        raise ApiError(400, "since must be an ISO 8601 time or a duration such as 7d or 12h")
+    iso = raw.strip().upper().replace("Z", "+00:00")
+    for text in (iso, iso.replace(":60", ":59", 1)):  # RFC 3339 allows a leap second
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            continue
+        try:
+            return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
+        except OverflowError:
+            return None
     from watcher.cli import parse_duration as cli_duration
 
     try:
-        return now - timedelta(seconds=cli_duration(raw))
+        seconds = cli_duration(raw)
     except ValueError:
         raise ApiError(400, "since must be an ISO 8601 time or a duration such as 7d or 12h") from None
+    try:
+        return now - timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        return None
 
 
 def _handled(fn):
@@ -253,6 +278,9 @@ def _handled(fn):
 
 
 # -- routes -------------------------------------------------------------------------------------
+
+
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 
 def routes(ctx) -> list[BaseRoute]:
@@ -283,10 +311,10 @@ def routes(ctx) -> list[BaseRoute]:
     async def list_incidents(request: Request) -> Response:
         q = request.query_params
         now = ctx.clock()
-        state = q.get("state") or "all"
+        state = q.get("state", "all")
         if state not in STATES:
             raise ApiError(400, f"state must be one of {', '.join(STATES)}")
-        kind = q.get("kind") or None
+        kind = q.get("kind")
         if kind is not None and kind not in KINDS:
             raise ApiError(400, f"kind must be one of {', '.join(KINDS)}")
         vendor = q.get("vendor") or None
@@ -304,7 +332,7 @@ def routes(ctx) -> list[BaseRoute]:
 
     @_handled
     async def get_incident(request: Request) -> Response:
-        iid = request.path_params["incident_id"]
+        iid = _incident_id(request)
         d = views.incident_detail(ctx, iid, ctx.clock())
         if d is None:
             raise ApiError(404, f"no incident #{iid}")
@@ -312,7 +340,7 @@ def routes(ctx) -> list[BaseRoute]:
 
     @_handled
     async def ack_incident(request: Request) -> Response:
-        iid = request.path_params["incident_id"]
+        iid = _incident_id(request)
         data = await json_body(request)
         by = who(request, data, required=True)
         reason = _text(data, "reason", 500)
@@ -355,16 +383,32 @@ def routes(ctx) -> list[BaseRoute]:
     async def openapi_json(request: Request) -> Response:
         return ok(openapi())
 
-    return [
+    async def not_found(request: Request) -> Response:
+        """Under /api/v1 every answer is JSON: an unknown path is a JSON 404, a known one with another
+        method a JSON 405 (Starlette's own are plain text)."""
+        from starlette.routing import Match
+
+        for route in api_routes[:-1]:
+            match, _ = route.matches({**request.scope, "method": "GET"})
+            if match is not Match.NONE and request.method not in (route.methods or ()):
+                allow = ", ".join(sorted(route.methods or ()))
+                resp = error(405, f"{request.method} is not allowed here (allowed: {allow})")
+                resp.headers["Allow"] = allow
+                return resp
+        return error(404, f"no such API path: {request.url.path[:200]}")
+
+    api_routes = [
         Route(f"{PREFIX}/vendors", list_vendors, methods=["GET"]),
         Route(f"{PREFIX}/vendors/{{vendor_id}}", get_vendor, methods=["GET"]),
         Route(f"{PREFIX}/vendors/{{vendor_id}}/mute", mute_vendor, methods=["POST"]),
         Route(f"{PREFIX}/vendors/{{vendor_id}}/unmute", unmute_vendor, methods=["POST"]),
         Route(f"{PREFIX}/incidents", list_incidents, methods=["GET"]),
-        Route(f"{PREFIX}/incidents/{{incident_id:int}}", get_incident, methods=["GET"]),
-        Route(f"{PREFIX}/incidents/{{incident_id:int}}/ack", ack_incident, methods=["POST"]),
+        Route(f"{PREFIX}/incidents/{{incident_id}}", get_incident, methods=["GET"]),
+        Route(f"{PREFIX}/incidents/{{incident_id}}/ack", ack_incident, methods=["POST"]),
         Route(f"{PREFIX}/openapi.json", openapi_json, methods=["GET"]),
+        Route(f"{PREFIX}/{{rest:path}}", not_found, methods=_ALL_METHODS),
     ]
+    return api_routes
 
 
 # -- OpenAPI ------------------------------------------------------------------------------------
@@ -397,6 +441,9 @@ def _errors(*codes: str) -> dict:
         "415": "The body is not JSON.",
     }
     return {c: _json(_ref("Error"), texts[c]) for c in codes}
+
+
+_DURATION = "^[ \\t]*([0-9]+(\\.[0-9]+)?[ \\t]*[smhdSMHD][ \\t]*)+$"
 
 
 SCHEMAS: dict = {
@@ -594,13 +641,16 @@ SCHEMAS: dict = {
     },
     "AckRequest": {
         "type": "object",
+        "required": ["by"],
         "properties": {
             "by": {
                 "type": "string",
                 "maxLength": 80,
-                "description": "Who acknowledges. Required unless logged in with HTTP Basic (the user name is used).",
+                "pattern": "[^\\s\\x1c-\\x1f\\x85]",
+                "description": "Who acknowledges (not only blanks). When logged in with HTTP Basic the user name "
+                "is recorded instead, and this may be omitted.",
             },
-            "reason": {"type": "string", "maxLength": 500},
+            "reason": {"type": ["string", "null"], "maxLength": 500},
         },
     },
     "MuteRequest": {
@@ -608,11 +658,14 @@ SCHEMAS: dict = {
         "required": ["for"],
         "properties": {
             "for": {
-                "oneOf": [{"type": "string", "examples": ["2h", "30m", "1h30m", "1d"]}, {"type": "number"}],
+                "oneOf": [
+                    {"type": "string", "pattern": _DURATION, "examples": ["2h", "30m", "1h30m", "1d"]},
+                    {"type": "number", "minimum": 60, "maximum": 30 * 86400},
+                ],
                 "description": "How long: a duration (s, m, h, d) or seconds; 1 minute to 30 days.",
             },
-            "reason": {"type": "string", "maxLength": 500},
-            "by": {"type": "string", "maxLength": 80},
+            "reason": {"type": ["string", "null"], "maxLength": 500},
+            "by": {"type": ["string", "null"], "maxLength": 80},
         },
     },
     "MuteResult": {
@@ -633,7 +686,12 @@ SCHEMAS: dict = {
 }
 
 _VENDOR_ID = {"name": "vendor_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_INCIDENT_ID = {"name": "incident_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_INCIDENT_ID = {
+    "name": "incident_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+}
 
 
 def _body(schema: str) -> dict:
@@ -705,7 +763,12 @@ PATHS: dict = {
                     "name": "since",
                     "in": "query",
                     "description": "Started at or after: an ISO 8601 time, or a duration back from now (7d, 12h).",
-                    "schema": {"type": "string"},
+                    "schema": {
+                        "anyOf": [
+                            {"type": "string", "format": "date-time"},
+                            {"type": "string", "pattern": _DURATION},
+                        ]
+                    },
                 },
                 {
                     "name": "limit",

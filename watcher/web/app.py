@@ -34,6 +34,7 @@ from html import escape
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -236,12 +237,14 @@ def create_app(
             iid = int(request.path_params["incident_id"])
         except (KeyError, ValueError):
             return 0, False, None
+        if not 0 < iid <= 2**63 - 1:  # beyond the store's integers: no such incident, not a 500
+            return 0, False, None
         if not ack_secret or not verify_ack(ack_secret, iid, params.get("e", ""), params.get("s", "")):
             return iid, False, None
         return iid, True, engine.store.incident(iid)
 
     return Starlette(
-        middleware=list(middleware),
+        middleware=[Middleware(RelativeRedirects), *middleware],
         routes=[
             *extra_routes,
             Route("/healthz", healthz),
@@ -251,6 +254,49 @@ def create_app(
             Route("/ack/{incident_id}", ack_submit, methods=["POST"]),
         ]
     )
+
+
+class RelativeRedirects:
+    """Redirects point at a path, never at the request's Host header.
+
+    Starlette's trailing-slash redirect (``/ack/1/`` → ``/ack/1``) builds an absolute URL from the
+    Host header, so ``/slack/`` and ``/ack/`` (outside the login and its Host check) sent anyone who
+    forged that header to a host of their choosing, signed query string included. An absolute
+    Location is rewritten to its path and query: this app never redirects off-site.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_relative(message):
+            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+                headers = []
+                for k, v in message.get("headers") or ():
+                    if k.lower() == b"location":
+                        v = _relative(v)
+                    headers.append((k, v))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_relative)
+
+
+def _relative(location: bytes) -> bytes:
+    """``http://any.host/p?q`` → ``/p?q``; a relative location is kept."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    text = location.decode("latin-1")
+    parts = urlsplit(text)
+    if not parts.scheme and not parts.netloc:
+        return location
+    path = parts.path if parts.path.startswith("/") else "/" + parts.path
+    path = "/" + path.lstrip("/")  # never "//host": a scheme-relative URL is another host again
+    return urlunsplit(("", "", path, parts.query, "")).encode("latin-1")
 
 
 async def _body(request: Request, limit: int = MAX_BODY) -> bytes | None:
@@ -297,16 +343,95 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def make_server(app: Starlette, host: str, port: int):
-    """A uvicorn server that runs inside our event loop and leaves signal handling to the daemon."""
+def make_server(
+    app: Starlette,
+    host: str,
+    port: int,
+    *,
+    max_connections: int = 200,
+    header_timeout: float = 10.0,
+):
+    """A uvicorn server that runs inside our event loop and leaves signal handling to the daemon.
+
+    Bounded, since it shares the process (and its file descriptors) with every poll:
+
+    - at most ``max_connections`` connections are open. Past that, a new connection first closes
+      the oldest one that has not finished sending a request (a half-sent request, an idle
+      keep-alive), and is itself closed when every open one is busy: a thousand slow clients
+      cannot keep ``/healthz`` out, nor make a poll fail with "Too many open files";
+    - a connection has ``header_timeout`` seconds to send a request's headers (slowloris);
+    - uvicorn's ``limit_concurrency`` (503 past it) and the listen backlog follow that cap.
+    """
     import contextlib
 
     import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self):  # the daemon owns SIGTERM/SIGINT and stops us itself
             yield
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+    class _BoundedH11(H11Protocol):
+        """h11 with a deadline on request headers and a cap on open connections."""
+
+        _opened = 0.0
+        _deadline = None
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._opened = self.loop.time()
+            self._arm()
+            if len(self.connections) > max_connections:
+                idle = [c for c in self.connections if c is not self and _idle(c)]
+                victim = min(idle, key=lambda c: getattr(c, "_opened", 0.0)) if idle else self
+                # Out of the count now: its connection_lost comes at the next turn of the loop, and
+                # a burst of accepts in this one must not all pick the same victim.
+                self.connections.discard(victim)
+                victim.transport.abort()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if not _idle(self):
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # the next request on this keep-alive connection has the same deadline
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(header_timeout, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            if _idle(self) and not self.transport.is_closing():
+                self.transport.close()
+
+    def _idle(conn) -> bool:
+        cycle = getattr(conn, "cycle", None)
+        return cycle is None or cycle.response_complete
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        http=_BoundedH11,
+        limit_concurrency=max_connections + 1,  # the cap above comes first; this is a backstop
+        backlog=max(64, max_connections),
+        timeout_keep_alive=5,
+    )
     return _Server(config)

@@ -18,7 +18,9 @@ A browser cannot send a bearer token, so Basic with the token as password (any u
 name) is accepted too: a token-only setup still works from a browser.
 
 ``/healthz``, ``/metrics``, ``/slack/*`` (Slack's signature) and ``/ack/*`` (signed
-links) stay outside the login: each has its own check. Secrets are compared with
+links) stay outside the login: each has its own check. ``web.metrics_login = true`` puts
+``/metrics`` behind the login too. Without a login (loopback), ``/healthz`` and ``/metrics``
+get the same Host check as the board: they tell what watcher watches and how it fares. Secrets are compared with
 :func:`hmac.compare_digest`.
 
 Failed logins are logged (the client address, the method and path, never what was sent) and
@@ -145,6 +147,7 @@ class Policy:
     username: str | None = None
     password: str | None = None
     public_host: str | None = None
+    metrics_login: bool = False
     problem: str | None = None
     """Why a login that seems intended cannot work (a user without a password...)."""
 
@@ -177,6 +180,7 @@ class Policy:
             username=username if password else None,
             password=password if username else None,
             public_host=public_host,
+            metrics_login=bool(getattr(w, "metrics_login", False)),
             problem=problem,
         )
 
@@ -245,11 +249,22 @@ class LoginMiddleware:
         self.throttle = throttle or LoginThrottle()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] not in ("http", "websocket") or is_exempt(scope.get("path", "")):
+        path = scope.get("path", "")
+        p = self.policy
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if path in EXEMPT_EXACT and not (path == "/metrics" and p.metrics_login and p.login_configured):
+            # Outside the login, but on loopback without one they answer local names only (DNS rebinding).
+            if p.loopback and not p.login_configured and not p.host_allowed(_headers(scope).get("host", "")):
+                await _respond(scope, send, 403, _HOST_REFUSAL)
+                return
+            await self.app(scope, receive, send)
+            return
+        if path.startswith(EXEMPT_PREFIXES):
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        p = self.policy
         refusal = p.refusal()
         if refusal:
             await _respond(scope, send, 503, refusal)
@@ -293,18 +308,18 @@ class LoginMiddleware:
                 return
         else:
             if not p.host_allowed(headers.get("host", "")):
-                await _respond(
-                    scope,
-                    send,
-                    403,
-                    "This board has no login and answers only requests addressed to this machine "
-                    "(localhost). To serve it under another name, configure a login (web.auth_token or "
-                    "web.username and password) or set alerts.public_url.",
-                )
+                await _respond(scope, send, 403, _HOST_REFUSAL)
                 return
             ident = Identity("local")
         scope[SCOPE_KEY] = ident
         await self.app(scope, receive, send)
+
+
+_HOST_REFUSAL = (
+    "This board has no login and answers only requests addressed to this machine "
+    "(localhost). To serve it under another name, configure a login (web.auth_token or "
+    "web.username and password) or set alerts.public_url."
+)
 
 
 def _headers(scope) -> dict[str, str]:

@@ -278,6 +278,8 @@ def routes(ctx) -> list[BaseRoute]:
     async def acknowledge(request: Request) -> Response:
         iid = request.path_params["incident_id"]
         back_board = "../../"
+        if not views.valid_id(iid):
+            return message_page("Unknown incident", f"There is no incident #{iid}.", 404, back=back_board)
         ident = identity(request)
         if ident is None:
             return message_page(

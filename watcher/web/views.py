@@ -302,7 +302,18 @@ class IncidentDetail:
     timeline: list[TimelineEntry] = field(default_factory=list)
 
 
+MAX_ID = 2**63 - 1
+"""Largest id a store can hold (SQLite and PostgreSQL integers are 64-bit signed)."""
+
+
+def valid_id(incident_id) -> bool:
+    """Whether ``incident_id`` could name an incident: 1 to 2^63 - 1 (larger ones overflow the store)."""
+    return isinstance(incident_id, int) and 0 < incident_id <= MAX_ID
+
+
 def incident_detail(ctx, incident_id: int, now: datetime) -> IncidentDetail | None:
+    if not valid_id(incident_id):
+        return None
     inc = ctx.store.incident(incident_id)
     if inc is None:
         return None
