@@ -302,7 +302,10 @@ def test_a_disk_filling_up_while_an_alert_is_sent_loses_nothing_and_doubles_noth
     assert w.rows("SELECT incident_id, channel, ts FROM slack_threads") == [(1, CHANNEL, msg.ts)]
 
     _resolves_in_place(w, msg)
-    assert len(w.slack.calls("chat.postMessage")) == 2  # the alert, then the resolve's thread reply
+    # the alert, then the resolve's thread reply (sent just after the edit: wait for it), and no more
+    w.until(lambda: len(w.slack.calls("chat.postMessage")) >= 2)
+    w.keeps_polling(1)
+    assert len(w.slack.calls("chat.postMessage")) == 2
     assert w.stop() == 0, w.log
     assert "Traceback" not in w.log
 
