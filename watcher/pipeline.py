@@ -310,9 +310,12 @@ def _counter(vendor: VendorSpec | None, spec: SourceSpec) -> Callable[[str], boo
 def summarize(snapshot: Snapshot, counts: Callable[[str], bool]) -> dict:
     """What the vendor status view needs from a snapshot: small, JSON-able."""
     comps = {}
+    others = []  # filtered out: not evidence, but they explain the page's indicator
     for c in snapshot.components or ():
         if not c.is_group and counts(c.name):
             comps[c.name] = c.status.value
+        elif not c.is_group:
+            others.append(c.status)
     maint_now = [
         m.title for m in snapshot.maintenances or () if m.status.value in ("in_progress", "verifying")
     ]
@@ -321,6 +324,7 @@ def summarize(snapshot: Snapshot, counts: Callable[[str], bool]) -> dict:
         "page": snapshot.page_name,
         "components": comps if snapshot.components is not None else None,
         "maintenance_in_progress": maint_now,
+        "filtered_worst": max(others, key=lambda st: st.severity).value if others else None,
     }
 
 
