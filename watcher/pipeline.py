@@ -22,7 +22,7 @@ from watcher.config import Settings
 from watcher.fetch import FetchError, fetch
 from watcher.incidents.correlate import Change, Context, reconcile
 from watcher.incidents.model import NOTIFIABLE, EventType
-from watcher.model import ComponentStatus, Observation, Snapshot
+from watcher.model import ComponentStatus, Observation, Snapshot, component_keys
 from watcher.sources import ParseError, SourceOptions, parser_for
 from watcher.store.base import SourceRecord, Store, StoreError
 
@@ -311,10 +311,10 @@ def summarize(snapshot: Snapshot, counts: Callable[[str], bool]) -> dict:
     """What the vendor status view needs from a snapshot: small, JSON-able."""
     comps = {}
     others = []  # filtered out: not evidence, but they explain the page's indicator
-    for c in snapshot.components or ():
-        if not c.is_group and counts(c.name):
-            comps[c.name] = c.status.value
-        elif not c.is_group:
+    for key, c in component_keys(snapshot.components or ()):
+        if counts(key):
+            comps[key] = c.status.value
+        else:
             others.append(c.status)
     maint_now = [
         m.title for m in snapshot.maintenances or () if m.status.value in ("in_progress", "verifying")
