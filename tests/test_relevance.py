@@ -207,3 +207,39 @@ def test_quiet_notice_scope_is_shown_in_email(make):
     assert "notice" in render_subject(alert)
     text = render_text(alert)
     assert "not affected" in text and "/ack/" not in text
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def test_every_catalog_capability_is_a_known_word():
+    from watcher.catalog import load_catalog
+    from watcher.catalog.uses import CAPABILITIES
+
+    for vid, v in load_catalog().items():
+        assert set(v.get("capabilities") or {}) <= set(CAPABILITIES), vid
+
+
+def test_a_misspelt_capability_stops_watcher_with_the_fix(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "w.toml"
+    cfg.write_text('watch = ["openai"]\n[vendors.openai]\nuses = ["apii"]\n')
+    r = subprocess.run(
+        [sys.executable, "-m", "watcher", "config", "check", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode != 0
+    assert "vendors.openai.uses: 'apii' is not a capability; did you mean 'api'?" in r.stderr
+    cfg.write_text('watch = ["openai"]\n[vendors.openai]\nuses = ["api", "Compliance*"]\n')
+    r = subprocess.run(
+        [sys.executable, "-m", "watcher", "config", "check", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (
+        "uses: api (Chat Completions, Responses" in r.stdout and "components named 'Compliance*'" in r.stdout
+    )

@@ -162,6 +162,12 @@ def _vendor(
         )
     if not sources and not base:
         raise ConfigError(f"vendors.{vid}: define at least one source, e.g. [vendors.{vid}.sources.summary]")
+    from watcher.catalog.uses import check_uses
+
+    capabilities = {k: tuple(v) for k, v in (base.get("capabilities") or {}).items()}
+    problem = check_uses(patch.uses, capabilities, f"vendors.{vid}.uses")
+    if problem:
+        raise ConfigError(problem)
     return VendorSpec(
         id=vid,
         name=name,
@@ -181,7 +187,7 @@ def _vendor(
         comparison=dict(base.get("comparison") or {}),
         confidence=base.get("confidence"),
         uses=tuple(patch.uses),
-        capabilities={k: tuple(v) for k, v in (base.get("capabilities") or {}).items()},
+        capabilities=capabilities,
     )
 
 

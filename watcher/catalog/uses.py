@@ -75,6 +75,30 @@ def capability_word(entry: str) -> str | None:
     return low if low in CAPABILITIES else None
 
 
+def check_uses(uses: list[str], mapping: dict[str, tuple[str, ...]], where: str) -> str | None:
+    """A problem with an entry of ``uses`` (a likely typo of a capability word), or None.
+
+    A word that is no capability, has no wildcard, names no component the catalog knows
+    and looks like a capability ("apii") would silently make every incident a quiet
+    notice: refuse it with the fix.
+    """
+    import difflib
+
+    known = {p.lower() for patterns in mapping.values() for p in patterns}
+    words = sorted(set(CAPABILITIES) | set(ALIASES))
+    for entry in uses:
+        low = " ".join(entry.lower().split())
+        if capability_word(entry) or "*" in low or "?" in low or low in known:
+            continue
+        close = difflib.get_close_matches(low, words, n=1, cutoff=0.75)
+        if close:
+            return (
+                f"{where}: {entry!r} is not a capability; did you mean {close[0]!r}? "
+                f"(capabilities: {', '.join(CAPABILITIES)}; or a component name, * wildcards)"
+            )
+    return None
+
+
 def label(cap: str, locale: str = "en") -> str:
     c = CAPABILITIES.get(cap)
     if c is None:
