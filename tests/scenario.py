@@ -48,12 +48,14 @@ def incident(
     impact: str = "critical",
     component_status: str = "major_outage",
     incident_id: str = "zz1outage001",
+    component: str = API,
+    indicator: str = "critical",
 ) -> bytes:
-    """An open incident; ``updates`` are (status, body, created_at), oldest first."""
+    """An open incident on ``component``; ``updates`` are (status, body, created_at), oldest first."""
     doc = _base()
-    comp = _component(doc, API)
+    comp = _component(doc, component)
     comp["status"] = component_status
-    doc["status"] = {"indicator": "critical", "description": "Major System Outage"}
+    doc["status"] = {"indicator": indicator, "description": "Major System Outage"}
     template = copy.deepcopy(json.loads(REAL_SUMMARY.read_text())["incidents"][0])
     template.update(
         {
@@ -80,7 +82,7 @@ def incident(
             "updated_at": at,
             "display_at": at,
             "affected_components": [
-                {"code": comp["id"], "name": API, "old_status": "operational", "new_status": component_status}
+                {"code": comp["id"], "name": component, "old_status": "operational", "new_status": component_status}
             ],
             "custom_tweet": None,
             "deliver_notifications": True,

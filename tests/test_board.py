@@ -95,7 +95,10 @@ def test_every_vendor_shows_its_state_in_words_and_colour_with_the_reason(world)
     assert "Anthropic" in text_of(anthropic) and "Down" in text_of(anthropic.find(class_="badge"))
     assert "st-outage" in anthropic["class"]
     assert "Claude API unavailable" in text_of(anthropic.find(class_="reason"))
+    # the per-component truth, the same as `watcher status` and the API
+    assert text_of(anthropic.find(class_="components")) == "Claude API (api.anthropic.com): outage"
     assert "Working" in text_of(openai.find(class_="badge")) and "st-operational" in openai["class"]
+    assert openai.find(class_="components") is None
     assert text_of(openai.find(class_="reason")) == "all components operational"
     # the worst comes first, and the headline says it in one sentence
     names = [li["data-vendor"] for li in soup.select("ul.vendors > li")]

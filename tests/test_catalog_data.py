@@ -55,6 +55,7 @@ VENDOR_KEYS = {
     "notes",
     "sources",
     "comparison",
+    "capabilities",
 }
 HTTP_KEYS = {
     "method",

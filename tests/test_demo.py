@@ -30,8 +30,17 @@ def check_story(text: str) -> None:
     assert "● incident #1 [degradation] resolved" in text
     # the alert and its playbook, as plain text
     assert "✉ Alert to marketing-oncall@example.com (opened): [watcher] Anthropic degradation" in text
-    for part in ("What this blocks", "- blog drafts", "Do now", "Switch to", "- OpenAI: operational", "Tell clients"):
+    # a usage-page incident ("Core functionality is not affected"): the notice playbook, not
+    # "expect failed requests" (issue 13)
+    for part in (
+        "What this means for the team",
+        "- blog drafts",
+        "Do now",
+        "Nothing to change in your work",
+        "Core functionality is not affected, says Anthropic.",
+    ):
         assert part in text, part
+    assert "failed requests" not in text
     assert "**" not in text, "Markdown marks are dropped for the terminal"
     # acknowledged half-way, then resolved with the recording's duration
     assert "Sam (marketing) clicks Acknowledge" in text

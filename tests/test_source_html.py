@@ -128,10 +128,81 @@ def test_bad_rules_raise_parse_error(rules):
         _parse(rules=rules)
 
 
-@pytest.mark.parametrize("rule", ["state_selector", "component_selector"])
-def test_layout_change_raises_parse_error(rule):
+def test_layout_change_raises_parse_error():
     with pytest.raises(ParseError, match="matched nothing"):
-        _parse(rules={rule: ".does-not-exist"})
+        _parse(rules={"state_selector": ".does-not-exist"})
+
+
+def test_a_page_that_lists_no_components_is_valid_not_a_permanent_error():
+    snap = _parse(rules={**RULES, "component_selector": ".does-not-exist"})
+    assert snap.components == ()
+    assert snap.indicator is not None and len(snap.incidents) == 2
+
+
+# Synthetic, in the layout of Atlassian Statuspage's HTML (component-container / is-group /
+# child-components-container): two regions list components with the same names.
+GROUPED = b"""<!DOCTYPE html><html><head><title>Auth Status</title></head><body>
+<div class="page-status"><span class="status">All Systems Operational</span></div>
+<div class="components-container">
+  <div class="component-container is-group">
+    <div class="component-inner-container"><span class="name">US-1</span></div>
+    <div class="child-components-container">
+      <div class="component-inner-container"><span class="name">Authentication</span>
+        <span class="component-status">Operational</span></div>
+      <div class="component-inner-container"><span class="name">Management API</span>
+        <span class="component-status">Degraded Performance</span></div>
+    </div>
+  </div>
+  <div class="component-container is-group">
+    <div class="component-inner-container"><span class="name">EU-1</span></div>
+    <div class="child-components-container">
+      <div class="component-inner-container"><span class="name">Authentication</span>
+        <span class="component-status">Major Outage</span></div>
+      <div class="component-inner-container"><span class="name">Management API</span>
+        <span class="component-status">Operational</span></div>
+    </div>
+  </div>
+  <div class="component-container">
+    <div class="component-inner-container"><span class="name">Marketplace</span>
+      <span class="component-status">Operational</span></div>
+  </div>
+</div></body></html>"""
+
+GROUPED_RULES = {
+    "state_selector": ".page-status .status",
+    "component_selector": ".child-components-container .component-inner-container, "
+    ".component-container:not(.is-group) > .component-inner-container",
+    "component_name_selector": ".name",
+    "component_status_selector": ".component-status",
+    "component_group_selector": ".component-container.is-group",
+    "component_group_name_selector": ":scope > .component-inner-container .name",
+}
+
+
+def test_components_with_one_name_in_two_groups_are_kept_apart():
+    snap = _parse(GROUPED, GROUPED_RULES)
+    got = {(c.group_id, c.name): c.status for c in snap.components}
+    assert got == {
+        ("US-1", "Authentication"): ComponentStatus.OPERATIONAL,
+        ("US-1", "Management API"): ComponentStatus.DEGRADED,
+        ("EU-1", "Authentication"): ComponentStatus.MAJOR_OUTAGE,
+        ("EU-1", "Management API"): ComponentStatus.OPERATIONAL,
+        (None, "Marketplace"): ComponentStatus.OPERATIONAL,
+    }
+    assert len({c.id for c in snap.components}) == 5
+
+
+def test_grouped_components_stay_apart_in_the_vendor_state():
+    from watcher.pipeline import summarize
+
+    summary = summarize(_parse(GROUPED, GROUPED_RULES), lambda name: True)
+    assert summary["components"] == {
+        "US-1 / Authentication": "operational",
+        "US-1 / Management API": "degraded_performance",
+        "EU-1 / Authentication": "major_outage",
+        "EU-1 / Management API": "operational",
+        "Marketplace": "operational",
+    }
 
 
 @pytest.mark.parametrize(

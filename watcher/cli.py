@@ -1130,6 +1130,7 @@ def cmd_config_check(settings, args) -> int:
                             "id": v.id,
                             "name": v.name,
                             "components": list(v.components) if v.components is not None else None,
+                            "uses": list(v.uses),
                             "sources": [
                                 {
                                     "id": s.id,
@@ -1153,6 +1154,8 @@ def cmd_config_check(settings, args) -> int:
     for v in vendors:
         extra = f"  (only components: {', '.join(v.components)})" if v.components is not None else ""
         print(f"  {v.id:<14} {v.name}{extra}")
+        if v.uses:
+            print(f"      uses: {_uses_line(v)}")
         if not v.sources:
             print("      (no machine-readable status source known: state will be unknown)")
         for s in v.sources:
@@ -1175,6 +1178,23 @@ def cmd_config_check(settings, args) -> int:
         )
         return EXIT_FAIL
     return EXIT_OK
+
+
+def _uses_line(v) -> str:
+    """``api (Chat Completions, Responses, ...); chat app (...)``: what ``uses`` means for this vendor."""
+    from watcher.catalog.uses import capability_word
+
+    parts = []
+    for entry in v.uses:
+        cap = capability_word(entry)
+        if cap is None:
+            parts.append(f"components named {entry!r}")
+        elif cap in v.capabilities:
+            names = list(v.capabilities[cap])
+            parts.append(f"{cap} ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})")
+        else:
+            parts.append(f"{cap} (no component of {v.name} known for it)")
+    return "; ".join(parts) + "; other components: quiet notices (unknown ones count)"
 
 
 def cmd_demo(args) -> int:

@@ -147,6 +147,13 @@ class VendorSettings(_Strict):
         default_factory=list,
         description="Campaigns and tasks that depend on this vendor: shown as the impact in alerts.",
     )
+    uses: list[str] = Field(
+        default_factory=list,
+        description=(
+            'What the team uses: "api", "chat app", "image generation", "voice", ... or component names '
+            "(* wildcards). Incidents touching only other components are quiet notices. Empty: everything."
+        ),
+    )
 
 
 class LogSettings(_Strict):
@@ -223,6 +230,13 @@ class RouteSettings(_Strict):
         default_factory=list, description="Apprise URLs (Teams, Discord, PagerDuty, ...)."
     )
     quiet_hours: QuietHours | None = None
+    quiet_notices: Literal["send", "report"] = Field(
+        default="send",
+        description=(
+            "Incidents touching only components the team does not use (vendors.<id>.uses): 'send' a quiet "
+            "notice (no mention, reminder or escalation); 'report': only in the weekly report."
+        ),
+    )
 
 
 class SlackSettings(_Strict):

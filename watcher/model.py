@@ -229,3 +229,23 @@ class Evidence:
     """The format the incident was read from (``statuspage``, ``feed``, ``html``, ...), when known."""
     lang: str | None = None
     """The language of the text (ISO 639-1) when the source states it; guessed from the text otherwise."""
+
+
+def component_keys(components) -> list[tuple[str, Component]]:
+    """(key, component) for every non-group component; nothing merged away.
+
+    The key is the component's name, which incidents use too; a name that appears in
+    several groups (regions, products) is keyed ``Group / Name`` so each stays itself.
+    """
+    group_names = {c.id: c.name for c in components if c.is_group}
+    rows = [c for c in components if not c.is_group]
+    count: dict[str, int] = {}
+    for c in rows:
+        count[c.name] = count.get(c.name, 0) + 1
+    out = []
+    for c in rows:
+        key = c.name
+        if count[c.name] > 1 and c.group_id:
+            key = f"{group_names.get(c.group_id, c.group_id)} / {c.name}"
+        out.append((key, c))
+    return out

@@ -22,7 +22,7 @@ from watcher.config import Settings
 from watcher.fetch import FetchError, fetch
 from watcher.incidents.correlate import Change, Context, reconcile
 from watcher.incidents.model import NOTIFIABLE, EventType
-from watcher.model import ComponentStatus, Observation, Snapshot
+from watcher.model import ComponentStatus, Observation, Snapshot, component_keys
 from watcher.sources import ParseError, SourceOptions, parser_for
 from watcher.store.base import SourceRecord, Store, StoreError
 
@@ -320,9 +320,12 @@ def _counter(vendor: VendorSpec | None, spec: SourceSpec) -> Callable[[str], boo
 def summarize(snapshot: Snapshot, counts: Callable[[str], bool]) -> dict:
     """What the vendor status view needs from a snapshot: small, JSON-able."""
     comps = {}
-    for c in snapshot.components or ():
-        if not c.is_group and counts(c.name):
-            comps[c.name] = c.status.value
+    others = []  # filtered out: not evidence, but they explain the page's indicator
+    for key, c in component_keys(snapshot.components or ()):
+        if counts(key):
+            comps[key] = c.status.value
+        else:
+            others.append(c.status)
     maint_now = [
         m.title for m in snapshot.maintenances or () if m.status.value in ("in_progress", "verifying")
     ]
@@ -331,6 +334,7 @@ def summarize(snapshot: Snapshot, counts: Callable[[str], bool]) -> dict:
         "page": snapshot.page_name,
         "components": comps if snapshot.components is not None else None,
         "maintenance_in_progress": maint_now,
+        "filtered_worst": max(others, key=lambda st: st.severity).value if others else None,
     }
 
 

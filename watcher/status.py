@@ -28,6 +28,8 @@ class VendorStatus:
     incidents: list[Incident] = field(default_factory=list)
     maintenances: list[Incident] = field(default_factory=list)
     failing_sources: list[SourceRecord] = field(default_factory=list)
+    components: list[ComponentTruth] = field(default_factory=list)
+    """Per-component truth (:func:`evidence`): the same on the board, the CLI, the API and in alerts."""
 
     def to_json(self) -> dict:
         return {
@@ -40,6 +42,7 @@ class VendorStatus:
             "failing_sources": [
                 {"source": s.key, "error": s.error, "kind": s.error_kind} for s in self.failing_sources
             ],
+            "components": [c.to_json() for c in self.components],
         }
 
 
@@ -107,12 +110,12 @@ def vendor_status(
         reason = _failure_reason(failing, network_up) if failing else "not polled yet"
         return VendorStatus(vendor, VendorState.UNKNOWN, reason, incidents, maintenances, failing)
 
-    state, reason = _state(healthy, incidents, maintenances)
+    state, reason, ev = _state(vendor, healthy, incidents, maintenances)
     if failing:
         reason += (
             f" ({len(failing)} of {len(vendor.sources)} sources failing: {_failure_reason(failing, True)})"
         )
-    return VendorStatus(vendor, state, reason, incidents, maintenances, failing)
+    return VendorStatus(vendor, state, reason, incidents, maintenances, failing, ev.components)
 
 
 def _failure_reason(failing: list[SourceRecord], network_up: bool) -> str:
@@ -124,51 +127,243 @@ def _failure_reason(failing: list[SourceRecord], network_up: bool) -> str:
     return f"{first.key.split('/', 1)[-1]}: {first.error}"
 
 
-def _state(
-    healthy: list[SourceRecord], incidents: list[Incident], maintenances: list[Incident]
-) -> tuple[VendorState, str]:
-    comps: dict[str, ComponentStatus] = {}
+_LEVEL = {  # VendorState by severity, for "worst of" and for capping by the page's own word
+    VendorState.OPERATIONAL: 0,
+    VendorState.MAINTENANCE: 1,
+    VendorState.DEGRADED: 2,
+    VendorState.OUTAGE: 3,
+}
+_BY_LEVEL = {v: k for k, v in _LEVEL.items()}
+_FROM_COMPONENT = {
+    ComponentStatus.OPERATIONAL: VendorState.OPERATIONAL,
+    ComponentStatus.MAINTENANCE: VendorState.MAINTENANCE,
+    ComponentStatus.DEGRADED: VendorState.DEGRADED,
+    ComponentStatus.PARTIAL_OUTAGE: VendorState.DEGRADED,
+    ComponentStatus.MAJOR_OUTAGE: VendorState.OUTAGE,
+}
+_FROM_INDICATOR = {
+    "none": VendorState.OPERATIONAL,
+    "maintenance": VendorState.MAINTENANCE,
+    "minor": VendorState.DEGRADED,
+    "major": VendorState.OUTAGE,
+    "critical": VendorState.OUTAGE,
+}
+_FROM_KIND = {
+    IncidentKind.OUTAGE: VendorState.OUTAGE,
+    IncidentKind.DEGRADATION: VendorState.DEGRADED,
+    IncidentKind.HALLUCINATION_SPIKE: VendorState.DEGRADED,
+}
+_WORDS = {
+    ComponentStatus.DEGRADED: "degraded",
+    ComponentStatus.PARTIAL_OUTAGE: "partial outage",
+    ComponentStatus.MAJOR_OUTAGE: "major outage",
+    ComponentStatus.MAINTENANCE: "under maintenance",
+}
+
+
+def _worst(*states: VendorState) -> VendorState:
+    return _BY_LEVEL[max((_LEVEL[s] for s in states), default=0)]
+
+
+@dataclass(slots=True)
+class ComponentTruth:
+    """One component as the board, ``watcher status``, the API and the alerts show it."""
+
+    name: str
+    status: ComponentStatus | None
+    """What the vendor's page says (None: the page does not list it; an incident names it)."""
+    state: VendorState
+    """After the open incidents that name it (their kind applies to the components they name)."""
+    used: bool
+    """Whether it counts: after ``components``/``ignore_components`` and ``uses``."""
+    incidents: list[int | None] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "status": self.status.value if self.status else None,
+            "state": self.state.value,
+            "used": self.used,
+            "incidents": self.incidents,
+        }
+
+
+@dataclass(slots=True)
+class Evidence:
+    """The per-component truth of one vendor: computed once, shown everywhere."""
+
+    state: VendorState
+    reason: str
+    components: list[ComponentTruth]
+    unscoped: list[tuple[Incident, VendorState, bool]]
+    """Open incidents naming no component: (incident, the state it stands for, whether it counts)."""
+
+
+def incident_uses(vendor: VendorSpec, inc: Incident) -> tuple[bool, list[str]]:
+    """Whether an incident touches what the team uses, and the names (components, else words) it touches.
+
+    An incident naming components touches those; one naming none is placed by its
+    words ("Support chat unavailable" is support); words we cannot place count.
+    """
+    from watcher.catalog.uses import capabilities_in_text, used_capabilities
+
+    if inc.components:
+        names = [c for c in inc.components if vendor.counts_component(c)] or list(inc.components)
+        return any(vendor.uses_component(c) for c in names), names
+    if not vendor.uses:
+        return True, []
+    caps = capabilities_in_text(" ".join([inc.title, *inc.bodies[:1]]))
+    wanted = set(used_capabilities(vendor.uses))
+    if not caps or not wanted:  # words we cannot place, or a team that named components only: it counts
+        return True, sorted(caps)
+    return bool(caps & wanted), sorted(caps)
+
+
+def evidence(
+    vendor: VendorSpec, summaries: list[dict], incidents: list[Incident], maintenances: list[Incident]
+) -> Evidence:
+    """The vendor's state from its page's own evidence and its open incidents.
+
+    - Each component's state is what the page says, or worse when an open incident
+      that names it says so (the incident's kind applies to the components it names).
+    - An incident naming no component is judged by its kind, its words (what it is
+      about: see :func:`incident_uses`) and the page's indicator: a vendor-reported
+      incident never makes things worse than the page itself says.
+    - The vendor's state is the worst state of the components that count, and of the
+      incidents without components that count; the page's indicator stands on its own
+      only when nothing on the page explains it.
+    """
+    published: dict[str, ComponentStatus] = {}
+    indicator_state: VendorState | None = None
     maint_titles: list[str] = []
-    for rec in healthy:
-        s = rec.summary or {}
+    filtered_bad = False
+    for s in summaries:
+        filtered_bad |= (s.get("filtered_worst") or "operational") not in ("operational", "unknown")
         for name, status in (s.get("components") or {}).items():
             st = ComponentStatus(status)
-            if name not in comps or st.severity > comps[name].severity:
-                comps[name] = st
+            if name not in published or st.severity > published[name].severity:
+                published[name] = st
+        ind = _FROM_INDICATOR.get((s.get("indicator") or "").lower())
+        if ind is not None:
+            indicator_state = _worst(indicator_state or VendorState.OPERATIONAL, ind)
         maint_titles.extend(s.get("maintenance_in_progress") or ())
-    down = lambda *ss: sorted(n for n, st in comps.items() if st in ss)  # noqa: E731
-
-    live = [i for i in incidents if i.kind is not IncidentKind.API_CHANGE]
-    outages = [i for i in live if i.kind is IncidentKind.OUTAGE]
-    majors = down(ComponentStatus.MAJOR_OUTAGE)
-    if outages or majors:
-        what = outages[0].title if outages else f"major outage of {', '.join(majors[:3])}"
-        return VendorState.OUTAGE, _with_count(what, live)
-    degraded = down(ComponentStatus.DEGRADED, ComponentStatus.PARTIAL_OUTAGE)
-    if live or degraded:
-        what = f"{live[0].title} ({live[0].kind})" if live else f"degraded: {', '.join(degraded[:3])}"
-        return VendorState.DEGRADED, _with_count(what, live)
-    in_progress = [m for m in maintenances if m.phase is MaintenancePhase.IN_PROGRESS]
-    if in_progress or maint_titles or down(ComponentStatus.MAINTENANCE):
-        what = (
-            in_progress[0].title
-            if in_progress
-            else (maint_titles[0] if maint_titles else "components under maintenance")
+    comps: dict[str, ComponentTruth] = {
+        name: ComponentTruth(
+            name, st, _FROM_COMPONENT.get(st, VendorState.OPERATIONAL), vendor.uses_component(name)
         )
-        return VendorState.MAINTENANCE, f"maintenance in progress: {what}"
-    notes = [i.title for i in incidents if i.kind is IncidentKind.API_CHANGE]
-    if notes:
-        return VendorState.OPERATIONAL, f"operational; API change announced: {notes[0]}"
+        for name, st in published.items()
+    }
+    page_worst = _worst(*(c.state for c in comps.values()))
+    cap = _worst(indicator_state, page_worst) if indicator_state is not None else None
+
+    unscoped: list[tuple[Incident, VendorState, bool]] = []
+    for inc in incidents:
+        st = _FROM_KIND.get(inc.kind)
+        if st is None:
+            continue  # api_change: a notice, not a state
+        if cap is not None and inc.origin != "probe":
+            st = _BY_LEVEL[min(_LEVEL[st], _LEVEL[cap])]
+        named = [c for c in inc.components if vendor.counts_component(c)]
+        if not named:
+            used, _ = incident_uses(vendor, inc)
+            unscoped.append((inc, st, used))
+            continue
+        for name in named:
+            c = comps.get(name)
+            if c is None:
+                c = comps[name] = ComponentTruth(name, None, VendorState.OPERATIONAL, vendor.uses_component(name))
+            if c.status is None or inc.origin == "probe":
+                c.state = _worst(c.state, st)
+            c.incidents.append(inc.id)
+
+    counted = [c for c in comps.values() if c.used]
+    state = _worst(
+        *(c.state for c in counted), *(st for _, st, used in unscoped if used)
+    )
+    in_progress = [m for m in maintenances if m.phase is MaintenancePhase.IN_PROGRESS]
+    if state is VendorState.OPERATIONAL and (in_progress or maint_titles):
+        state = VendorState.MAINTENANCE
+    unexplained = (
+        indicator_state is not None
+        and page_worst is VendorState.OPERATIONAL
+        and not filtered_bad
+        and not unscoped
+        and not any(c.status is None and c.incidents for c in comps.values())
+    )
+    if unexplained and _LEVEL[indicator_state] > _LEVEL[state]:
+        state = indicator_state
+    reason = _reason(vendor, state, comps, unscoped, incidents, in_progress, maint_titles, indicator_state)
+    return Evidence(state, reason, list(comps.values()), unscoped)
+
+
+def _reason(vendor, state, comps, unscoped, incidents, in_progress, maint_titles, indicator_state) -> str:
+    from watcher.catalog.uses import label, used_capabilities
+
+    bad: list[str] = []
+    quiet: list[str] = []
+    for inc, st, used in unscoped:  # the vendor's own words first: they name what is wrong
+        text = f"{inc.title} ({inc.kind.value})"
+        if st is VendorState.OPERATIONAL:
+            text += ", the page says all is well"
+        (bad if used else quiet).append(text)
+    for c in sorted(comps.values(), key=lambda c: -_LEVEL[c.state]):
+        if c.state is VendorState.OPERATIONAL:
+            continue
+        word = _WORDS.get(c.status) if c.status is not None and c.state is _FROM_COMPONENT.get(c.status) else None
+        text = f"{c.name} {word or c.state.value}"
+        named_by = [i.title for i in incidents if i.id in c.incidents and i.id is not None]
+        if named_by:
+            text += f" ({named_by[0]})"
+        (bad if c.used else quiet).append(text)
+    parts: list[str] = []
+    if bad:
+        parts.append("; ".join(bad[:3]) + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""))
+    if state is VendorState.MAINTENANCE and not bad:
+        what = in_progress[0].title if in_progress else (maint_titles[0] if maint_titles else None)
+        parts.append(f"maintenance in progress: {what}" if what else "components under maintenance")
+    if quiet:
+        parts.append("not used by the team: " + "; ".join(quiet[:3]) + (f" (+{len(quiet) - 3})" if len(quiet) > 3 else ""))
+    ok = [c for c in comps.values() if c.used and c.state is VendorState.OPERATIONAL]
+    caps = used_capabilities(vendor.uses)
+    if caps:
+        fine = [label(cap) for cap in caps if _cap_fine(vendor, cap, comps)]
+        if fine:
+            parts.append(" and ".join([", ".join(fine[:-1]), fine[-1]] if len(fine) > 1 else fine) + " operational")
+    elif ok and parts:
+        names = [c.name for c in ok]
+        parts.append(
+            (" and ".join(names) if len(names) <= 2 else f"{len(names)} other components") + " operational"
+        )
+    if not parts:
+        if state is not VendorState.OPERATIONAL and indicator_state is not None:
+            return f"the page says {state.value}, naming no component"
+        notes = [i.title for i in incidents if i.kind is IncidentKind.API_CHANGE]
+        if notes:
+            return f"operational; API change announced: {notes[0]}"
+        return "all components operational" if comps else ""
+    return "; ".join(parts)
+
+
+def _cap_fine(vendor: VendorSpec, cap: str, comps: dict[str, ComponentTruth]) -> bool:
+    """A used capability with at least one component on the page and none of them in trouble."""
+    from watcher.catalog.uses import capabilities_of
+
+    mine = [c for c in comps.values() if cap in capabilities_of(c.name, vendor.capabilities)]
+    return bool(mine) and all(c.state is VendorState.OPERATIONAL for c in mine)
+
+
+def _state(
+    vendor: VendorSpec, healthy: list[SourceRecord], incidents: list[Incident], maintenances: list[Incident]
+) -> tuple[VendorState, str, Evidence]:
+    ev = evidence(vendor, [rec.summary or {} for rec in healthy], incidents, maintenances)
+    if ev.reason:
+        return ev.state, ev.reason, ev
     checks = [
         f"{rec.key.split('/', 1)[-1]} {rec.summary['check']}" for rec in healthy if (rec.summary or {}).get("check")
     ]
-    if checks and not comps:  # HTTP checks only: say what they measured
-        return VendorState.OPERATIONAL, "; ".join(checks[:3])
-    return VendorState.OPERATIONAL, "all components operational"
-
-
-def _with_count(what: str, live: list[Incident]) -> str:
-    return what if len(live) <= 1 else f"{what} (+{len(live) - 1} more open incidents)"
+    if checks:  # HTTP checks only: say what they measured
+        return ev.state, "; ".join(checks[:3]), ev
+    return ev.state, "all components operational", ev
 
 
 def all_statuses(store, vendors: list[VendorSpec], now: datetime) -> list[VendorStatus]:

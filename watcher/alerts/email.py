@@ -257,6 +257,8 @@ def render_subject(alert: Alert, seq: int | str = 0) -> str:
         kind = KIND_LABELS.get(alert.kind, header_value(alert.kind, 40) or "incident")
         state = state_words(alert)
         head = f"{prefix} {vendor} {kind}: "
+        if alert.quiet:
+            head = f"{prefix} notice, {vendor} {kind}: "
     if isinstance(seq, int) and seq > 0:
         head = "Re: " + head
     tail = f" ({state})" if state else ""
@@ -361,6 +363,8 @@ def _facts(alert: Alert) -> list[tuple[str, str]]:
         rows.append(("Impact", clean_text(alert.impact, 60)))
     if alert.components:
         rows.append(("Affected", clean_text(", ".join(str(c) for c in alert.components), 1000)))
+    if alert.scope:
+        rows.append(("For you", clean_text(alert.scope, 700)))
     if alert.started_at:
         rows.append(("Started", when(alert.started_at)))
     if alert.resolved_at:
@@ -396,7 +400,7 @@ def _has_heading(markdown: str) -> bool:
 
 def _can_ack(alert: Alert) -> str | None:
     """The acknowledge URL when a button makes sense (open, not yet acknowledged, http(s) link)."""
-    if _is_resolved(alert) or alert.acknowledged_by:
+    if _is_resolved(alert) or alert.acknowledged_by or alert.quiet:
         return None
     return safe_url(alert.ack_url)
 

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 from watcher.alerts.model import Alert, AlertAction, Alternative
 from watcher.alerts.oncall import rotation
+from watcher.alerts.relevance import Relevance, judge
 from watcher.alerts.routing import quiet_until, subscription_targets, targets_for
 from watcher.catalog import VendorSpec
 from watcher.config import Settings, read_secret
@@ -177,11 +178,13 @@ class AlertEngine:
     ) -> int:
         now = self.clock()
         muted = action is not AlertAction.RESOLVED and self._muted(inc, now)
+        rel = judge(self.vendors.get(inc.vendor), inc, self.settings.alerts.locale)
         routed = {
             rt.target.key: rt
             for rt in targets_for(
                 self.settings.routes, inc.vendor, inc.kind.value, inc.components, inc.impact
             )
+            if not (rel.quiet and rt.quiet_notices == "report")  # the weekly report lists it
         }
         for rt in self._subscribed(inc):
             routed.setdefault(rt.target.key, rt)  # a configured route naming the channel wins
@@ -197,7 +200,7 @@ class AlertEngine:
             return 0
         if action is not AlertAction.OPENED and not previous and action is not AlertAction.UPDATED:
             return 0  # a resolve or ack for something nobody was told about
-        alert = self.build_alert(inc, action, event_text=event_text)
+        alert = self.build_alert(inc, action, event_text=event_text, relevance=rel)
         if notify_user:
             alert = dataclasses.replace(alert, notify_user=notify_user)
         count = 0
@@ -310,6 +313,8 @@ class AlertEngine:
         for inc in self.store.open_incidents():
             if inc.kind not in ESCALATING_KINDS or inc.is_maintenance or inc.backfilled:
                 continue
+            if judge(self.vendors.get(inc.vendor), inc).quiet:
+                continue  # a quiet notice: nobody is chased about what the team does not use
             state = self.store.alert_state(inc.id)
             if not state or not state["first_alert_at"] or self.store.ack(inc.id) is not None:
                 continue
@@ -341,12 +346,15 @@ class AlertEngine:
 
     # -- building the Alert ------------------------------------------------------------------
 
-    def build_alert(self, inc: Incident, action: AlertAction, *, event_text: str = "") -> Alert:
+    def build_alert(
+        self, inc: Incident, action: AlertAction, *, event_text: str = "", relevance: Relevance | None = None
+    ) -> Alert:
         from watcher.alerts.signing import ack_link
         from watcher.status import all_statuses
 
         now = self.clock()
         vendor = self.vendors.get(inc.vendor)
+        rel = relevance or judge(vendor, inc, self.settings.alerts.locale)
         statuses = all_statuses(self.store, self.vendor_list, now)
         loc = self.settings.alerts.locale
         alternatives = best_first(
@@ -371,7 +379,7 @@ class AlertEngine:
         if inc.vendor in self.settings.vendors:
             used_for = tuple(self.settings.vendors[inc.vendor].used_for)
         a = self.settings.alerts
-        playbook = self._playbook(inc, vendor, used_for, alternatives, now)
+        playbook = self._playbook(inc, vendor, used_for, alternatives, now, rel)
         ack_url = None
         if a.public_url and self.ack_secret and inc.id is not None:
             ack_url = ack_link(a.public_url, self.ack_secret, inc.id, a.ack_link_ttl, now=now.timestamp())
@@ -404,6 +412,8 @@ class AlertEngine:
             is_maintenance=inc.is_maintenance,
             scheduled_for=inc.scheduled_for.isoformat() if inc.scheduled_for else None,
             scheduled_until=inc.scheduled_until.isoformat() if inc.scheduled_until else None,
+            quiet=rel.quiet,
+            scope=rel.scope,
         )
 
     def _latency_ms(self, vendor_id: str, now: datetime) -> float | None:
@@ -419,7 +429,7 @@ class AlertEngine:
         )
         return values[len(values) // 2] if values else None
 
-    def _playbook(self, inc, vendor, used_for, alternatives, now) -> str:
+    def _playbook(self, inc, vendor, used_for, alternatives, now, rel: Relevance) -> str:
         from watcher.alerts.playbook import PlaybookFacts, render_playbook
 
         a = self.settings.alerts
@@ -436,6 +446,9 @@ class AlertEngine:
             scheduled_for=inc.scheduled_for,
             scheduled_until=inc.scheduled_until,
             timezone=a.timezone,
+            # the playbook follows the affected capability: a usage-page incident is no "failed requests"
+            notice=(rel.quiet or not rel.core) and inc.kind in ESCALATING_KINDS and not inc.is_maintenance,
+            scope=rel.scope,
         )
         try:
             return render_playbook(

@@ -93,6 +93,10 @@ class Alert:
     is_maintenance: bool = False
     scheduled_for: str | None = None
     scheduled_until: str | None = None
+    quiet: bool = False
+    """A quiet notice: the incident touches nothing the team uses (no mention, reminder, escalation)."""
+    scope: str = ""
+    """What is and is not affected, in the alert's language ("Your API use is not affected: ...")."""
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -77,6 +77,7 @@ PLACEHOLDERS: dict[str, str] = {
     "impact": "bullet list of what the team uses this vendor for (vendors.<id>.used_for)",
     "alternatives": "bullet list of the watched vendors healthy now, best first",
     "saved_prompts": "the 'Saved prompts' section, or nothing when no prompt library is set",
+    "scope": "what is and is not affected for this team (vendors.<id>.uses), in plain words",
 }
 
 _VENDOR_DIR = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -180,6 +181,11 @@ class PlaybookFacts:
     scheduled_until: datetime | None = None
     timezone: str = "UTC"
     """IANA zone in which times are shown to the team."""
+    notice: bool = False
+    """Only what the team does not use, or only the admin around the tools (usage page, billing):
+    the ``notice`` playbook (``<locale>/notice.md``), not the kind's "expect failed requests"."""
+    scope: str = ""
+    """What is and is not affected, in the playbook's language (may quote the vendor: untrusted)."""
 
 
 # -- words ---------------------------------------------------------------------------------------
@@ -362,6 +368,8 @@ def render_playbook(
     now = _aware(now) or datetime.now(UTC)
     known_kind = facts.kind in KINDS
     kind = facts.kind if known_kind else "outage"
+    if facts.notice:
+        kind, known_kind = "notice", True
     prompts = _scan_prompt_library(prompt_library) if prompt_library is not None else None
 
     def values(limits: _Limits) -> dict[str, str]:
@@ -514,6 +522,7 @@ def _values(
         "saved_prompts": (
             _saved_prompts(prompts, facts.used_for, loc, limits.prompt_lines) if library_set else ""
         ),
+        "scope": neutralise(facts.scope, limit=600),
     }
     values.update(_since(_aware(facts.started_at), now_local, loc))
     values.update(_window(facts, now_local, loc))

@@ -36,6 +36,8 @@ class RoutedTarget:
     target: Target
     route: str
     quiet_hours: QuietHours | None
+    quiet_notices: str = "send"
+    """The route's ``quiet_notices``: "send" or "report" (incidents the team does not use: report only)."""
 
 
 def _match(value: str, patterns: list[str]) -> bool:
@@ -74,7 +76,7 @@ def targets_for(
             + [Target("email", e) for e in route.emails]
             + [Target("apprise", u) for u in route.apprise]
         ):
-            seen.setdefault(t.key, RoutedTarget(t, route.name, route.quiet_hours))
+            seen.setdefault(t.key, RoutedTarget(t, route.name, route.quiet_hours, route.quiet_notices))
     return list(seen.values())
 
 

@@ -281,6 +281,8 @@ def fallback_text(alert: Alert) -> str:
     head = f"{alert.vendor_name} {label.lower()}: {alert.title}"
     if alert.action is AlertAction.TEST:
         head = "TEST " + head
+    if alert.quiet:
+        head = "Notice: " + head
     if _is_resolved(alert):
         text = f"{_RESOLVED_EMOJI} Resolved: {escape_mrkdwn(head)}"
         if alert.duration:
@@ -304,6 +306,8 @@ def _summary_blocks(alert: Alert) -> list[dict[str, Any]]:
     emoji, label, colour = kind_parts(alert.kind)
     top = _RESOLVED_EMOJI if _is_resolved(alert) else emoji
     test = "TEST · " if alert.action is AlertAction.TEST else ""
+    if alert.quiet:
+        test += "Notice · "  # touches nothing the team uses: no mention, reminder or escalation
     header = {
         "type": "header",
         "text": {
@@ -314,6 +318,8 @@ def _summary_blocks(alert: Alert) -> list[dict[str, Any]]:
     title = f"*{truncate(escape_mrkdwn(alert.title), 500)}*"
     if alert.event_text:
         title += "\n" + truncate(escape_mrkdwn(alert.event_text), 500)
+    if alert.scope:
+        title += "\n" + truncate(escape_mrkdwn(alert.scope), 700)
     fields = [
         _field("Kind", f"{emoji} {label} ({colour})"),
         _field("State", state_text(alert)),
@@ -380,7 +386,7 @@ def _actions_block(alert: Alert) -> dict[str, Any] | None:
     if _is_resolved(alert):
         return None
     elements: list[dict[str, Any]] = []
-    if not alert.acknowledged_by:
+    if not alert.acknowledged_by and not alert.quiet:  # a quiet notice asks nobody to act
         elements.append(
             {
                 "type": "button",

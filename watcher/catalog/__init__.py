@@ -59,6 +59,16 @@ class VendorSpec:
     comparison: dict[str, str] = field(default_factory=dict)
     """One line per locale (``en``, ``fr``): what the tool is good at and what to watch out for."""
     confidence: str | None = None
+    uses: tuple[str, ...] = ()
+    """What the team uses (``vendors.<id>.uses``): capability words or component patterns; empty = all."""
+    capabilities: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """From the catalog: capability word → this vendor's component name patterns."""
+
+    def uses_component(self, name: str) -> bool:
+        """Whether the team uses this component (unknown components count): see :mod:`watcher.catalog.uses`."""
+        from watcher.catalog.uses import is_used
+
+        return is_used(name, self.uses, self.capabilities)
 
     def counts_component(self, name: str) -> bool:
         """Whether a component of this name is evidence, after the user's filters."""
@@ -152,6 +162,12 @@ def _vendor(
         )
     if not sources and not base:
         raise ConfigError(f"vendors.{vid}: define at least one source, e.g. [vendors.{vid}.sources.summary]")
+    from watcher.catalog.uses import check_uses
+
+    capabilities = {k: tuple(v) for k, v in (base.get("capabilities") or {}).items()}
+    problem = check_uses(patch.uses, capabilities, f"vendors.{vid}.uses")
+    if problem:
+        raise ConfigError(problem)
     return VendorSpec(
         id=vid,
         name=name,
@@ -170,6 +186,8 @@ def _vendor(
         notes=base.get("notes", ""),
         comparison=dict(base.get("comparison") or {}),
         confidence=base.get("confidence"),
+        uses=tuple(patch.uses),
+        capabilities=capabilities,
     )
 
 

@@ -51,6 +51,7 @@ from watcher.model import (
     IncidentStatus,
     Report,
     Snapshot,
+    component_keys,
 )
 
 MAX_BODIES = 8
@@ -384,8 +385,9 @@ def _resolve(
 def _apply_components(
     ctx: Context, components: tuple[Component, ...], incidents: list[Incident], touch: Callable[..., None]
 ) -> None:
-    counted = [c for c in components if not c.is_group and ctx.counts_component(c.name)]
-    down = {c.name: c.status for c in counted if c.status in _DOWN}
+    keyed = [(k, c) for k, c in component_keys(components) if ctx.counts_component(k)]
+    counted = [c for _, c in keyed]
+    down = {k: c.status for k, c in keyed if c.status in _DOWN}
     open_vendor = [i for i in incidents if i.is_open and not i.is_maintenance and i.origin == "vendor"]
     for inc in open_vendor:
         names = inc.components or list(down)

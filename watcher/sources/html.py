@@ -18,8 +18,15 @@ rule                           meaning
                                the longest key contained in the text. Texts the table
                                does not know fall back to the common status words
                                ("Operational", "Degraded Performance", …), else UNKNOWN.
-``component_selector``         one match per component row. Must match at least once.
+``component_selector``         one match per component row. Zero matches is a page that
+                               lists no components (``components`` is empty, not an error).
 ``component_name_selector``    the name inside the row (default: the row's own text).
+``component_group_selector``   containers of a group of components (a region, a product):
+                               a row inside one belongs to that group. Components are
+                               keyed by group and name, so "US-1 / Authentication" and
+                               "EU-1 / Authentication" stay two components.
+``component_group_name_selector``  the group's name inside its container (default: the
+                               container's first ``.name``, else its first line of text).
 ``component_status_selector``  the status inside the row (default: the row itself).
 ``component_status_attribute`` read the status from this attribute of the status element
                                instead of its text (e.g. ``data-status``, ``class``).
@@ -65,6 +72,8 @@ KNOWN_RULES = {
     "component_name_selector",
     "component_status_selector",
     "component_status_attribute",
+    "component_group_selector",
+    "component_group_name_selector",
     "incident_selector",
     "incident_title_selector",
     "incident_status_selector",
@@ -163,9 +172,8 @@ def _parse(soup: BeautifulSoup, rules: dict[str, Any], options: SourceOptions) -
     components = None
     if "component_selector" in rules:
         rows = _select(soup, rules["component_selector"], "component_selector")
-        if not rows:
-            raise ParseError("html_rules['component_selector'] matched nothing: did the page layout change?")
-        components = _components(rows, rules, states)
+        # a page that lists no components is a valid page (some list only incidents): empty, not an error
+        components = _components(rows, rules, states, _groups(soup, rows, rules))
 
     incidents = None
     if "incident_selector" in rules:
@@ -199,16 +207,44 @@ def classify(value: str, states: dict[str, str]) -> ComponentStatus:
     return component_status(key)
 
 
-def _components(rows: list[Tag], rules: dict[str, Any], states: dict[str, str]) -> tuple[Component, ...]:
+def _groups(soup: BeautifulSoup, rows: list[Tag], rules: dict[str, Any]) -> dict[int, str]:
+    """id(row) → the name of the innermost group container holding it (``component_group_selector``)."""
+    sel = rules.get("component_group_selector")
+    if not sel:
+        return {}
+    wanted = {id(r) for r in rows}
+    out: dict[int, str] = {}
+    for group in _select(soup, sel, "component_group_selector"):  # document order: inner groups last
+        name_sel = rules.get("component_group_name_selector")
+        node = _first(group, name_sel, "component_group_name_selector") if name_sel else None
+        if node is None and not name_sel:
+            found = _select(group, ".name", "component_group_name_selector")
+            node = found[0] if found else None
+        name = _text(node) if node is not None else (group.get_text("\n").strip().split("\n") or [""])[0].strip()
+        if not name:
+            continue
+        for d in group.descendants:
+            if id(d) in wanted:
+                out[id(d)] = name
+    return out
+
+
+def _components(
+    rows: list[Tag], rules: dict[str, Any], states: dict[str, str], groups: dict[int, str] | None = None
+) -> tuple[Component, ...]:
     out: list[Component] = []
-    seen: set[str] = set()
+    seen: set[tuple[str | None, str]] = set()
+    groups = groups or {}
     for row in rows:
         name_node = _first(row, rules.get("component_name_selector"), "component_name_selector")
         status_node = _first(row, rules.get("component_status_selector"), "component_status_selector")
         name = _text(name_node) if name_node is not None else ""
-        if not name or name in seen:
+        group = groups.get(id(row))
+        if group == name:
+            group = None  # the group's own header row
+        if not name or (group, name) in seen:
             continue
-        seen.add(name)
+        seen.add((group, name))
         status = ComponentStatus.UNKNOWN
         if status_node is not None:
             attr = rules.get("component_status_attribute")
@@ -218,7 +254,8 @@ def _components(rows: list[Tag], rules: dict[str, Any], states: dict[str, str]) 
             else:
                 value = _text(status_node)
             status = classify(value, states)
-        out.append(Component(id=name, name=name, status=status))
+        cid = f"{group}/{name}" if group else name
+        out.append(Component(id=cid, name=name, status=status, group_id=group))
     return tuple(out)
 
 

@@ -107,6 +107,12 @@ def _report(row: dict[str, Any], page_url: str | None, maintenance: bool) -> Rep
     if page_url:
         url = f"{page_url.rstrip('/')}/incidents/{key}"
     impact = text(row.get("impact")) or None
+    started = parse_time(row.get("started_at")) or parse_time(row.get("created_at"))
+    # Incidents migrated to incident.io (Perplexity) carry the migration date as created_at,
+    # after they were resolved; the real times are in their updates' display_at.
+    earliest = min((u.created_at for u in updates if u.created_at is not None), default=None)
+    if earliest is not None and (started is None or earliest < started):
+        started = earliest
     return Report(
         key=key,
         title=text(row.get("name")) or "(untitled incident)",
@@ -114,7 +120,7 @@ def _report(row: dict[str, Any], page_url: str | None, maintenance: bool) -> Rep
         impact=impact,
         is_maintenance=maintenance or impact == "maintenance" or "scheduled_for" in row,
         url=url,
-        started_at=parse_time(row.get("started_at")) or parse_time(row.get("created_at")),
+        started_at=started,
         updated_at=parse_time(row.get("updated_at")),
         resolved_at=parse_time(row.get("resolved_at")),
         scheduled_for=parse_time(row.get("scheduled_for")),
@@ -136,7 +142,9 @@ def _update(row: dict[str, Any]) -> Update:
                     new_status=component_status(c.get("new_status")),
                 )
             )
-    created = parse_time(row.get("created_at")) or parse_time(row.get("display_at"))
+    # display_at is the time the page shows (authors may backdate it; migrations keep the real one)
+    times = [t for t in (parse_time(row.get("created_at")), parse_time(row.get("display_at"))) if t is not None]
+    created = min(times) if times else None
     uid = text(row.get("id")) or f"{row.get('status')}@{row.get('created_at')}"
     return Update(
         id=uid,

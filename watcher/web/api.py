@@ -615,6 +615,21 @@ SCHEMAS: dict = {
                     "properties": {"source": {"type": "string"}, "error": _STR_OR_NULL, "kind": _STR_OR_NULL},
                 },
             },
+            "components": {
+                "type": "array",
+                "description": "Per-component truth: the page's status, the state after open incidents naming it, "
+                "and whether it counts for this team (vendors.<id>.uses).",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "status": _STR_OR_NULL,
+                        "state": {"type": "string"},
+                        "used": {"type": "boolean"},
+                        "incidents": {"type": "array", "items": {"type": ["integer", "null"]}},
+                    },
+                },
+            },
             "status_page": _STR_OR_NULL,
             "muted_until": _TS,
             "mute_reason": _STR_OR_NULL,
