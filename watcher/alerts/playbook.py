@@ -78,6 +78,7 @@ PLACEHOLDERS: dict[str, str] = {
     "alternatives": "bullet list of the watched vendors healthy now, best first",
     "saved_prompts": "the 'Saved prompts' section, or nothing when no prompt library is set",
     "scope": "what is and is not affected for this team (vendors.<id>.uses), in plain words",
+    "fallback_plan": "for the client note: where urgent work went, agreeing with $alternatives (no period)",
 }
 
 _VENDOR_DIR = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -241,6 +242,8 @@ _TEXT = {
         "degraded": "degraded, expect slowness",
         "more_alternatives": "- …and $n more healthy",
         "none_healthy": "- No watched alternative is healthy right now: switch to manual work.",
+        "plan_backup": "Urgent work has moved to our backup tools",
+        "plan_manual": "Our team is handling urgent work by hand",
         "prompts_heading": "**Saved prompts for these tasks**",
         "prompts_heading_any": "**Saved prompts** (none named after these tasks; some to start from)",
         "prompts_missing": (
@@ -275,6 +278,8 @@ _TEXT = {
         "none_healthy": (
             "- Aucune solution de repli surveillée n'est disponible en ce moment : passez en mode manuel."
         ),
+        "plan_backup": "Les travaux urgents sont passés sur nos outils de secours",
+        "plan_manual": "Notre équipe traite les travaux urgents à la main",
         "prompts_heading": "**Prompts enregistrés pour ces tâches**",
         "prompts_heading_any": "**Prompts enregistrés** (aucun ne porte le nom de ces tâches ; de quoi démarrer)",
         "prompts_missing": (
@@ -523,6 +528,8 @@ def _values(
             _saved_prompts(prompts, facts.used_for, loc, limits.prompt_lines) if library_set else ""
         ),
         "scope": neutralise(facts.scope, limit=600),
+        # the client note says what the alternatives list shows: backup tools only when one is healthy
+        "fallback_plan": _t(loc, "plan_backup" if _healthy(facts.alternatives, facts.vendor) else "plan_manual"),
     }
     values.update(_since(_aware(facts.started_at), now_local, loc))
     values.update(_window(facts, now_local, loc))
@@ -575,6 +582,15 @@ def _unique(items) -> list[str]:
 
 
 _HEALTH_RANK = {"operational": 0, "degraded": 1, "degraded_performance": 1}
+
+
+def _healthy(alternatives: tuple[Alternative, ...], affected: str) -> bool:
+    affected_key = (affected or "").strip().lower()
+    return any(
+        _HEALTH_RANK.get((a.state or "").strip().lower()) is not None
+        and (a.vendor or "").strip().lower() != affected_key
+        for a in alternatives or ()
+    )
 
 
 def _alternatives(alternatives: tuple[Alternative, ...], affected: str, loc: str, limits: _Limits) -> str:
