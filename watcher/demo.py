@@ -224,7 +224,7 @@ class ConsoleMailer:
         c.line(f"  ✉ Alert to {', '.join(recipients)} ({alert.action.value}): {subject}")
         if alert.action is AlertAction.OPENED:
             c.line("    ┌─ the email, as plain text (Slack gets the same, with buttons) ─")
-            c.block(_plain(render_text(alert)))
+            c.block(render_text(alert))  # the real text/plain part, as the team's mail client shows it
             c.line("    └─")
         else:
             if alert.event_text:
@@ -234,14 +234,6 @@ class ConsoleMailer:
             if alert.duration:
                 c.line(f"    │ Duration: {alert.duration}")
         return Delivery(ref={"message_id": f"<demo-{len(self.sent)}@watcher.invalid>"})
-
-
-def _plain(text: str) -> str:
-    """The playbook's Markdown emphasis and heading marks dropped, for a terminal."""
-    import re
-
-    text = re.sub(r"(?m)^#{1,6} +", "", text)
-    return text.replace("**", "")
 
 
 # -- the demo ----------------------------------------------------------------------------------------
