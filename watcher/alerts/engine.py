@@ -404,7 +404,7 @@ class AlertEngine:
             vendor_name=vendor.name if vendor else inc.vendor,
             title=inc.title,
             kind=inc.kind.value,
-            reason=inc.reason,
+            reason=self._reason(inc, loc),
             state=inc.state.value,
             status=inc.status.value,
             action=action,
@@ -432,6 +432,13 @@ class AlertEngine:
             locale=loc,
             timezone=a.timezone,
         )
+
+    @staticmethod
+    def _reason(inc: Incident, loc: str) -> str:
+        """Why it was classified so: the classifier's own words in English, one line in another language."""
+        if "events.reason" not in i18n.messages(i18n.lang(loc)):
+            return inc.reason
+        return i18n.t(loc, "events.reason", kind=i18n.t(loc, f"kind_lc.{inc.kind.value}"))
 
     def _event_words(self, event) -> str:
         """One event in one line, in the team's language when it has words for that kind of event."""

@@ -1,0 +1,172 @@
+"""Issue 16, finding 9: with ``alerts.locale = "fr"`` every message reads in French.
+
+Each message type goes through the real pipeline, engine and renderers (tests/alerting.py) and is
+rendered for Slack (fallback, blocks, thread reply) and email (subject, both parts). Vendor text
+(titles, updates, component names), product names and links are removed first; what is left must
+hold none of the common English words below.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import scenario
+from alerting import AlertHarness
+
+from watcher.alerts.email import render_html, render_subject, render_text
+from watcher.alerts.model import AlertAction
+from watcher.alerts.slack_render import render_message, render_reply
+
+# Common English words that have no business in a French message (none is also a French word).
+ENGLISH = frozenset(
+    """
+    the and with from your this that what when why who now not after before open opened resolved
+    update updated latest acknowledge acknowledged reminder escalated mute cancel kind state
+    affected started scheduled duration links other right healthy alternatives vendor vendors
+    incident's sent replies read automated changed yet team work do does is are was has have
+    been will you we our of to in on at by for or it its down back
+    """.split()
+)
+
+UPDATE_1 = ("investigating", "We are investigating failing Claude API requests.", "2026-10-07T13:01:00Z")
+UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-10-07T13:20:00Z")
+USAGE = ("investigating", "The usage page is slow to load. Core functionality is not affected.", "2026-10-07T13:01:00Z")
+
+FR = {
+    "alerts": {"locale": "fr", "timezone": "Europe/Paris"},
+    "oncall": {
+        "people": [
+            {"name": "Ana", "email": "ana@example.com", "slack": "U0ANA"},
+            {"name": "Ben", "email": "ben@example.com", "slack": "U0BEN"},
+        ],
+        "rotation_start": "2026-10-05",
+        "remind_after": 900,
+        "escalate_after": 1800,
+    },
+}
+
+VENDOR_TEXT = [
+    UPDATE_1[1],
+    UPDATE_2[1],
+    USAGE[1],
+    "Claude API unavailable",
+    "Elevated errors on platform.claude.com",
+    "Core functionality is not affected",  # quoted from the update, in the scope line
+]
+PRODUCT_NAMES = ["Anthropic", "OpenAI", "Claude API", "Claude", "ChatGPT", "watcher test-alert", "watcher"]
+
+
+def english_words(text: str, extra_vendor_text=()) -> set[str]:
+    for s in [*VENDOR_TEXT, *extra_vendor_text]:
+        text = text.replace(s, " ")
+    # links, markup and config keys shown as code (`used_for = [...]`) are not prose
+    text = re.sub(r"<code[^>]*>.*?</code>|https?://\S+|<[^>]*>|&\w+;|`[^`]*`", " ", text)
+    for name in PRODUCT_NAMES:
+        text = text.replace(name, " ")
+    return {w for w in re.findall(r"[A-Za-z']+", text) if w.lower() in ENGLISH}
+
+
+def rendered(alert) -> dict[str, str]:
+    fallback, blocks = render_message(alert)
+    texts = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "text" and isinstance(v, str):
+                    texts.append(v)
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(blocks)
+    subject = render_subject(alert, 1 if alert.action is not AlertAction.OPENED else 0)
+    return {
+        "slack fallback": fallback,
+        "slack blocks": "\n".join(texts),
+        "slack reply": render_reply(alert),
+        "email subject": subject,
+        "email text": render_text(alert),
+        "email html": render_html(alert, subject),
+    }
+
+
+def assert_french(label: str, alert, extra=()) -> None:
+    for part, text in rendered(alert).items():
+        left = english_words(text, extra)
+        lines = [ln for ln in re.split(r"\n|(?=<)", text) if english_words(ln, extra)]
+        assert not left, f"{label}, {part}: English left: {sorted(left)} in:\n" + "\n".join(lines)
+
+
+def test_every_alert_message_type_is_in_french(vendor_server, tmp_path):
+    h = AlertHarness(vendor_server, tmp_path, FR)
+    try:
+        h.clock.tick()
+        h.outage(UPDATE_1)
+        h.poll()
+        h.clock.tick(600)
+        assert h.engine.tick() == 0
+        h.clock.tick(400)
+        h.engine.tick()  # reminder
+        h.clock.tick(900)
+        h.engine.tick()  # escalation
+        h.clock.tick(60)
+        h.outage(UPDATE_1, UPDATE_2)
+        h.poll()  # update
+        h.engine.acknowledge(h.rows()[0].alert.incident_id, "Ana", "je regarde")
+        h.clock.tick(600)
+        h.serve(scenario.operational())
+        h.poll()  # resolve
+        seen = {}
+        for row in h.rows():
+            seen.setdefault(row.alert.action, row.alert)
+        assert set(seen) >= {
+            AlertAction.OPENED,
+            AlertAction.REMINDER,
+            AlertAction.ESCALATION,
+            AlertAction.UPDATED,
+            AlertAction.ACKNOWLEDGED,
+            AlertAction.RESOLVED,
+        }, set(seen)
+        for action, alert in seen.items():
+            assert alert.locale == "fr"
+            assert_french(action.value, alert)
+        opened = rendered(seen[AlertAction.OPENED])
+        assert "Début" in opened["slack blocks"] and "CEST" in opened["slack blocks"]
+        assert "Je m'en occupe" in opened["slack blocks"]
+        assert "Que faire" in opened["email text"] or "que faire" in opened["email text"]
+    finally:
+        h.close()
+
+
+def test_a_quiet_notice_is_in_french(vendor_server, tmp_path):
+    h = AlertHarness(vendor_server, tmp_path, {**FR, "vendors": {"anthropic": {"uses": ["api", "chat app"]}}})
+    try:
+        h.outage(
+            USAGE,
+            name="Elevated errors on platform.claude.com",
+            impact="major",
+            component="Claude Console (platform.claude.com)",
+            component_status="partial_outage",
+            indicator="minor",
+            incident_id="zz1usage0001",
+        )
+        h.poll()
+        alert = h.rows()[0].alert
+        assert alert.quiet
+        assert_french("notice", alert, [c for c in alert.components])
+    finally:
+        h.close()
+
+
+def test_the_test_alert_is_in_french():
+    from watcher.alerts.testing import sample_alert
+    from watcher.config import Settings
+
+    settings = Settings.model_validate({"watch": ["openai", "anthropic"], "alerts": {"locale": "fr"}})
+    alert = sample_alert(settings)
+    assert_french("test alert", alert)
+    assert json.dumps(alert.to_json())  # still serialisable for the outbox
