@@ -170,3 +170,38 @@ def test_the_test_alert_is_in_french():
     alert = sample_alert(settings)
     assert_french("test alert", alert)
     assert json.dumps(alert.to_json())  # still serialisable for the outbox
+
+
+def test_the_weekly_report_is_in_french():
+    from datetime import UTC, datetime, timedelta
+
+    from watcher import report as rpt
+
+    start = datetime(2026, 10, 5, tzinfo=UTC)
+    week = 7 * 86400.0
+    busy = rpt.VendorReport("anthropic", "Anthropic", week, outage_seconds=3540, degraded_seconds=7200)
+    busy.down_seconds = 10740
+    busy.incidents_by_kind = {"outage": 1, "degradation": 1}
+    busy.incidents = [
+        rpt.IncidentLine(1, "Claude API unavailable", "outage", start + timedelta(days=2, hours=13),
+                         start + timedelta(days=2, hours=14)),
+        rpt.IncidentLine(2, "Elevated errors on platform.claude.com", "degradation",
+                         start + timedelta(days=3), None),
+    ]
+    busy.open_at_end, busy.tta, busy.unacknowledged, busy.ttr = 1, [600.0], 1, [5340.0]
+    busy.ttft_median, busy.ttft_prev_median = 0.82, 0.64
+    busy.canary_passed, busy.canary_total, busy.probe_requests, busy.tokens, busy.cost = 9, 10, 40, 12345, 0.0123
+    quiet = rpt.VendorReport("openai", "OpenAI", week)
+    report = rpt.Report(start, start + timedelta(days=7), "Europe/Paris", start, [busy, quiet], "fr")
+    fallback, blocks = rpt.render_slack_blocks(report)
+    parts = {
+        "text": rpt.render_text(report),
+        "slack": fallback + "\n" + json.dumps(blocks, ensure_ascii=False),
+        "subject": rpt.render_subject(report),
+        "html": rpt.render_html(report),
+    }
+    for part, text in parts.items():
+        left = english_words(text)
+        assert not left, f"weekly report, {part}: English left: {sorted(left)}\n{text}"
+    assert "lun. 5 oct. 2026" in parts["text"] and "Disponibilité" in parts["text"]
+    assert "12\u202f345" in parts["text"] or "12 345" in parts["text"]  # numbers as written in French
