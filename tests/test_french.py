@@ -205,3 +205,26 @@ def test_the_weekly_report_is_in_french():
         assert not left, f"weekly report, {part}: English left: {sorted(left)}\n{text}"
     assert "lun. 5 oct. 2026" in parts["text"] and "Disponibilité" in parts["text"]
     assert "12\u202f345" in parts["text"] or "12 345" in parts["text"]  # numbers as written in French
+
+
+def test_the_board_page_is_in_french(vendor_server, tmp_path):
+    from board_harness import BoardWorld, text_of
+
+    w = BoardWorld(vendor_server, tmp_path, FR)
+    try:
+        first = w.outage(UPDATE_1)
+        w.clock.tick(25 * 60)
+        w.recover()  # one incident in the history, with its duration
+        w.clock.tick(60)
+        w.outage(UPDATE_1, incident_id="zz1outage002")  # and one open now
+        w.clock.tick(10 * 60)
+        soup = w.page("/")
+        assert soup.find("html")["lang"] == "fr"
+        text = text_of(soup.find("body")) + " " + text_of(soup.find("title"))
+        left = english_words(text)
+        assert not left, f"board: English left: {sorted(left)}\n{text}"
+        assert "Je m'en occupe" in text and "Incidents en cours" in text
+        assert "a duré 24 min" in text or "a duré" in text, text
+        assert first
+    finally:
+        w.close()
