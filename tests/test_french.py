@@ -228,3 +228,32 @@ def test_the_board_page_is_in_french(vendor_server, tmp_path):
         assert first
     finally:
         w.close()
+
+
+def test_the_demo_is_in_french():
+    import io
+
+    from watcher import demo
+
+    out = io.StringIO()
+    assert demo.main(["--speed", "1000", "--no-web", "--locale", "fr"], out=out) == 0
+    text = out.getvalue()
+    kept = []
+    for line in text.splitlines():
+        if re.match(r"\s*(│ )?> ", line.replace("    │ >", "    │ > ")) or line.lstrip("│ ").startswith(">"):
+            continue  # the vendor's updates, quoted
+        line = re.sub(r"mise à jour de l'éditeur : .*", "", line)  # the vendor's update, in one line
+        kept.append(line)
+    left = english_words(
+        "\n".join(kept),
+        [
+            "Core functionality is not affected",
+            "Claude Console (platform.claude.com)",
+            "summary-anthropic-claude-incident-2026-10-07.json",
+            "marketing-oncall@example.com",
+            "Statuspage",
+        ],
+    )
+    assert not left, f"demo: English left: {sorted(left)}\n{text}"
+    assert "Alerte à marketing-oncall@example.com (ouverture)" in text
+    assert "résolu au bout de 8 h 49 min" in text

@@ -66,6 +66,13 @@ def has(locale: str | None, key: str) -> bool:
     return key in messages(lang(locale)) or key in messages(DEFAULT)
 
 
+def reason_words(text: str, locale: str | None) -> str:
+    """A vendor state's reason (watcher/status.py) in the locale when it is one of the fixed phrases
+    (``all components operational``, ``no recent data``...); anything else as given."""
+    key = "reason." + (text or "").strip().lower().replace(" ", "_")
+    return t(locale, key) if text and key in messages(lang(locale)) else text
+
+
 def zone(name: str | None) -> tzinfo:
     try:
         return ZoneInfo(name or "UTC")

@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 from markdown_it import MarkdownIt
 
 from watcher.alerts.model import Alert, AlertAction, Alternative, Delivery, TransportError
-from watcher.i18n import format_time, has, t
+from watcher.i18n import format_time, has, reason_words, t
 
 log = logging.getLogger("watcher.alerts.email")
 
@@ -369,7 +369,7 @@ def _alternative_line(a: Alternative, alert: Alert) -> str:
     colon = " : " if alert.locale == "fr" else ": "
     line = f"{clean_text(a.name, 80)}{colon}{clean_text(_word(alert, 'state', a.state), 40)}"
     if a.reason:
-        line += f" ({clean_text(a.reason, 200)})"
+        line += f" ({clean_text(reason_words(a.reason, alert.locale), 200)})"
     if a.latency_ms is not None:
         line += f", {a.latency_ms:.0f} ms"
     if a.note:
@@ -463,8 +463,9 @@ def render_text(alert: Alert) -> str:
     ack = _can_ack(alert)
     if ack:
         out += [t(loc, "email.acknowledge_hint"), ack, ""]
+    sep = " :" if loc == "fr" else ":"
     width = max(len(label) for label, _ in _facts(alert))
-    out += [f"{label + ':':<{width + 1}} {value}" for label, value in _facts(alert)]
+    out += [f"{label + sep:<{width + len(sep)}} {value}" for label, value in _facts(alert)]
     out.append("")
     update = clean_text(alert.latest_update, UPDATE_LIMIT)
     if update:
@@ -534,7 +535,7 @@ def _alternatives_html(alts: tuple[Alternative, ...], alert: Alert) -> str:
             f'<td valign="top" style="padding:4px 12px 4px 0;font-weight:bold;">{e(clean_text(a.name, 80))}</td>'
             f'<td valign="top" style="padding:4px 12px 4px 0;color:{colour};white-space:nowrap;">'
             f"&#9679; {e(clean_text(_word(alert, 'state', a.state), 40))}</td>"
-            f'<td valign="top" style="padding:4px 12px 4px 0;color:{MUTED};">{e(clean_text(a.reason, 200))}'
+            f'<td valign="top" style="padding:4px 12px 4px 0;color:{MUTED};">{e(clean_text(reason_words(a.reason, alert.locale), 200))}'
             + (f"<br>{e(clean_text(a.note, 160))}" if a.note else "")
             + "</td>"
             f'<td valign="top" style="padding:4px 0;color:{MUTED};white-space:nowrap;">{e(latency)}</td>'

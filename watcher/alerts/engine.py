@@ -303,7 +303,7 @@ class AlertEngine:
             inc,
             AlertAction.ACKNOWLEDGED,
             event_text=i18n.t(self.settings.alerts.locale, "events.acknowledged", who=by)
-            + (f": {reason}" if reason else ""),
+            + ((" : " if i18n.lang(self.settings.alerts.locale) == "fr" else ": ") + reason if reason else ""),
         )
         return inc
 

@@ -166,9 +166,7 @@ def render(template: str, status: int = 200, locale: str = "en", **context) -> H
         return i18n.t(loc, f"board.{key}", **values)
 
     def reason(text: str) -> str:
-        """A vendor state's reason: ours in the page's language when it is one of our fixed phrases."""
-        key = "board.reason." + (text or "").strip().lower().replace(" ", "_")
-        return i18n.t(loc, key) if text and i18n.has(loc, key) else text
+        return i18n.reason_words(text, loc)
 
     labels = {
         "LANG": loc,
