@@ -174,6 +174,7 @@ def render(template: str, status: int = 200, locale: str = "en", **context) -> H
         "reason": reason,
         "STATE_LABELS": {k: i18n.t(loc, f"board.state.{k}") for k in views.STATE_LABELS},
         "KIND_LABELS": {k: i18n.t(loc, f"board.kind.{k}") for k in views.KIND_LABELS},
+        "DELIVERY_LABELS": {k: i18n.t(loc, f"board.delivery.{k}") for k in views.DELIVERY_LABELS},
     }
     html = ENV.get_template(template).render(**{**labels, **context})
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
@@ -291,6 +292,7 @@ def routes(ctx) -> list[BaseRoute]:
         acked = request.query_params.get("acked", "")
         return render(
             "incident.html",
+            locale=locale,
             root="../",
             d=detail,
             iv=detail.view,
@@ -301,7 +303,7 @@ def routes(ctx) -> list[BaseRoute]:
             fmt=fmt(now),
             csrf=csrf_token(key, ident) if ident else None,
             user_name=known_name(ident),
-            flash=f"Incident #{iid} acknowledged." if acked == str(iid) else None,
+            flash=i18n.t(locale, "board.flash_acked", id=iid) if acked == str(iid) else None,
         )
 
     async def acknowledge(request: Request) -> Response:
