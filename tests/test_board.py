@@ -124,7 +124,7 @@ def test_open_incident_shows_kind_age_acknowledgement_and_the_button(world):
     text = text_of(card)
     assert "Outage" in text_of(card.find(class_="kind"))
     assert "Anthropic" in text and "Claude API unavailable" in text
-    assert "for 24m" in text, text  # started 13:01 by the vendor's clock, now 13:25
+    assert "for 24 min" in text, text  # started 13:01 by the vendor's clock, now 13:25
     assert "Not acknowledged yet" in text
     assert "Claude API (api.anthropic.com)" in text, "components affected"
     assert card.find("button").get_text(strip=True) == "Acknowledge"
@@ -358,7 +358,7 @@ def test_upcoming_maintenance_and_the_last_seven_days_with_durations(world):
     assert "OpenAI" in maint_section and "Scheduled database upgrade" in maint_section
     assert "Thu 8 Oct 15:00 – Thu 8 Oct 17:00" in maint_section, maint_section
     history = text_of(soup.find(id="h-history").parent)
-    assert "Claude API unavailable" in history and "lasted 46m" in history, history
+    assert "Claude API unavailable" in history and "lasted 46 min" in history, history
     assert "Long ago" not in history, "older than 7 days"
     assert "No open incident." in text_of(soup.find(id="h-open").parent)
     assert text_of(soup.find(id="headline")) == "All 2 vendors are working normally."

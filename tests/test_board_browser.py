@@ -109,7 +109,7 @@ def test_a_marketer_sees_the_outage_acknowledges_it_and_opens_its_page(browser, 
     # the open incident, unacknowledged, with its button
     card = browser.find_element(By.ID, f"incident-{iid}")
     assert "Claude API unavailable" in card.text and "Outage" in card.text.title()
-    assert "Not acknowledged yet" in card.text and "for 11m" in card.text
+    assert "Not acknowledged yet" in card.text and "for 11 min" in card.text
     browser.save_screenshot(str(artifacts / "board-before-ack.png"))
 
     card.find_element(By.NAME, "by").send_keys("Maria")

@@ -137,3 +137,27 @@ def test_outbox_on_an_empty_database_says_so(tmp_path):
     cfg.write_text(f'watch = ["openai"]\n[storage]\npath = "{tmp_path / "w.db"}"\n')
     r = run("outbox", "--config", str(cfg))
     assert r.returncode == 0 and "outbox is empty" in r.stdout
+
+
+def test_test_alert_shows_the_real_state_of_the_watched_vendors_only(
+    tmp_path, slack_server, smtp_server, vendor_server
+):
+    """Issue 16, finding 8: no made-up Mistral or Gemini states and latencies for vendors nobody watches."""
+    from datetime import UTC, datetime
+
+    h = AlertHarness(vendor_server, tmp_path)  # the daemon's database: both vendors polled just now
+    h.clock.now = datetime.now(UTC)
+    h.poll()
+    h.poll("openai")
+    h.close()
+    slack_server.add_channel(CHANNEL)
+    cfg = alert_config(
+        tmp_path, slack_server, smtp_server, f'[[routes]]\nname = "m"\nslack_channels = ["{CHANNEL}"]'
+    )
+    r = run("test-alert", "--config", cfg, env=secrets(slack_server, smtp_server))
+    assert r.returncode == 0, r.stdout + r.stderr
+    [msg] = slack_server.messages(CHANNEL)
+    shown = json.dumps(msg.blocks, ensure_ascii=False)
+    assert "Mistral" not in shown and "Gemini" not in shown
+    assert " ms" not in shown  # no latency our probes did not measure
+    assert "Anthropic" in shown and "operational" in shown  # the other watched vendor, as polled

@@ -41,11 +41,15 @@ def check_story(text: str) -> None:
     ):
         assert part in text, part
     assert "failed requests" not in text
-    assert "**" not in text, "Markdown marks are dropped for the terminal"
+    assert "**" not in text and "###" not in text, "the plain part carries no Markdown marks"
+    # the real text/plain part of the email (issue 16, finding 8), not a retouched copy of it
+    email = text.split("┌─ the email, as plain text", 1)[1].split("└─", 1)[0]
+    assert "\n    │ -- \n" in email and "This is an automated message: replies are not read." in email
+    assert re.search(r"\n    │ =+\n", email), "headings are underlined as in the real part"
     # acknowledged half-way, then resolved with the recording's duration
     assert "Sam (marketing) clicks Acknowledge" in text
     assert "(acknowledged by Sam (marketing))" in text
-    assert re.search(r"\(resolved\): .*\(resolved after 8h 49m\)", text)
+    assert re.search(r"\(resolved\): .*\(resolved after 8 hr 49 min\)", text)
     assert "alerts: 6 (opened delivered, updated delivered, updated delivered, acknowledged delivered" in text
 
 

@@ -143,15 +143,15 @@ def test_the_report_reads_well_and_escapes_vendor_text(week):
     h, _, _ = week
     r = rpt.build_report(h.store, h.vendors, h.settings, START, END)
     text = rpt.render_text(r)
-    assert "watcher weekly report: Mon 05 Oct 2026 – Mon 12 Oct 2026 (Europe/Paris)" in text
-    assert "Availability:        98.22 % (outage 59m, degraded 2h)" in text
+    assert "watcher weekly report: Mon 5 Oct 2026 – Mon 12 Oct 2026 (Europe/Paris)" in text
+    assert "Availability:        98.22 % (outage 59 min, degraded 2 hr)" in text
     assert "Incidents:           1 outage, 1 degradation" in text
-    assert "Time to acknowledge: median 10m, p90 10m (1 acknowledged, 1 never)" in text
-    assert "Time to resolve:     median 1h 29m, p90 1h 53m (2 resolved)" in text
+    assert "Time to acknowledge: median 10 min, p90 10 min (1 acknowledged, 1 never)" in text
+    assert "Time to resolve:     median 1 hr 29 min, p90 1 hr 53 min (2 resolved)" in text
     assert "Probe latency:       median first token 500 ms, 25 % slower than the week before (400 ms)" in text
     assert "Canary accuracy:     90.0 % (9 of 10 right)" in text
     assert "No incidents, 100 % available: OpenAI" in text
-    assert "Wed 07 Oct 15:01 → Wed 07 Oct 16:00, 59m" in text  # Paris time
+    assert "Wed 7 Oct 15:01 → Wed 7 Oct 16:00, 59 min" in text  # Paris time
 
     fallback, blocks = rpt.render_slack_blocks(r)
     shown = "\n".join(str(b) for b in blocks)
@@ -160,7 +160,7 @@ def test_the_report_reads_well_and_escapes_vendor_text(week):
     assert len(blocks) <= 50
 
     msg = rpt.render_email(r, sender="watcher <alerts@example.com>", recipients=["team@example.com"])
-    assert msg["Subject"] == "[watcher] Weekly report 05 Oct – 12 Oct 2026: 2 incidents"
+    assert msg["Subject"] == "[watcher] Weekly report 5 Oct – 12 Oct 2026: 2 incidents"
     html = msg.get_body(("html",)).get_content()
     assert "&lt;!channel&gt; Claude API &lt;b&gt;down&lt;/b&gt; &amp; out" in html
     assert "<b>down</b>" not in html
@@ -199,7 +199,7 @@ def test_run_weekly_sends_once_per_week_and_retries_a_target_that_failed(week):
     assert third == []
     assert len(slack.messages(REPORT_CHANNEL)) == 1 and len(smtp.messages) == 1
     # the report covered the week before Monday 09:00 Paris
-    assert "Mon 05 Oct 2026 – Mon 12 Oct 2026" in slack.messages(REPORT_CHANNEL)[0].all_text()
+    assert "Mon 5 Oct 2026 – Mon 12 Oct 2026" in slack.messages(REPORT_CHANNEL)[0].all_text()
     assert rpt.last_sent(h.store, "slack:C0REPORT") == (at + timedelta(minutes=5)).astimezone(UTC)
     assert any(a["what"] == "report" for a in h.store.audit_log())
 

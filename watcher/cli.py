@@ -978,7 +978,18 @@ def cmd_test_alert(settings, args) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    results = send_test_alerts(settings, routes)
+    # the other watched vendors as they are now, from the daemon's database when there is one
+    store = None
+    if settings.storage.url or settings.storage.path.exists():
+        try:
+            store = _open_store(settings, create=False)
+        except SystemExit:
+            store = None
+    try:
+        results = send_test_alerts(settings, routes, store)
+    finally:
+        if store is not None:
+            store.close()
     ok = True
     for target, error in results:
         print(f"{target:<40} {'ok' if error is None else 'FAILED: ' + error}")

@@ -299,9 +299,21 @@ class OnCallSettings(_Strict):
     )
 
 
+def _locale(value: str) -> str:
+    """A language shipped in ``watcher/locales`` (one folder per language)."""
+    from watcher.i18n import locales
+
+    code = str(value).strip()
+    if code not in locales():
+        raise ValueError(f"language {code!r} is not available: one of {', '.join(locales())}")
+    return code
+
+
 class AlertSettings(_Strict):
     enabled: bool = True
-    locale: Literal["en", "fr"] = "en"
+    locale: str = "en"
+    """A folder of ``watcher/locales``: ``en``, ``fr``..."""
+    _locale = field_validator("locale")(classmethod(lambda cls, v: _locale(v)))
     timezone: str = "UTC"
     playbooks_dir: Path | None = None
     prompt_library: Path | None = None

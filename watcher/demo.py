@@ -75,8 +75,10 @@ def _ts(s: str) -> datetime:
     return datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
-def scenes() -> list[Scene]:
+def scenes(locale: str = "en") -> list[Scene]:
     """The recorded incident as the page looked before, after each real update, and once cleared."""
+    from watcher.i18n import t
+
     real = _load(RECORDING)
     incident = real["incidents"][0]
     updates = sorted(incident["incident_updates"], key=lambda u: u["created_at"])
@@ -112,12 +114,12 @@ def scenes() -> list[Scene]:
         return json.dumps(doc).encode()
 
     first = _ts(updates[0]["created_at"])
-    out = [Scene(first - timedelta(minutes=5), "Before: every component operational", enc(page(None)))]
+    out = [Scene(first - timedelta(minutes=5), t(locale, "demo.scene_before"), enc(page(None)))]
     for k, u in enumerate(updates):
         out.append(
             Scene(
                 _ts(u["created_at"]) + timedelta(minutes=1),
-                f"Anthropic posts an update: {u['status']}",
+                t(locale, "demo.scene_update", status=_status_word(locale, u["status"])),
                 enc(page(k)),
                 update=u["body"],
                 acknowledge=(u["status"] == "identified"),
@@ -127,8 +129,7 @@ def scenes() -> list[Scene]:
     out.append(
         Scene(
             last + timedelta(minutes=30),
-            "The incident leaves the page and every component is operational again "
-            "(as Statuspage shows a resolved incident; the recording ends while it was monitoring)",
+            t(locale, "demo.scene_after"),
             enc(page(None)),
         )
     )
@@ -210,38 +211,34 @@ class Console:
 class ConsoleMailer:
     """An email "transport" that prints each alert as the plain-text email the team would get."""
 
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, locale: str = "en"):
         self.console = console
+        self.locale = locale
         self.sent: list = []
 
     def send(self, alert, recipients: list[str], seq):
         from watcher.alerts.email import render_subject, render_text
         from watcher.alerts.model import AlertAction, Delivery
+        from watcher.i18n import t
 
+        loc = self.locale
         self.sent.append(alert)
         c = self.console
         subject = render_subject(alert, seq)
-        c.line(f"  ✉ Alert to {', '.join(recipients)} ({alert.action.value}): {subject}")
+        action = t(loc, f"demo.action.{alert.action.value}")
+        c.line("  ✉ " + t(loc, "demo.alert_to", to=", ".join(recipients), action=action, subject=subject))
         if alert.action is AlertAction.OPENED:
-            c.line("    ┌─ the email, as plain text (Slack gets the same, with buttons) ─")
-            c.block(_plain(render_text(alert)))
+            c.line("    ┌─ " + t(loc, "demo.email_box") + " ─")
+            c.block(render_text(alert))  # the real text/plain part, as the team's mail client shows it
             c.line("    └─")
         else:
             if alert.event_text:
-                c.line(f"    │ What changed: {alert.event_text}")
+                c.line("    │ " + t(loc, "email.what_changed", text=alert.event_text))
             if alert.latest_update and alert.action is not AlertAction.RESOLVED:
                 c.block(textwrap.fill(alert.latest_update, 96), prefix="    │ > ")
             if alert.duration:
-                c.line(f"    │ Duration: {alert.duration}")
+                c.line("    │ " + t(loc, "demo.duration", duration=alert.duration))
         return Delivery(ref={"message_id": f"<demo-{len(self.sent)}@watcher.invalid>"})
-
-
-def _plain(text: str) -> str:
-    """The playbook's Markdown emphasis and heading marks dropped, for a terminal."""
-    import re
-
-    text = re.sub(r"(?m)^#{1,6} +", "", text)
-    return text.replace("**", "")
 
 
 # -- the demo ----------------------------------------------------------------------------------------
@@ -255,7 +252,13 @@ class DemoClock:
         return self.now
 
 
-def _settings(vendor: SimulatedVendor, db: Path, public_url: str | None, ack_secret: str):
+def _status_word(locale: str, status: str) -> str:
+    from watcher.i18n import has, t
+
+    return t(locale, f"status.{status}") if has(locale, f"status.{status}") else status
+
+
+def _settings(vendor: SimulatedVendor, db: Path, public_url: str | None, ack_secret: str, locale: str = "en"):
     from watcher.catalog import load_catalog
     from watcher.config import Settings
 
@@ -265,8 +268,10 @@ def _settings(vendor: SimulatedVendor, db: Path, public_url: str | None, ack_sec
         return {"sources": sources}
 
     anthropic = only_summary("anthropic", vendor.url("anthropic"))
-    anthropic["used_for"] = ["blog drafts", "ad copy", "client newsletters"]
-    alerts = {"ack_secret": ack_secret}
+    from watcher.i18n import t
+
+    anthropic["used_for"] = [w.strip() for w in t(locale, "demo.used_for").split(",")]
+    alerts = {"ack_secret": ack_secret, "locale": locale}
     if public_url:
         alerts["public_url"] = public_url
     class _Isolated(Settings):
@@ -342,38 +347,44 @@ async def run_demo(
     port: int = DEFAULT_PORT,
     stay: bool = False,
     out: TextIO | None = None,
+    locale: str = "en",
 ) -> int:
     """Replay the recorded incident through the real pipeline; returns an exit code."""
     from watcher.alerts.deliver import Deliverer, Transports
     from watcher.alerts.engine import AlertEngine
     from watcher.catalog import resolve
     from watcher.fetch import make_client
+    from watcher.i18n import lang, t
     from watcher.pipeline import Pipeline
     from watcher.status import all_statuses
     from watcher.store.sqlite import SQLiteStore
     from watcher.web.context import WebContext
 
     con = Console(out or sys.stdout)
+    loc = lang(locale)
     speed = max(speed, 0.001)
-    plan = scenes()
+    plan = scenes(loc)
     pause = DEMO_SECONDS / (len(plan) + 1) / speed
     clock = DemoClock(plan[0].at)
     vendor = SimulatedVendor().start()
     tmp = tempfile.TemporaryDirectory(prefix="watcher-demo-")
     sock = _bind(port) if web else None
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}" if sock else None
-    settings = _settings(vendor, Path(tmp.name) / "demo.db", base_url, secrets.token_urlsafe(24))
+    settings = _settings(vendor, Path(tmp.name) / "demo.db", base_url, secrets.token_urlsafe(24), loc)
     vendors = resolve(settings)
     store = SQLiteStore(settings.storage.path)
-    mailer = ConsoleMailer(con)
+    mailer = ConsoleMailer(con, loc)
     engine = AlertEngine(settings, store, vendors, clock=clock)
     deliverer = Deliverer(settings, store, Transports(mailer=mailer), clock=clock)
     runtime = {"scheduler_running": True, "polls": 0, "deliverer": deliverer, "probes": None}
     server = web_task = None
     try:
-        con.line("watcher demo: a real incident, replayed by a simulated vendor on this machine")
-        con.line(f"  recording: Anthropic's status page, {plan[1].at:%d %B %Y} (watcher/demo_data/{RECORDING})")
-        con.line(f"  database:  {settings.storage.path} (temporary)")
+        from babel.dates import format_date
+
+        con.line(t(loc, "demo.intro"))
+        day = format_date(plan[1].at, "long", locale=loc)
+        con.line("  " + t(loc, "demo.recording", day=day, path=f"watcher/demo_data/{RECORDING}"))
+        con.line("  " + t(loc, "demo.database", path=settings.storage.path))
         if sock is not None:
             from watcher.web.app import create_app, make_server
 
@@ -389,7 +400,7 @@ async def run_demo(
             server = make_server(app, "127.0.0.1", sock.getsockname()[1])
             web_task = asyncio.create_task(server.serve(sockets=[sock]), name="demo-web")
             where = f"{base_url}/" if has_board else f"{base_url}/healthz"
-            con.line(f"  web:       {where}  (also {base_url}/metrics)")
+            con.line("  " + t(loc, "demo.web", where=where, metrics=f"{base_url}/metrics"))
         con.line()
 
         vendor.set("openai", alternative_document())
@@ -401,21 +412,25 @@ async def run_demo(
             for scene in plan:
                 clock.now = scene.at
                 vendor.set("anthropic", scene.document)
-                con.line(f"[{scene.at:%H:%M} UTC] {scene.title}")
+                con.line(f"[{scene.at:%H:%M} UTC] {scene.title}")  # the recording's clock
                 if scene.update:
                     con.block(textwrap.fill(scene.update, 96), prefix="  > ")
                 for vid in ("openai", "anthropic"):  # OpenAI stays operational: the alternative
                     result = await pipeline.poll(specs[vid])
                     runtime["polls"] += 1
                     if result.observation.error:
-                        con.line(f"  ! {vid}: poll failed: {result.observation.error}")
+                        con.line("  ! " + t(loc, "demo.poll_failed", vendor=vid, error=result.observation.error))
                     for ch in result.changes:
                         incident_id = ch.incident.id if vid == "anthropic" else incident_id
                         for ev in ch.events:
-                            text = ev.text.split("\n", 1)[0][:140] if ev.text else ""
+                            text = engine._event_words(ev)[:140] if ev.text else ""
+                            kind = ch.incident.kind.value
+                            if loc != "en":
+                                kind = t(loc, f"kind_lc.{kind}")
+                            what = ev.type.value if loc == "en" else t(loc, f"demo.event.{ev.type.value}")
                             con.line(
-                                f"  ● incident #{ch.incident.id} [{ch.incident.kind.value}] {ev.type.value}"
-                                + (f": {text}" if text else "")
+                                f"  ● incident #{ch.incident.id} [{kind}] {what}"
+                                + ((" : " if loc == "fr" else ": ") + text if text else "")
                             )
                     if result.changes:
                         engine.on_changes(result.changes)
@@ -423,25 +438,30 @@ async def run_demo(
                 for s in now_states:
                     was = previous.get(s.vendor.id)
                     if was != s.state.value:
-                        con.line(f"  ◆ {s.vendor.name}: {was} → {s.state.value} ({s.reason})")
+                        line = f"  ◆ {s.vendor.name}: {was} → {s.state.value} ({s.reason})"
+                        if loc != "en":
+                            line = (
+                                f"  ◆ {s.vendor.name} : {_state_word(loc, was)} → {_state_word(loc, s.state.value)}"
+                            )
+                        con.line(line)
                     previous[s.vendor.id] = s.state.value
                 await deliverer.deliver_due()
                 if scene.acknowledge and incident_id is not None:
                     clock.now = scene.at + timedelta(minutes=3)
-                    con.line(f"[{clock.now:%H:%M} UTC] {ACKER} clicks Acknowledge (Slack button or email link)")
+                    con.line(f"[{clock.now:%H:%M} UTC] " + t(loc, "demo.ack_click", who=ACKER))
                     with contextlib.suppress(LookupError, ValueError):
-                        engine.acknowledge(incident_id, ACKER, "moving today's drafts to OpenAI", via="demo")
+                        engine.acknowledge(incident_id, ACKER, t(loc, "demo.ack_reason"), via="demo")
                     await deliverer.deliver_due()
                 con.line()
                 await asyncio.sleep(pause)
 
-        _summary(con, store, incident_id)
+        _summary(con, store, incident_id, loc, engine)
         if web_task is not None and stay:
-            con.line(f"The web app stays up at {base_url}/ : press Ctrl-C to stop.")
+            con.line(t(loc, "demo.stays_up", url=f"{base_url}/"))
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.Event().wait()
         elif web_task is not None:
-            con.line("(run with --stay to keep the web app up after the replay)")
+            con.line(t(loc, "demo.run_with_stay"))
         return 0
     finally:
         if server is not None:
@@ -453,28 +473,46 @@ async def run_demo(
         tmp.cleanup()
 
 
-def _summary(con: Console, store, incident_id: int | None) -> None:
-    con.line("What watcher stored:")
+def _state_word(loc: str, state: str | None) -> str:
+    from watcher.i18n import has, t
+
+    return t(loc, f"state.{state}") if state and has(loc, f"state.{state}") else str(state)
+
+
+def _summary(con: Console, store, incident_id: int | None, loc: str = "en", engine=None) -> None:
+    from watcher.i18n import format_duration, t
+
+    con.line(t(loc, "demo.stored"))
     if incident_id is None:
-        con.line("  (no incident: something went wrong with the replay)")
+        con.line("  " + t(loc, "demo.no_incident"))
         return
     inc = store.incident(incident_id)
     span = ""
     if inc.resolved_at and (inc.started_at or inc.opened_at):
-        from watcher.report import human_duration
-
-        span = f", lasted {human_duration((inc.resolved_at - (inc.started_at or inc.opened_at)).total_seconds())}"
-    con.line(f"  incident #{inc.id} {inc.vendor} [{inc.kind.value}] {inc.state.value}{span}: {inc.title}")
-    con.line(f"  classified as {inc.kind.value} because: {inc.reason}")
-    con.line("  timeline:")
+        seconds = (inc.resolved_at - (inc.started_at or inc.opened_at)).total_seconds()
+        span = t(loc, "demo.lasted", duration=format_duration(seconds, loc))
+    en = loc == "en"
+    kind = inc.kind.value if en else t(loc, f"kind_lc.{inc.kind.value}")
+    state = inc.state.value if en else t(loc, f"demo.incident_state.{inc.state.value}")
+    con.line(f"  incident #{inc.id} {inc.vendor} [{kind}] {state}{span}{': ' if en else ' : '}{inc.title}")
+    con.line("  " + (t(loc, "demo.classified", kind=kind, reason=inc.reason) if en else t(loc, "events.reason", kind=kind)))
+    con.line("  " + t(loc, "demo.timeline"))
     for se in store.events(incident_id):
         ev = se.event
-        text = ev.text.split("\n", 1)[0][:100] if ev.text else ""
-        con.line(f"    {ev.at:%H:%M} {ev.type.value}" + (f": {text}" if text else ""))
+        if en or engine is None:
+            text = ev.text.split("\n", 1)[0][:100] if ev.text else ""
+            what = ev.type.value
+        else:
+            text = engine._event_words(ev)[:100] if ev.text else ""
+            what = t(loc, f"demo.event.{ev.type.value}")
+        con.line(f"    {ev.at:%H:%M} {what}" + ((" : " if loc == "fr" else ": ") + text if text else ""))
     sent = store.notifications(incident_id=incident_id, limit=100)
-    con.line(f"  alerts: {len(sent)} ({', '.join(reversed([f'{n.action.value} {n.state}' for n in sent]))})")
+    listed = ", ".join(
+        reversed([f"{t(loc, 'demo.action.' + n.action.value)} {t(loc, 'demo.delivery.' + n.state)}" for n in sent])
+    )
+    con.line("  " + t(loc, "demo.alerts", n=len(sent), listed=listed))
     con.line()
-    con.line("Next: copy config.example.toml to watcher.toml, add your Slack channel or email, run `watcher run`.")
+    con.line(t(loc, "demo.next"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -488,6 +526,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-web", action="store_true", help="do not start the local web app")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"web port on 127.0.0.1 (default {DEFAULT_PORT}; a free one if taken)")
     p.add_argument("--stay", action="store_true", help="keep the web app up after the replay, until Ctrl-C")
+    p.add_argument(
+        "--locale",
+        default="en",
+        help="language of the demo and its alerts, as alerts.locale: en (default) or fr",
+    )
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
@@ -497,7 +540,16 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
 
 def run_from_args(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
-        return asyncio.run(run_demo(speed=args.speed, web=not args.no_web, port=args.port, stay=args.stay, out=out))
+        return asyncio.run(
+            run_demo(
+                speed=args.speed,
+                web=not args.no_web,
+                port=args.port,
+                stay=args.stay,
+                out=out,
+                locale=getattr(args, "locale", "en"),
+            )
+        )
     except KeyboardInterrupt:
         return 130
 

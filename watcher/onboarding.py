@@ -89,7 +89,7 @@ def render(a: Answers, secrets: dict[str, Path]) -> str:
         'path = "watcher.db"',
         "",
         "[alerts]",
-        f"locale = {_q(a.locale)}          # language of the playbooks: en or fr",
+        f"locale = {_q(a.locale)}          # language of alerts, board and report: en or fr",
         f"timezone = {_q(a.timezone)}      # the zone of times in alerts",
         "",
     ]

@@ -51,6 +51,7 @@ from urllib.parse import urlsplit
 from markdown_it import MarkdownIt
 
 from watcher.alerts.model import Alert, AlertAction, Alternative, Delivery, TransportError
+from watcher.i18n import format_time, has, reason_words, t
 
 log = logging.getLogger("watcher.alerts.email")
 
@@ -213,30 +214,53 @@ def _is_maintenance(alert: Alert) -> bool:
 
 
 def _maintenance_phase(alert: Alert) -> str:
+    """``completed``, ``in_progress`` or ``scheduled`` (see :func:`_phase_words`)."""
     if _is_resolved(alert) or alert.status in ("completed", "resolved"):
-        return "maintenance completed"
+        return "completed"
     if alert.status in ("in_progress", "in progress", "verifying", "identified", "monitoring"):
-        return "maintenance in progress"
-    return "maintenance scheduled"
+        return "in_progress"
+    return "scheduled"
+
+
+def _phase_words(alert: Alert) -> str:
+    return t(alert.locale, f"email.maintenance_{_maintenance_phase(alert)}")
+
+
+def _word(alert: Alert, group: str, value: str | None) -> str:
+    """A vendor's status, impact or state word in the alert's language; unknown words as given."""
+    value = (value or "unknown").strip()
+    key = f"{group}.{value.lower().replace(' ', '_')}"
+    return t(alert.locale, key) if has(alert.locale, key) else value
+
+
+def _kind(alert: Alert) -> str:
+    return t(alert.locale, f"kind_lc.{alert.kind if alert.kind in KIND_LABELS else 'unknown'}")
+
+
+def _when(alert: Alert, iso: str | None) -> str:
+    return clean_text(format_time(iso, alert.locale, alert.timezone), 80)
 
 
 def state_words(alert: Alert) -> str:
     """The state as shown in the subject's parentheses: open, acknowledged by X, resolved after 1h 12m."""
+    loc = alert.locale
     if _is_resolved(alert):
-        return "resolved" + (f" after {header_value(alert.duration, 40)}" if alert.duration else "")
+        if alert.duration:
+            return t(loc, "email.state_resolved_after", duration=header_value(alert.duration, 40))
+        return t(loc, "email.state_resolved")
     if alert.acknowledged_by:
-        return f"acknowledged by {header_value(alert.acknowledged_by, 60)}"
+        return t(loc, "email.state_acknowledged", who=header_value(alert.acknowledged_by, 60))
     if alert.action is AlertAction.REMINDER:
-        return "open, not acknowledged yet"
+        return t(loc, "email.state_open_reminder")
     if alert.action is AlertAction.ESCALATION:
-        return "open, escalated"
-    return "open"
+        return t(loc, "email.state_open_escalated")
+    return t(loc, "email.state_open")
 
 
 def _maintenance_window(alert: Alert) -> str:
     if not (alert.scheduled_for or alert.scheduled_until):
         return ""
-    return f"{when(alert.scheduled_for) or '?'} → {when(alert.scheduled_until) or '?'}"
+    return f"{_when(alert, alert.scheduled_for) or '?'} → {_when(alert, alert.scheduled_until) or '?'}"
 
 
 # -- subject -----------------------------------------------------------------------------------
@@ -244,21 +268,23 @@ def _maintenance_window(alert: Alert) -> str:
 
 def render_subject(alert: Alert, seq: int | str = 0) -> str:
     """``[watcher] OpenAI outage: Elevated error rates (open)``; ``Re: `` for follow-ups; one line, capped."""
-    prefix = "[watcher test]" if alert.action is AlertAction.TEST else "[watcher]"
+    loc = alert.locale
+    prefix = t(loc, "email.subject_prefix_test" if alert.action is AlertAction.TEST else "email.subject_prefix")
+    colon = " : " if loc == "fr" else ": "
     vendor = header_value(alert.vendor_name or alert.vendor, 60)
     title = header_value(alert.title, SUBJECT_LIMIT)
     if _is_maintenance(alert):
         phase = _maintenance_phase(alert)
-        state = header_value(_maintenance_window(alert)) if phase == "maintenance scheduled" else ""
-        if phase == "maintenance completed" and alert.duration:
-            state = f"after {header_value(alert.duration, 40)}"
-        head = f"{prefix} {vendor} {phase}: "
+        state = header_value(_maintenance_window(alert)) if phase == "scheduled" else ""
+        if phase == "completed" and alert.duration:
+            state = t(loc, "email.after", duration=header_value(alert.duration, 40))
+        head = f"{prefix} {vendor} {_phase_words(alert)}{colon}"
     else:
-        kind = KIND_LABELS.get(alert.kind, header_value(alert.kind, 40) or "incident")
+        kind = _kind(alert)
         state = state_words(alert)
-        head = f"{prefix} {vendor} {kind}: "
+        head = f"{prefix} {vendor} {kind}{colon}"
         if alert.quiet:
-            head = f"{prefix} notice, {vendor} {kind}: "
+            head = f"{prefix} {t(loc, 'email.subject_notice')} {vendor} {kind}{colon}"
     if isinstance(seq, int) and seq > 0:
         head = "Re: " + head
     tail = f" ({state})" if state else ""
@@ -321,11 +347,29 @@ def markdown_to_html(text: str) -> str:
 
 # -- plain text --------------------------------------------------------------------------------
 
+_MD_HEADING = re.compile(r"(?m)^[ ]{0,3}#{1,6}[ \t]+(.*?)[ \t]*#*[ \t]*$")
+_MD_LINK = re.compile(r"\[([^\]\n]*)\]\((https?://[^()\s]+)\)")
+_MD_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 
-def _alternative_line(a: Alternative) -> str:
-    line = f"{clean_text(a.name, 80)}: {clean_text(a.state, 40)}"
+
+def markdown_to_text(md: str) -> str:
+    """The playbook's Markdown as plain text: headings underlined, no ``#`` or ``**`` left to read."""
+
+    def heading(m: re.Match) -> str:
+        title = _MD_BOLD.sub(r"\2", m.group(1))
+        return title + "\n" + "=" * min(len(title), 72)
+
+    text = _MD_HEADING.sub(heading, md)
+    text = _MD_LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})" if m.group(1) != m.group(2) else m.group(2), text)
+    return _MD_BOLD.sub(r"\2", text)
+
+
+
+def _alternative_line(a: Alternative, alert: Alert) -> str:
+    colon = " : " if alert.locale == "fr" else ": "
+    line = f"{clean_text(a.name, 80)}{colon}{clean_text(_word(alert, 'state', a.state), 40)}"
     if a.reason:
-        line += f" ({clean_text(a.reason, 200)})"
+        line += f" ({clean_text(reason_words(a.reason, alert.locale), 200)})"
     if a.latency_ms is not None:
         line += f", {a.latency_ms:.0f} ms"
     if a.note:
@@ -334,16 +378,19 @@ def _alternative_line(a: Alternative) -> str:
 
 
 def _vendor(alert: Alert) -> str:
-    return clean_text(alert.vendor_name, 60) or clean_text(alert.vendor, 60) or "the vendor"
+    return clean_text(alert.vendor_name, 60) or clean_text(alert.vendor, 60) or t(alert.locale, "common.the_vendor")
 
 
 def _links(alert: Alert) -> list[tuple[str, str]]:
     vendor = _vendor(alert)
     out = []
     for url, label in (
-        (None if alert.url == alert.status_page else alert.url, f"{vendor} incident"),
-        (alert.status_page, f"{vendor} status page"),
-        (alert.incident_url, "This incident on watcher"),
+        (
+            None if alert.url == alert.status_page else alert.url,
+            t(alert.locale, "common.vendor_incident_named", vendor=vendor),
+        ),
+        (alert.status_page, t(alert.locale, "common.status_page", vendor=vendor)),
+        (alert.incident_url, t(alert.locale, "email.this_incident")),
     ):
         u = safe_url(url)
         if u and all(u != seen for seen, _ in out):
@@ -353,43 +400,45 @@ def _links(alert: Alert) -> list[tuple[str, str]]:
 
 def _facts(alert: Alert) -> list[tuple[str, str]]:
     """(label, value) rows shown in both parts, values as clean text (not escaped)."""
+    loc = alert.locale
     rows: list[tuple[str, str]] = []
     if _is_maintenance(alert):
         window = _maintenance_window(alert)
         if window:
-            rows.append(("Scheduled", window))
-    rows.append(("Vendor status", clean_text(alert.status, 60) or "unknown"))
+            rows.append((t(loc, "email.field_scheduled"), window))
+    rows.append((t(loc, "email.field_vendor_status"), clean_text(_word(alert, "status", alert.status), 60)))
     if alert.impact:
-        rows.append(("Impact", clean_text(alert.impact, 60)))
+        rows.append((t(loc, "email.field_impact"), clean_text(_word(alert, "impact", alert.impact), 60)))
     if alert.components:
-        rows.append(("Affected", clean_text(", ".join(str(c) for c in alert.components), 1000)))
+        rows.append((t(loc, "email.field_affected"), clean_text(", ".join(str(c) for c in alert.components), 1000)))
     if alert.scope:
-        rows.append(("For you", clean_text(alert.scope, 700)))
+        rows.append((t(loc, "email.field_for_you"), clean_text(alert.scope, 700)))
     if alert.started_at:
-        rows.append(("Started", when(alert.started_at)))
+        rows.append((t(loc, "email.field_started"), _when(alert, alert.started_at)))
     if alert.resolved_at:
-        rows.append(("Resolved", when(alert.resolved_at)))
+        rows.append((t(loc, "email.field_resolved"), _when(alert, alert.resolved_at)))
     if alert.duration:
-        rows.append(("Duration", clean_text(alert.duration, 40)))
+        rows.append((t(loc, "email.field_duration"), clean_text(alert.duration, 40)))
     if alert.acknowledged_by:
         ack = clean_text(alert.acknowledged_by, 80)
         if alert.acknowledged_at:
-            ack += f" at {when(alert.acknowledged_at)}"
+            ack = t(loc, "email.acknowledged_at", who=ack, when=_when(alert, alert.acknowledged_at))
         if alert.ack_reason:
             ack += f": {clean_text(alert.ack_reason, 300)}"
-        rows.append(("Acknowledged by", ack))
+        rows.append((t(loc, "email.field_acknowledged"), ack))
     if alert.reason:
-        rows.append(("Why flagged", clean_text(alert.reason, 300)))
+        rows.append((t(loc, "email.field_why"), clean_text(alert.reason, 300)))
     return rows
 
 
 def _headline(alert: Alert) -> str:
     vendor = _vendor(alert)
     if _is_maintenance(alert):
-        what = _maintenance_phase(alert).capitalize()
+        what = _phase_words(alert).capitalize()
     else:
-        what = KIND_LABELS.get(alert.kind, clean_text(alert.kind, 40) or "incident").capitalize()
-    test = "TEST · " if alert.action is AlertAction.TEST else ""
+        what = _kind(alert)
+        what = what[:1].upper() + what[1:]
+    test = t(alert.locale, "common.test") + " · " if alert.action is AlertAction.TEST else ""
     return f"{test}{vendor} · {what} · {state_words(alert)}"
 
 
@@ -407,37 +456,37 @@ def _can_ack(alert: Alert) -> str | None:
 
 def render_text(alert: Alert) -> str:
     """The text/plain part: complete on its own."""
+    loc = alert.locale
     out: list[str] = [_headline(alert), clean_text(alert.title, TITLE_LIMIT), ""]
     if alert.event_text:
-        out += [f"What changed: {clean_text(alert.event_text, 300)}", ""]
+        out += [t(loc, "email.what_changed", text=clean_text(alert.event_text, 300)), ""]
     ack = _can_ack(alert)
     if ack:
-        out += ["Acknowledge (you take it on; reminders stop):", ack, ""]
+        out += [t(loc, "email.acknowledge_hint"), ack, ""]
+    sep = " :" if loc == "fr" else ":"
     width = max(len(label) for label, _ in _facts(alert))
-    out += [f"{label + ':':<{width + 1}} {value}" for label, value in _facts(alert)]
+    out += [f"{label + sep:<{width + len(sep)}} {value}" for label, value in _facts(alert)]
     out.append("")
     update = clean_text(alert.latest_update, UPDATE_LIMIT)
     if update:
-        out.append(f"Latest update from {_vendor(alert)}:")
+        out.append(t(loc, "common.latest_update", vendor=_vendor(alert)) + (" :" if loc == "fr" else ":"))
         out += ["> " + line if line else ">" for line in update.split("\n")]
         out.append("")
     playbook = clean_text(alert.playbook, PLAYBOOK_LIMIT)
+    colon = " :" if loc == "fr" else ":"
     if playbook:
-        out += ([] if _has_heading(playbook) else ["What to do", "----------"]) + [playbook, ""]
+        what = t(loc, "email.what_to_do")
+        out += ([] if _has_heading(playbook) else [what, "-" * len(what)]) + [markdown_to_text(playbook), ""]
     if alert.alternatives:
-        out.append("Other vendors right now:")
-        out += [f"- {_alternative_line(a)}" for a in alert.alternatives[:30]]
+        out.append(t(loc, "email.other_vendors") + colon)
+        out += [f"- {_alternative_line(a, alert)}" for a in alert.alternatives[:30]]
         out.append("")
     links = _links(alert)
     if links:
-        out.append("Links:")
-        out += [f"- {label}: {url}" for url, label in links]
+        out.append(t(loc, "email.links") + colon)
+        out += [f"- {label}{colon} {url}" for url, label in links]
         out.append("")
-    out += [
-        "-- ",
-        "Sent by watcher, which watches the AI vendors your team depends on.",
-        "This is an automated message: replies are not read.",
-    ]
+    out += ["-- ", t(loc, "email.footer_1"), t(loc, "email.footer_2")]
     return "\n".join(out) + "\n"
 
 
@@ -476,7 +525,7 @@ def _facts_html(alert: Alert) -> str:
     )
 
 
-def _alternatives_html(alts: tuple[Alternative, ...]) -> str:
+def _alternatives_html(alts: tuple[Alternative, ...], alert: Alert) -> str:
     rows = []
     for a in alts[:30]:
         colour = STATE_COLOURS.get(str(a.state), MUTED)
@@ -485,8 +534,8 @@ def _alternatives_html(alts: tuple[Alternative, ...]) -> str:
             "<tr>"
             f'<td valign="top" style="padding:4px 12px 4px 0;font-weight:bold;">{e(clean_text(a.name, 80))}</td>'
             f'<td valign="top" style="padding:4px 12px 4px 0;color:{colour};white-space:nowrap;">'
-            f"&#9679; {e(clean_text(a.state, 40))}</td>"
-            f'<td valign="top" style="padding:4px 12px 4px 0;color:{MUTED};">{e(clean_text(a.reason, 200))}'
+            f"&#9679; {e(clean_text(_word(alert, 'state', a.state), 40))}</td>"
+            f'<td valign="top" style="padding:4px 12px 4px 0;color:{MUTED};">{e(clean_text(reason_words(a.reason, alert.locale), 200))}'
             + (f"<br>{e(clean_text(a.note, 160))}" if a.note else "")
             + "</td>"
             f'<td valign="top" style="padding:4px 0;color:{MUTED};white-space:nowrap;">{e(latency)}</td>'
@@ -514,29 +563,29 @@ def render_html(alert: Alert, subject: str = "") -> str:
         body.append(f'<p style="margin:0 0 14px;color:{MUTED};">{e(clean_text(alert.event_text, 300))}</p>')
     ack = _can_ack(alert)
     if ack:
-        body.append(_button(ack, "Acknowledge"))
+        body.append(_button(ack, t(alert.locale, "email.acknowledge")))
     elif alert.acknowledged_by and not _is_resolved(alert):
         body.append(
             f'<p style="margin:0 0 14px;padding:8px 12px;background:#e9f2ff;border-radius:4px;">'
-            f"Acknowledged by <strong>{e(clean_text(alert.acknowledged_by, 80))}</strong></p>"
+            f"{e(t(alert.locale, 'email.acknowledged_by'))} <strong>{e(clean_text(alert.acknowledged_by, 80))}</strong></p>"
         )
     body.append(_facts_html(alert))
     update = clean_text(alert.latest_update, UPDATE_LIMIT)
     if update:
-        body.append(_section_title(f"Latest update from {_vendor(alert)}"))
+        body.append(_section_title(t(alert.locale, "common.latest_update", vendor=_vendor(alert))))
         body.append(
             f'<blockquote style="margin:0 0 10px;padding:8px 14px;border-left:4px solid {colour};'
             f'background:#f7f8f9;color:{TEXT_COLOUR};white-space:pre-wrap;">{e(update)}</blockquote>'
         )
     if alert.playbook.strip():
         if not _has_heading(alert.playbook):
-            body.append(_section_title("What to do"))
+            body.append(_section_title(t(alert.locale, "email.what_to_do")))
         body.append(
             f'<div style="font-family:{FONT};font-size:15px;line-height:1.5;">{markdown_to_html(alert.playbook)}</div>'
         )
     if alert.alternatives:
-        body.append(_section_title("Other vendors right now"))
-        body.append(_alternatives_html(alert.alternatives))
+        body.append(_section_title(t(alert.locale, "email.other_vendors")))
+        body.append(_alternatives_html(alert.alternatives, alert))
     links = _links(alert)
     if links:
         body.append(
@@ -566,8 +615,7 @@ def render_html(alert: Alert, subject: str = "") -> str:
         + "</td></tr>"
         f'<tr><td style="padding:12px 22px 18px;font-family:{FONT};font-size:12px;line-height:1.4;'
         f'color:{MUTED};border-top:1px solid #ebecf0;">'
-        "Sent by watcher, which watches the AI vendors your team depends on. "
-        "This is an automated message: replies are not read.</td></tr>"
+        f"{e(t(alert.locale, 'email.footer_1'))} {e(t(alert.locale, 'email.footer_2'))}</td></tr>"
         "</table></td></tr></table></body></html>\n"
     )
 

@@ -29,6 +29,7 @@ import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from watcher import i18n
 from watcher.alerts.model import Alert, AlertAction, Alternative
 from watcher.alerts.oncall import rotation
 from watcher.alerts.relevance import Relevance, judge
@@ -60,6 +61,15 @@ def _human(seconds: float) -> str:
     if h:
         return f"{h}h"
     return f"{max(m, 1)}m" if seconds >= 60 else f"{seconds}s"
+
+
+def resolved_playbook(vendor_name: str, duration: str | None, locale: str) -> str:
+    """What replaces the playbook once the incident is over: resume paused work, catch up."""
+    from watcher.alerts.playbook import neutralise
+
+    name = neutralise(vendor_name, limit=60)
+    heading = i18n.t(locale, "resolved.heading", vendor_name=name, duration=duration or "?")
+    return heading + "\n" + i18n.t(locale, "resolved.body", vendor_name=name).strip() + "\n"
 
 
 NAME_MAX = 80
@@ -162,7 +172,7 @@ class AlertEngine:
             else:
                 continue
             text = "; ".join(
-                e.text.split("\n", 1)[0][:200] for e in ch.events if e.type is not EventType.VENDOR_UPDATE
+                self._event_words(e) for e in ch.events if e.type is not EventType.VENDOR_UPDATE
             )
             n += self.notify(inc, action, event_text=text)
         return n
@@ -292,7 +302,8 @@ class AlertEngine:
         self.notify(
             inc,
             AlertAction.ACKNOWLEDGED,
-            event_text=f"Acknowledged by {by}" + (f": {reason}" if reason else ""),
+            event_text=i18n.t(self.settings.alerts.locale, "events.acknowledged", who=by)
+            + ((" : " if i18n.lang(self.settings.alerts.locale) == "fr" else ": ") + reason if reason else ""),
         )
         return inc
 
@@ -308,6 +319,7 @@ class AlertEngine:
     def tick(self) -> int:
         """Remind, then escalate, open alerted incidents nobody acknowledged. Returns messages queued."""
         oc = self.settings.oncall
+        loc = self.settings.alerts.locale
         now = self.clock()
         queued = 0
         for inc in self.store.open_incidents():
@@ -328,17 +340,17 @@ class AlertEngine:
                 queued += self.notify(
                     inc,
                     AlertAction.ESCALATION,
-                    event_text=f"Escalated to {nxt.name}: not acknowledged for {_human(age)}",
+                    event_text=i18n.t(loc, "events.escalated", who=nxt.name, duration=i18n.format_duration(age, loc)),
                     extra_targets=[("email", nxt.email)] if nxt.email else [],
                     notify_user=nxt.slack,
                 )
                 self.store.save_alert_state(inc.id, escalation_level=level + 1, escalated_at=now)
             elif age >= oc.remind_after and state["last_reminder_at"] is None:
-                who = f" ({people[0].name} is on call)" if people else ""
+                who = " " + i18n.t(loc, "events.on_call", who=people[0].name) if people else ""
                 queued += self.notify(
                     inc,
                     AlertAction.REMINDER,
-                    event_text=f"Not acknowledged for {_human(age)}{who}",
+                    event_text=i18n.t(loc, "events.not_acknowledged", duration=i18n.format_duration(age, loc)) + who,
                     notify_user=people[0].slack if people else None,
                 )
                 self.store.save_alert_state(inc.id, last_reminder_at=now)
@@ -374,12 +386,15 @@ class AlertEngine:
         started = inc.started_at or inc.opened_at
         duration = None
         if inc.resolved_at and started:
-            duration = _human((inc.resolved_at - started).total_seconds())
+            duration = i18n.format_duration((inc.resolved_at - started).total_seconds(), loc)
         used_for = ()
         if inc.vendor in self.settings.vendors:
             used_for = tuple(self.settings.vendors[inc.vendor].used_for)
         a = self.settings.alerts
-        playbook = self._playbook(inc, vendor, used_for, alternatives, now, rel)
+        if inc.is_open:
+            playbook = self._playbook(inc, vendor, used_for, alternatives, now, rel)
+        else:  # over: no "what to do now" in red, only how to get back to work
+            playbook = resolved_playbook(vendor.name if vendor else inc.vendor, duration, loc)
         ack_url = None
         if a.public_url and self.ack_secret and inc.id is not None:
             ack_url = ack_link(a.public_url, self.ack_secret, inc.id, a.ack_link_ttl, now=now.timestamp())
@@ -389,7 +404,7 @@ class AlertEngine:
             vendor_name=vendor.name if vendor else inc.vendor,
             title=inc.title,
             kind=inc.kind.value,
-            reason=inc.reason,
+            reason=self._reason(inc, loc),
             state=inc.state.value,
             status=inc.status.value,
             action=action,
@@ -414,7 +429,33 @@ class AlertEngine:
             scheduled_until=inc.scheduled_until.isoformat() if inc.scheduled_until else None,
             quiet=rel.quiet,
             scope=rel.scope,
+            locale=loc,
+            timezone=a.timezone,
         )
+
+    @staticmethod
+    def _reason(inc: Incident, loc: str) -> str:
+        """Why it was classified so: the classifier's own words in English, one line in another language."""
+        if "events.reason" not in i18n.messages(i18n.lang(loc)):
+            return inc.reason
+        return i18n.t(loc, "events.reason", kind=i18n.t(loc, f"kind_lc.{inc.kind.value}"))
+
+    def _event_words(self, event) -> str:
+        """One event in one line, in the team's language when it has words for that kind of event."""
+        loc = self.settings.alerts.locale
+        text = event.text.split("\n", 1)[0][:200]
+        key = f"events.{event.type.value}"
+        if key not in i18n.messages(i18n.lang(loc)):
+            return text  # English: the incident stage's own words
+        if event.type is EventType.OPENED:
+            return text  # the vendor's title
+        if event.type is EventType.STATUS_CHANGED and "→" in text:
+            old, new = (w.strip() for w in text.split("→", 1))
+            old, new = (i18n.t(loc, f"status.{w}") if i18n.has(loc, f"status.{w}") else w for w in (old, new))
+            return i18n.t(loc, key, old=old, new=new)
+        if event.type is EventType.COMPONENTS_CHANGED:
+            return i18n.t(loc, key, components=text)
+        return i18n.t(loc, key)
 
     def _latency_ms(self, vendor_id: str, now: datetime) -> float | None:
         """Median first-token time of our own probes of this vendor in the last hour, if any."""

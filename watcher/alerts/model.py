@@ -97,6 +97,10 @@ class Alert:
     """A quiet notice: the incident touches nothing the team uses (no mention, reminder, escalation)."""
     scope: str = ""
     """What is and is not affected, in the alert's language ("Your API use is not affected: ...")."""
+    locale: str = "en"
+    """``alerts.locale``: the language every renderer writes in (``watcher/locales/<locale>``)."""
+    timezone: str = "UTC"
+    """``alerts.timezone``: the zone every time is shown in."""
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,7 +1,7 @@
 """The playbook every alert carries: what the incident blocks, what to do now, where to move work.
 
 A playbook is a Markdown template per kind and locale
-(``watcher/alerts/playbooks/<locale>/<kind>.md``), filled with the facts of one
+(``watcher/locales/<locale>/playbooks/<kind>.md``), filled with the facts of one
 incident. The prose lives in the files so a team can rewrite it; the parts that
 depend on the moment (the impact list, the healthy alternatives, the saved
 prompts, the times) are computed here and substituted as placeholders.
@@ -45,13 +45,13 @@ from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from watcher import i18n
 from watcher.alerts.model import Alternative
 
 log = logging.getLogger(__name__)
 
 KINDS = ("outage", "degradation", "api_change", "hallucination_spike", "maintenance")
-LOCALES = ("en", "fr")
-DEFAULT_LOCALE = "en"
+DEFAULT_LOCALE = i18n.DEFAULT
 
 BUDGET = 2500
 """Target size of a rendered shipped playbook (characters): one Slack section is 3000 after escaping."""
@@ -78,6 +78,7 @@ PLACEHOLDERS: dict[str, str] = {
     "alternatives": "bullet list of the watched vendors healthy now, best first",
     "saved_prompts": "the 'Saved prompts' section, or nothing when no prompt library is set",
     "scope": "what is and is not affected for this team (vendors.<id>.uses), in plain words",
+    "fallback_plan": "for the client note: where urgent work went, agreeing with $alternatives (no period)",
 }
 
 _VENDOR_DIR = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -189,136 +190,11 @@ class PlaybookFacts:
 
 
 # -- words ---------------------------------------------------------------------------------------
-
-_KIND_LABELS = {
-    "en": {
-        "outage": "outage",
-        "degradation": "degraded performance",
-        "api_change": "API change",
-        "hallucination_spike": "hallucination spike",
-        "maintenance": "maintenance",
-    },
-    "fr": {
-        "outage": "panne",
-        "degradation": "dégradation des performances",
-        "api_change": "changement d'API",
-        "hallucination_spike": "pic d'hallucinations",
-        "maintenance": "maintenance",
-    },
-}
-
-_STATUS_FR = {
-    "investigating": "analyse en cours",
-    "identified": "cause identifiée",
-    "monitoring": "sous surveillance",
-    "update": "mise à jour",
-    "resolved": "résolu",
-    "postmortem": "post-mortem publié",
-    "scheduled": "planifiée",
-    "in_progress": "en cours",
-    "verifying": "vérification en cours",
-    "completed": "terminée",
-    "unknown": "inconnu",
-}
-
-_GENERIC_HEADING = {
-    "en": "### ⚪ $vendor_name incident: what to do now",
-    "fr": "### ⚪ Incident chez $vendor_name : que faire maintenant",
-}
-
-_TEXT = {
-    "en": {
-        "not_stated": "not stated by the vendor",
-        "no_used_for": (
-            "- Nobody has listed what the team uses $vendor_name for yet. Add it to the config so "
-            'alerts show the impact: `used_for = ["blog drafts", "ad copy"]` under `[vendors.$vendor]`.'
-        ),
-        "more_used_for": "- …and $n more (see `vendors.$vendor.used_for`)",
-        "and_more": "and $n more",
-        "since": "$started (for $elapsed)",
-        "since_future": "$started",
-        "operational": "operational",
-        "degraded": "degraded, expect slowness",
-        "more_alternatives": "- …and $n more healthy",
-        "none_healthy": "- No watched alternative is healthy right now: switch to manual work.",
-        "prompts_heading": "**Saved prompts for these tasks**",
-        "prompts_heading_any": "**Saved prompts** (none named after these tasks; some to start from)",
-        "prompts_missing": (
-            "**Saved prompts**\n- The prompt library folder is missing or unreadable: "
-            "check `alerts.prompt_library` in the config."
-        ),
-        "prompts_empty": "**Saved prompts**\n- The prompt library has no .md or .txt prompt yet.",
-        "window_unknown": "time not announced yet",
-        "window_from": "from $start, end not announced",
-        "window_same_day": "$day $start → $end",
-        "window_days": "$start → $end",
-        "starts_in": "starts in $d",
-        "in_progress_until": "in progress, ends in $d",
-        "in_progress": "in progress, end not announced",
-        "over": "window over",
-        "less_than_minute": "under 1 min",
-    },
-    "fr": {
-        "not_stated": "non précisé par l'éditeur",
-        "no_used_for": (
-            "- Personne n'a encore indiqué à quoi sert $vendor_name dans l'équipe. Ajoutez-le à la "
-            "configuration pour que les alertes montrent l'impact : "
-            '`used_for = ["articles de blog", "annonces"]` sous `[vendors.$vendor]`.'
-        ),
-        "more_used_for": "- … et $n autres (voir `vendors.$vendor.used_for`)",
-        "and_more": "et $n autres",
-        "since": "$started (depuis $elapsed)",
-        "since_future": "$started",
-        "operational": "opérationnel",
-        "degraded": "ralenti, prévoir des lenteurs",
-        "more_alternatives": "- … et $n autres disponibles",
-        "none_healthy": (
-            "- Aucune solution de repli surveillée n'est disponible en ce moment : passez en mode manuel."
-        ),
-        "prompts_heading": "**Prompts enregistrés pour ces tâches**",
-        "prompts_heading_any": "**Prompts enregistrés** (aucun ne porte le nom de ces tâches ; de quoi démarrer)",
-        "prompts_missing": (
-            "**Prompts enregistrés**\n- Le dossier de prompts est introuvable ou illisible : "
-            "vérifiez `alerts.prompt_library` dans la configuration."
-        ),
-        "prompts_empty": "**Prompts enregistrés**\n- La bibliothèque ne contient encore aucun prompt .md ou .txt.",
-        "window_unknown": "horaire pas encore annoncé",
-        "window_from": "à partir du $start, fin non annoncée",
-        "window_same_day": "$day de $start à $end",
-        "window_days": "du $start au $end",
-        "starts_in": "commence dans $d",
-        "in_progress_until": "en cours, fin dans $d",
-        "in_progress": "en cours, fin non annoncée",
-        "over": "fenêtre terminée",
-        "less_than_minute": "moins d'1 min",
-    },
-}
-
-_DAYS = {
-    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
-    "fr": ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."),
-}
-_MONTHS = {
-    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
-    "fr": (
-        "janv.",
-        "févr.",
-        "mars",
-        "avr.",
-        "mai",
-        "juin",
-        "juil.",
-        "août",
-        "sept.",
-        "oct.",
-        "nov.",
-        "déc.",
-    ),
-}
+# The words live in watcher/locales/<lang>/messages.toml ([playbook], [playbook.kind], [status]).
 
 
 def _t(locale: str, key: str, **values: object) -> str:
-    return string.Template(_TEXT[locale][key]).safe_substitute({k: str(v) for k, v in values.items()})
+    return i18n.t(locale, f"playbook.{key}", **values)
 
 
 # -- limits ------------------------------------------------------------------------------------
@@ -427,7 +303,7 @@ def _fill(source: str, values: dict[str, str], loc: str, known_kind: bool) -> st
     """Substitute the values into a template; KeyError/ValueError for an unknown name or a stray $."""
     body = _COMMENT.sub("", source)
     if not known_kind:
-        heading = _GENERIC_HEADING[loc]
+        heading = _t(loc, "generic_heading")
         body, n = _HEADING_LINE.subn(lambda _m: heading, body, count=1)
         if not n:
             body = heading + "\n\n" + body
@@ -444,7 +320,7 @@ def _fill(source: str, values: dict[str, str], loc: str, known_kind: bool) -> st
 
 @lru_cache(maxsize=32)
 def _shipped(loc: str, kind: str) -> str:
-    return resources.files("watcher.alerts").joinpath("playbooks", loc, f"{kind}.md").read_text("utf-8")
+    return resources.files("watcher").joinpath("locales", loc, "playbooks", f"{kind}.md").read_text("utf-8")
 
 
 def _read_override(path: Path) -> str | None:
@@ -476,9 +352,8 @@ def _read_override(path: Path) -> str | None:
 
 
 def _locale(locale: str | None) -> str:
-    """``fr``, ``fr_FR``, ``fr-CA``, ``FR`` → ``fr``; anything not shipped → ``en``."""
-    lang = re.split(r"[-_.@]", (locale or "").strip().lower(), maxsplit=1)[0]
-    return lang if lang in LOCALES else DEFAULT_LOCALE
+    """``fr``, ``fr_FR``, ``fr-CA``, ``FR`` → ``fr``; anything not shipped (``watcher/locales``) → ``en``."""
+    return i18n.lang(locale)
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -513,7 +388,7 @@ def _values(
     values = {
         "vendor": vendor,
         "vendor_name": vendor_name,
-        "kind_label": _KIND_LABELS[loc].get(facts.kind, "incident"),
+        "kind_label": _t(loc, f"kind.{facts.kind}" if i18n.has(loc, f"playbook.kind.{facts.kind}") else "kind.unknown"),
         "title": neutralise(facts.title, limit=limits.title) or "—",
         "status": _status(facts.status, loc),
         "components": _components(facts.components, loc, limits.component_chars),
@@ -523,6 +398,8 @@ def _values(
             _saved_prompts(prompts, facts.used_for, loc, limits.prompt_lines) if library_set else ""
         ),
         "scope": neutralise(facts.scope, limit=600),
+        # the client note says what the alternatives list shows: backup tools only when one is healthy
+        "fallback_plan": _t(loc, "plan_backup" if _healthy(facts.alternatives, facts.vendor) else "plan_manual"),
     }
     values.update(_since(_aware(facts.started_at), now_local, loc))
     values.update(_window(facts, now_local, loc))
@@ -531,8 +408,8 @@ def _values(
 
 def _status(status: str, loc: str) -> str:
     word = neutralise((status or "unknown").strip().lower(), limit=40)
-    if loc == "fr":
-        return _STATUS_FR.get(word, word.replace("_", " "))
+    if loc != DEFAULT_LOCALE and i18n.has(loc, f"status.{word}"):
+        return i18n.t(loc, f"status.{word}")
     return word.replace("_", " ")
 
 
@@ -575,6 +452,15 @@ def _unique(items) -> list[str]:
 
 
 _HEALTH_RANK = {"operational": 0, "degraded": 1, "degraded_performance": 1}
+
+
+def _healthy(alternatives: tuple[Alternative, ...], affected: str) -> bool:
+    affected_key = (affected or "").strip().lower()
+    return any(
+        _HEALTH_RANK.get((a.state or "").strip().lower()) is not None
+        and (a.vendor or "").strip().lower() != affected_key
+        for a in alternatives or ()
+    )
 
 
 def _alternatives(alternatives: tuple[Alternative, ...], affected: str, loc: str, limits: _Limits) -> str:
@@ -651,7 +537,9 @@ def _clock(dt: datetime, loc: str) -> str:
 
 
 def _day(dt: datetime, loc: str, now_local: datetime) -> str:
-    text = f"{_DAYS[loc][dt.weekday()]} {dt.day} {_MONTHS[loc][dt.month - 1]}"
+    from babel.dates import format_date
+
+    text = format_date(dt, "EEE d MMM", locale=loc)
     if abs((dt.date() - now_local.date()).days) > 300:
         text += f" {dt.year}"
     return text

@@ -90,27 +90,11 @@ def _few(items) -> str:
 
 
 def _join(items: list[str], locale: str) -> str:
-    word = " et " if locale == "fr" else " and "
+    word = _t(locale, "and")
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + word + items[-1]
 
 
-_TEXT = {
-    "en": {
-        "says": "{what}, says {vendor}.",
-        "not_affected": "Your {uses} use is not affected: this touches only {what}.",
-        "not_used": "This touches only {what}, which the team does not use.",
-        "affected": "This touches what you use: {what}.",
-        "admin_only": "This touches only {what}, not the tools themselves.",
-    },
-    "fr": {
-        "says": "{vendor} indique : « {what} ».",
-        "not_affected": "Votre usage ({uses}) n'est pas touché : l'incident concerne seulement {what}.",
-        "not_used": "L'incident concerne seulement {what}, que l'équipe n'utilise pas.",
-        "affected": "Cela touche ce que vous utilisez : {what}.",
-        "admin_only": "L'incident concerne seulement {what}, pas les outils eux-mêmes.",
-    },
-}
-
-
 def _t(locale: str, key: str, **values: str) -> str:
-    return _TEXT.get(locale, _TEXT["en"])[key].format(**values)
+    from watcher import i18n
+
+    return i18n.t(locale, f"scope.{key}", **values)

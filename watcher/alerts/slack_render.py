@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from watcher import linear
 from watcher.alerts.model import Alert, AlertAction
+from watcher.i18n import format_time, has, t
 
 SECTION_LIMIT = 3000
 FIELD_LIMIT = 2000
@@ -248,9 +249,17 @@ def _plain(text: str, limit: int) -> str:
 # -- pieces of an alert -----------------------------------------------------------------------
 
 
-def kind_parts(kind: str) -> tuple[str, str, str]:
-    """(emoji, label, colour word) for an incident kind."""
-    return KINDS.get(kind, _UNKNOWN_KIND)
+def kind_parts(kind: str, locale: str = "en") -> tuple[str, str, str]:
+    """(emoji, label, colour word) for an incident kind, in ``locale``."""
+    emoji, _label, colour = KINDS.get(kind, _UNKNOWN_KIND)
+    return emoji, t(locale, f"kind.{kind if kind in KINDS else 'unknown'}"), t(locale, f"colour.{colour}")
+
+
+def word(alert: Alert, group: str, value: str | None) -> str:
+    """A vendor's status, impact or state word in the alert's language (escaped); unknown words as given."""
+    value = (value or "unknown").strip()
+    key = f"{group}.{value.lower().replace(' ', '_')}"
+    return t(alert.locale, key) if has(alert.locale, key) else value
 
 
 def who(name: str | None) -> str:
@@ -264,11 +273,14 @@ def who(name: str | None) -> str:
 
 
 def state_text(alert: Alert) -> str:
+    loc = alert.locale
     if alert.state == "resolved" or alert.action is AlertAction.RESOLVED:
-        return "Resolved" + (f" after {escape_mrkdwn(alert.duration)}" if alert.duration else "")
+        if alert.duration:
+            return t(loc, "common.resolved_after", duration=escape_mrkdwn(alert.duration))
+        return t(loc, "common.resolved")
     if alert.acknowledged_by:
-        return f"Acknowledged by {who(alert.acknowledged_by)}"
-    return "Open, not acknowledged"
+        return t(loc, "common.acknowledged_by", who=who(alert.acknowledged_by))
+    return t(loc, "common.open_not_acknowledged")
 
 
 def _is_resolved(alert: Alert) -> bool:
@@ -277,20 +289,23 @@ def _is_resolved(alert: Alert) -> bool:
 
 def fallback_text(alert: Alert) -> str:
     """The notification line (push, desktop banner, screen readers)."""
-    emoji, label, _ = kind_parts(alert.kind)
-    head = f"{alert.vendor_name} {label.lower()}: {alert.title}"
+    loc = alert.locale
+    emoji, _label, _ = kind_parts(alert.kind, loc)
+    label = t(loc, f"kind_lc.{alert.kind if alert.kind in KINDS else 'unknown'}")
+    colon = " : " if loc == "fr" else ": "
+    head = f"{alert.vendor_name} {label}{colon}{alert.title}"
     if alert.action is AlertAction.TEST:
-        head = "TEST " + head
+        head = t(loc, "common.test") + " " + head
     if alert.quiet:
-        head = "Notice: " + head
+        head = t(loc, "common.notice") + colon + head
     if _is_resolved(alert):
-        text = f"{_RESOLVED_EMOJI} Resolved: {escape_mrkdwn(head)}"
+        text = f"{_RESOLVED_EMOJI} " + t(loc, "slack.fallback_resolved", head=escape_mrkdwn(head))
         if alert.duration:
-            text += f" (after {escape_mrkdwn(alert.duration)})"
+            text += " " + t(loc, "slack.fallback_after", duration=escape_mrkdwn(alert.duration))
     else:
         text = f"{emoji} {escape_mrkdwn(head)}"
         if alert.acknowledged_by:
-            text += f" (acknowledged by {who(alert.acknowledged_by)})"
+            text += " " + t(loc, "slack.fallback_acknowledged", who=who(alert.acknowledged_by))
     return truncate(" ".join(text.split()), FALLBACK_LIMIT)
 
 
@@ -303,16 +318,17 @@ def _field(title: str, value: str) -> dict[str, str]:
 
 
 def _summary_blocks(alert: Alert) -> list[dict[str, Any]]:
-    emoji, label, colour = kind_parts(alert.kind)
+    loc = alert.locale
+    emoji, label, colour = kind_parts(alert.kind, loc)
     top = _RESOLVED_EMOJI if _is_resolved(alert) else emoji
-    test = "TEST · " if alert.action is AlertAction.TEST else ""
+    test = t(loc, "common.test") + " · " if alert.action is AlertAction.TEST else ""
     if alert.quiet:
-        test += "Notice · "  # touches nothing the team uses: no mention, reminder or escalation
+        test += t(loc, "common.notice") + " · "  # touches nothing the team uses: no mention, reminder or escalation
     header = {
         "type": "header",
         "text": {
             "type": "plain_text",
-            "text": _plain(f"{top} {test}{alert.vendor_name}: {label}", HEADER_LIMIT),
+            "text": _plain(f"{top} {test}{alert.vendor_name}{' : ' if loc == 'fr' else ': '}{label}", HEADER_LIMIT),
         },
     }
     title = f"*{truncate(escape_mrkdwn(alert.title), 500)}*"
@@ -321,18 +337,23 @@ def _summary_blocks(alert: Alert) -> list[dict[str, Any]]:
     if alert.scope:
         title += "\n" + truncate(escape_mrkdwn(alert.scope), 700)
     fields = [
-        _field("Kind", f"{emoji} {label} ({colour})"),
-        _field("State", state_text(alert)),
-        _field("Vendor status", escape_mrkdwn(alert.status or "unknown")),
-        _field("Impact", escape_mrkdwn(alert.impact or "not stated")),
+        _field(t(loc, "slack.field_kind"), f"{emoji} {label} ({colour})"),
+        _field(t(loc, "slack.field_state"), state_text(alert)),
+        _field(t(loc, "slack.field_vendor_status"), escape_mrkdwn(word(alert, "status", alert.status))),
+        _field(
+            t(loc, "slack.field_impact"),
+            escape_mrkdwn(word(alert, "impact", alert.impact) if alert.impact else t(loc, "common.not_stated")),
+        ),
     ]
     if alert.components:
-        fields.append(_field("Affected", escape_mrkdwn(", ".join(alert.components))))
+        fields.append(_field(t(loc, "slack.field_affected"), escape_mrkdwn(", ".join(alert.components))))
     if alert.started_at:
-        fields.append(_field("Started", escape_mrkdwn(alert.started_at)))
+        started = format_time(alert.started_at, loc, alert.timezone)
+        fields.append(_field(t(loc, "slack.field_started"), escape_mrkdwn(started)))
     if alert.is_maintenance and (alert.scheduled_for or alert.scheduled_until):
-        window = f"{alert.scheduled_for or '?'} → {alert.scheduled_until or '?'}"
-        fields.append(_field("Scheduled", escape_mrkdwn(window)))
+        start = format_time(alert.scheduled_for, loc, alert.timezone) or "?"
+        end = format_time(alert.scheduled_until, loc, alert.timezone) or "?"
+        fields.append(_field(t(loc, "slack.field_scheduled"), escape_mrkdwn(f"{start} → {end}")))
     section = _section(title)
     section["fields"] = fields[:10]
     return [header, section]
@@ -341,7 +362,7 @@ def _summary_blocks(alert: Alert) -> list[dict[str, Any]]:
 def _update_block(alert: Alert) -> dict[str, Any] | None:
     if not alert.latest_update.strip():
         return None
-    head = f"*Latest update from {escape_mrkdwn(alert.vendor_name)}*\n"
+    head = "*" + t(alert.locale, "common.latest_update", vendor=escape_mrkdwn(alert.vendor_name)) + "*\n"
     body = escape_mrkdwn(alert.latest_update.strip())
     return _section(head + truncate(body, SECTION_LIMIT - _u16(head)))
 
@@ -350,9 +371,9 @@ def _links_block(alert: Alert) -> dict[str, Any] | None:
     links = [
         link(u, label)
         for u, label in (
-            (alert.url, "Vendor incident"),
-            (alert.status_page, f"{alert.vendor_name} status page"),
-            (alert.incident_url, "Our incident page"),
+            (alert.url, t(alert.locale, "common.vendor_incident")),
+            (alert.status_page, t(alert.locale, "common.status_page", vendor=alert.vendor_name)),
+            (alert.incident_url, t(alert.locale, "common.our_incident_page")),
         )
         if safe_url(u)
     ]
@@ -362,29 +383,31 @@ def _links_block(alert: Alert) -> dict[str, Any] | None:
 
 
 def _alternatives_block(alert: Alert) -> dict[str, Any] | None:
+    loc = alert.locale
     healthy = [a for a in alert.alternatives if a.state == "operational"]
     if not alert.alternatives:
         return None
     if not healthy:
         return _section(
-            "*Healthy alternatives*\nNone of the other watched vendors is fully operational right now."
+            f"*{t(loc, 'slack.healthy_alternatives')}*\n{t(loc, 'slack.no_healthy_alternative')}"
         )
     lines = []
     for a in healthy[:15]:
-        line = f"• *{escape_mrkdwn(a.name)}* — {escape_mrkdwn(a.state)}"
+        line = f"• *{escape_mrkdwn(a.name)}* — {escape_mrkdwn(word(alert, 'state', a.state))}"
         if a.latency_ms is not None:
             line += f" · {a.latency_ms:.0f} ms"
         if a.note:
             line += f" · {escape_mrkdwn(a.note[:140])}"
         lines.append(line)
     if len(healthy) > 15:
-        lines.append(f"… and {len(healthy) - 15} more")
-    return _section("*Healthy alternatives*\n" + "\n".join(lines))
+        lines.append(t(loc, "common.more", n=len(healthy) - 15))
+    return _section(f"*{t(loc, 'slack.healthy_alternatives')}*\n" + "\n".join(lines))
 
 
 def _actions_block(alert: Alert) -> dict[str, Any] | None:
     if _is_resolved(alert):
         return None
+    loc = alert.locale
     elements: list[dict[str, Any]] = []
     if not alert.acknowledged_by and not alert.quiet:  # a quiet notice asks nobody to act
         elements.append(
@@ -392,20 +415,18 @@ def _actions_block(alert: Alert) -> dict[str, Any] | None:
                 "type": "button",
                 "action_id": "ack",
                 "style": "primary",
-                "text": {"type": "plain_text", "text": "Acknowledge"},
+                "text": {"type": "plain_text", "text": t(loc, "slack.button_acknowledge")},
                 "value": str(alert.incident_id),
                 "confirm": {
-                    "title": {"type": "plain_text", "text": "Acknowledge this incident?"},
+                    "title": {"type": "plain_text", "text": _plain(t(loc, "slack.confirm_title"), 100)},
                     "text": {
                         "type": "plain_text",
                         "text": _plain(
-                            f"You take it on: reminders and escalation for {alert.vendor_name} "
-                            f"incident #{alert.incident_id} stop, and the channel sees your name.",
-                            300,
+                            t(loc, "slack.confirm_text", vendor=alert.vendor_name, id=alert.incident_id), 300
                         ),
                     },
-                    "confirm": {"type": "plain_text", "text": "Acknowledge"},
-                    "deny": {"type": "plain_text", "text": "Cancel"},
+                    "confirm": {"type": "plain_text", "text": t(loc, "slack.button_acknowledge")},
+                    "deny": {"type": "plain_text", "text": t(loc, "slack.button_cancel")},
                 },
             }
         )
@@ -413,7 +434,7 @@ def _actions_block(alert: Alert) -> dict[str, Any] | None:
         {
             "type": "button",
             "action_id": "mute_1h",
-            "text": {"type": "plain_text", "text": "Mute 1h"},
+            "text": {"type": "plain_text", "text": t(loc, "slack.button_mute")},
             "value": alert.vendor[:2000],
         }
     )
@@ -423,12 +444,12 @@ def _actions_block(alert: Alert) -> dict[str, Any] | None:
 def _footer(alert: Alert) -> dict[str, Any] | None:
     parts = []
     if alert.acknowledged_by and not _is_resolved(alert):
-        ack = f"Acknowledged by {who(alert.acknowledged_by)}"
+        ack = t(alert.locale, "common.acknowledged_by", who=who(alert.acknowledged_by))
         if alert.ack_reason:
             ack += f": {escape_mrkdwn(alert.ack_reason)}"
         parts.append(ack)
     if alert.reason:
-        parts.append(f"Why: {escape_mrkdwn(alert.reason)}")
+        parts.append(t(alert.locale, "slack.why", reason=escape_mrkdwn(alert.reason)))
     if not parts:
         return None
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(" · ".join(parts), 2000)}]}
@@ -454,7 +475,7 @@ def render_message(alert: Alert) -> tuple[str, list[dict[str, Any]]]:
         chunks = split_sections(markdown_to_mrkdwn(alert.playbook))
         if len(chunks) > room:
             chunks = chunks[: room - 1] + [
-                truncate(chunks[room - 1], SECTION_LIMIT - 60) + "\n_(playbook cut: see the incident page)_"
+                truncate(chunks[room - 1], SECTION_LIMIT - 60) + f"\n_{t(alert.locale, 'slack.playbook_cut')}_"
             ]
         playbook = [{"type": "divider"}] + [_section(c) for c in chunks]
     return fallback_text(alert), before + playbook + after
@@ -473,27 +494,31 @@ def _mention(alert: Alert) -> str:
 
 def render_reply(alert: Alert) -> str:
     """The short thread reply that goes with an edit of the main message."""
+    loc = alert.locale
     event = alert.event_text.strip()
     latest = alert.latest_update.strip()
     if alert.action is AlertAction.RESOLVED or (
         alert.state == "resolved" and alert.action is AlertAction.UPDATED
     ):
-        text = f"{_RESOLVED_EMOJI} Resolved" + (
-            f" after {escape_mrkdwn(alert.duration)}" if alert.duration else ""
+        text = f"{_RESOLVED_EMOJI} " + (
+            t(loc, "slack.reply_resolved_after", duration=escape_mrkdwn(alert.duration))
+            if alert.duration
+            else t(loc, "slack.reply_resolved")
         )
         if latest:
             text += ": " + escape_mrkdwn(latest[:300]) + (ELLIPSIS if len(latest) > 300 else "")
     elif alert.action is AlertAction.ACKNOWLEDGED:
-        text = f"👀 Acknowledged by {who(alert.acknowledged_by)}"
+        text = "👀 " + t(loc, "common.acknowledged_by", who=who(alert.acknowledged_by))
         if alert.ack_reason:
             text += f": {escape_mrkdwn(alert.ack_reason)}"
     elif alert.action is AlertAction.REMINDER:
-        what = event or "not acknowledged yet"
-        text = "⏰ Reminder: " + escape_mrkdwn(what[:1].lower() + what[1:]) + _mention(alert)
+        what = event or t(loc, "slack.reply_not_acknowledged")
+        text = "⏰ " + t(loc, "slack.reply_reminder", what=escape_mrkdwn(what[:1].lower() + what[1:])) + _mention(alert)
     elif alert.action is AlertAction.ESCALATION:
-        text = "📣 " + escape_mrkdwn(event or "Escalated to the next person on call") + _mention(alert)
+        text = "📣 " + escape_mrkdwn(event or t(loc, "slack.reply_escalated")) + _mention(alert)
     elif alert.action is AlertAction.UPDATED:
-        text = f"Update: {escape_mrkdwn(alert.status or 'changed')}"
+        status = word(alert, "status", alert.status) if alert.status else t(loc, "slack.reply_changed")
+        text = t(loc, "slack.reply_update", status=escape_mrkdwn(status))
         body = latest or event
         if body:
             text += " — " + escape_mrkdwn(body[:300]) + (ELLIPSIS if len(body) > 300 else "")

@@ -13,64 +13,91 @@ from watcher.alerts.model import Alert, AlertAction, Alternative, TransportError
 from watcher.config import RouteSettings, Settings
 
 
-def sample_alert(settings: Settings) -> Alert:
-    """An OpenAI outage as it would be sent, with the configured playbook, marked as a test."""
+def sample_alert(settings: Settings, store=None) -> Alert:
+    """An outage of a watched vendor as it would be sent, with the configured playbook, marked as a test.
+
+    The other watched vendors appear as they really are now (their state read from ``store``, the
+    daemon's database; "unknown" when there is none yet): no invented states or latencies, and no
+    vendor the team does not watch.
+    """
     from watcher.alerts.playbook import PlaybookFacts, render_playbook
+    from watcher.catalog import resolve
+    from watcher.i18n import t
 
     now = datetime.now(UTC)
-    alternatives = (
-        Alternative("anthropic", "Anthropic", "operational", "all components operational", 820.0),
-        Alternative("mistral", "Mistral AI", "operational", "all components operational", 640.0),
-        Alternative("google", "Google Gemini", "degraded", "Elevated latency on Gemini API", 2400.0),
-    )
-    used_for = tuple(settings.vendors["openai"].used_for) if "openai" in settings.vendors else ()
     a = settings.alerts
+    loc = a.locale
+    vendors = resolve(settings)
+    sample = next((v for v in vendors if v.id == "openai"), vendors[0] if vendors else None)
+    vid, name = (sample.id, sample.name) if sample else ("openai", "OpenAI")
+    states: dict[str, tuple[str, str]] = {}
+    if store is not None:
+        from watcher.status import all_statuses
+
+        states = {s.vendor.id: (s.state.value, s.reason) for s in all_statuses(store, vendors, now)}
+    alternatives = tuple(
+        Alternative(
+            v.id,
+            v.name,
+            *states.get(v.id, ("unknown", "")),
+            note=v.comparison.get(loc) or v.comparison.get("en", ""),
+        )
+        for v in vendors
+        if v.id != vid
+    )
+    used_for = tuple(settings.vendors[vid].used_for) if vid in settings.vendors else ()
+    title = t(loc, "test_alert.title")
+    started = now - timedelta(minutes=7)
     playbook = render_playbook(
         PlaybookFacts(
-            vendor="openai",
-            vendor_name="OpenAI",
+            vendor=vid,
+            vendor_name=name,
             kind="outage",
-            title="ChatGPT unavailable for all users (TEST)",
+            title=title,
             status="investigating",
-            started_at=now - timedelta(minutes=7),
-            components=("ChatGPT", "API"),
+            started_at=started,
+            components=(),
             used_for=used_for,
             alternatives=alternatives,
             scheduled_for=None,
             scheduled_until=None,
             timezone=a.timezone,
         ),
-        locale=a.locale,
+        locale=loc,
         overrides_dir=a.playbooks_dir,
         prompt_library=a.prompt_library,
         now=now,
     )
     return Alert(
         incident_id=0,
-        vendor="openai",
-        vendor_name="OpenAI",
-        title="ChatGPT unavailable for all users (TEST)",
+        vendor=vid,
+        vendor_name=name,
+        title=title,
         kind="outage",
-        reason='TEST ALERT from watcher test-alert: "unavailable" in title',
+        reason=t(loc, "test_alert.reason"),
         state="open",
         status="investigating",
         action=AlertAction.TEST,
         impact="critical",
-        components=("ChatGPT", "API"),
-        latest_update="This is a test alert sent by `watcher test-alert`. Nothing is wrong.",
-        event_text="test alert",
-        url="https://status.openai.com/",
-        status_page="https://status.openai.com/",
-        started_at=(now - timedelta(minutes=7)).isoformat(),
+        latest_update=t(loc, "test_alert.update"),
+        event_text=t(loc, "test_alert.event"),
+        status_page=sample.status_page if sample else None,
+        started_at=started.isoformat(),
         playbook=playbook,
         alternatives=alternatives,
+        locale=loc,
+        timezone=a.timezone,
     )
 
 
-def send_test_alerts(settings: Settings, routes: list[RouteSettings]) -> list[tuple[str, str | None]]:
-    """Send the sample to every target of these routes; (target, error or None) for each."""
+def send_test_alerts(
+    settings: Settings, routes: list[RouteSettings], store=None
+) -> list[tuple[str, str | None]]:
+    """Send the sample to every target of these routes; (target, error or None) for each.
+
+    ``store``: the daemon's database, for the real state of the other watched vendors."""
     transports = Transports.from_settings(settings)
-    alert = sample_alert(settings)
+    alert = sample_alert(settings, store)
     results: list[tuple[str, str | None]] = []
     for route in routes:
         for channel in route.slack_channels:

@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from watcher import i18n
 from watcher.alerts.email import safe_url
 from watcher.model import SELF_VENDOR
 from watcher.web import charts, views
@@ -88,10 +89,11 @@ def markdown_html(text: str) -> Markup:
 
 
 class Fmt:
-    """Time formatting for templates, in the team's zone (``alerts.timezone``), relative to ``now``."""
+    """Time formatting for templates, in the team's zone (``alerts.timezone``) and language, relative to ``now``."""
 
-    def __init__(self, now: datetime, tz: str):
+    def __init__(self, now: datetime, tz: str, locale: str = "en"):
         self.now = now
+        self.locale = i18n.lang(locale)
         try:
             self.zone = ZoneInfo(tz)
             self.zone_name = tz
@@ -103,7 +105,10 @@ class Fmt:
             return ""
         local = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(self.zone)
         same_day = local.date() == self.now.astimezone(self.zone).date()
-        return f"{local:%H:%M}" if same_day else f"{local:%a} {local.day} {local:%b %H:%M}"
+        from babel.dates import format_datetime
+
+        pattern = "HH:mm" if same_day else "EEE d MMM HH:mm"
+        return format_datetime(local, pattern, tzinfo=local.tzinfo, locale=self.locale)
 
     def iso(self, dt: datetime | None) -> str:
         return dt.astimezone(UTC).isoformat(timespec="seconds") if dt else ""
@@ -113,17 +118,21 @@ class Fmt:
             return ""
         secs = (self.now - dt).total_seconds()
         if secs < -300:  # the future (planned maintenance); a few minutes ahead is clock skew
-            return "in " + views.human_duration(-secs)
-        return "just now" if secs < 60 else views.human_duration(secs) + " ago"
+            return i18n.t(self.locale, "board.in", duration=self.dur(-secs))
+        if secs < 60:
+            return i18n.t(self.locale, "board.just_now")
+        return i18n.t(self.locale, "board.ago", duration=self.dur(secs))
 
     def age(self, seconds: float | None) -> str:
-        """How long an open incident has lasted: "for 1h 5m", "just started"."""
+        """How long an open incident has lasted: "for 1 hr 5 min", "just started"."""
         if seconds is None:
             return ""
-        return "just started" if seconds < 60 else "for " + views.human_duration(seconds)
+        if seconds < 60:
+            return i18n.t(self.locale, "board.just_started")
+        return i18n.t(self.locale, "board.for", duration=self.dur(seconds))
 
     def dur(self, seconds: float | None) -> str:
-        return views.human_duration(seconds)
+        return "" if seconds is None else i18n.format_duration(seconds, self.locale)
 
 
 def _env() -> Environment:
@@ -147,8 +156,27 @@ def _env() -> Environment:
 ENV = _env()
 
 
-def render(template: str, status: int = 200, **context) -> HTMLResponse:
-    html = ENV.get_template(template).render(**context)
+def render(template: str, status: int = 200, locale: str = "en", **context) -> HTMLResponse:
+    """The page in ``locale``: ``tr(key, **values)`` gives the words of ``board.<key>`` in that language."""
+    loc = i18n.lang(locale)
+
+    def tr(key: str, **values) -> str:
+        if not i18n.has(loc, f"board.{key}"):  # a word we have no translation for (a new status): as is
+            return key.rsplit(".", 1)[-1].replace("_", " ")
+        return i18n.t(loc, f"board.{key}", **values)
+
+    def reason(text: str) -> str:
+        return i18n.reason_words(text, loc)
+
+    labels = {
+        "LANG": loc,
+        "tr": tr,
+        "reason": reason,
+        "STATE_LABELS": {k: i18n.t(loc, f"board.state.{k}") for k in views.STATE_LABELS},
+        "KIND_LABELS": {k: i18n.t(loc, f"board.kind.{k}") for k in views.KIND_LABELS},
+        "DELIVERY_LABELS": {k: i18n.t(loc, f"board.delivery.{k}") for k in views.DELIVERY_LABELS},
+    }
+    html = ENV.get_template(template).render(**{**labels, **context})
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 
@@ -156,27 +184,24 @@ def message_page(title: str, message: str, status: int = 200, back: str = "/") -
     return render("message.html", status, title=title, message=message, back=back, root=None)
 
 
-def headline(vendor_views: list[views.VendorView]) -> tuple[str, str]:
+def headline(vendor_views: list[views.VendorView], locale: str = "en") -> tuple[str, str]:
     """The one sentence at the top of the board, and the worst state (for its colour)."""
+    loc = i18n.lang(locale)
     if not vendor_views:
-        return "unknown", "No vendor is watched: set `watch` in the config."
+        return "unknown", i18n.t(loc, "board.no_vendor")
     groups: dict[str, list[str]] = {}
     for v in vendor_views:
         groups.setdefault(v.state, []).append(v.name)
     ok = groups.get("operational", [])
     if len(ok) == len(vendor_views):
-        return "operational", f"All {len(ok)} vendors are working normally."
+        return "operational", i18n.t(loc, "board.all_working", n=len(ok))
     parts = []
-    for state, word in (
-        ("outage", "Down"),
-        ("degraded", "Having problems"),
-        ("maintenance", "Under maintenance"),
-        ("unknown", "No data"),
-    ):
+    colon = " : " if loc == "fr" else ": "
+    for state in ("outage", "degraded", "maintenance", "unknown"):
         if groups.get(state):
-            parts.append(f"{word}: {', '.join(groups[state])}.")
+            parts.append(f"{i18n.t(loc, 'board.headline.' + state)}{colon}{', '.join(groups[state])}.")
     if ok:
-        parts.append(f"{len(ok)} working normally.")
+        parts.append(i18n.t(loc, "board.n_working", n=len(ok)))
     worst = min(groups, key=lambda s: views.STATE_ORDER.get(s, 9))
     return worst, " ".join(parts)
 
@@ -200,8 +225,10 @@ def routes(ctx) -> list[BaseRoute]:
     """``/``, ``/incidents/{id}`` and ``POST /incidents/{id}/ack`` for ``create_app(extra_routes=...)``."""
     key = csrf_key(ctx.engine)
 
+    locale = i18n.lang(ctx.settings.alerts.locale)
+
     def fmt(now: datetime) -> Fmt:
-        return Fmt(now, ctx.settings.alerts.timezone)
+        return Fmt(now, ctx.settings.alerts.timezone, locale)
 
     def identity(request: Request) -> Identity | None:
         return request.scope.get(SCOPE_KEY)
@@ -223,16 +250,19 @@ def routes(ctx) -> list[BaseRoute]:
                     "latency": v.latency_summary.text() if v.latency_summary else None,
                 }
             )
-        state, text = headline(vendor_views)
+        state, text = headline(vendor_views, locale)
         open_now = views.open_incidents(ctx, now)
         ident = identity(request)
         flash = None
         acked = request.query_params.get("acked", "")
         if acked.isdigit():
             ack = ctx.store.ack(int(acked)) if hasattr(ctx.store, "ack") else None
-            flash = f"Incident #{acked} acknowledged" + (f" by {ack.by}." if ack else ".")
+            flash = i18n.t(
+                locale, "board.flash_acked_by" if ack else "board.flash_acked", id=acked, who=ack.by if ack else ""
+            )
         return render(
             "board.html",
+            locale=locale,
             root="",
             vendors=rows,
             headline_state=state,
@@ -262,6 +292,7 @@ def routes(ctx) -> list[BaseRoute]:
         acked = request.query_params.get("acked", "")
         return render(
             "incident.html",
+            locale=locale,
             root="../",
             d=detail,
             iv=detail.view,
@@ -272,7 +303,7 @@ def routes(ctx) -> list[BaseRoute]:
             fmt=fmt(now),
             csrf=csrf_token(key, ident) if ident else None,
             user_name=known_name(ident),
-            flash=f"Incident #{iid} acknowledged." if acked == str(iid) else None,
+            flash=i18n.t(locale, "board.flash_acked", id=iid) if acked == str(iid) else None,
         )
 
     async def acknowledge(request: Request) -> Response:
