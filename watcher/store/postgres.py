@@ -388,7 +388,13 @@ CREATE TABLE ack_link_uses (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+_V4 = """
+-- A vendor's open incidents in one index range, already in order (issue 18): each merge reads
+-- them, and its cost must not grow with the number of vendors watched.
+CREATE INDEX idx_incidents_vendor_state_opened ON incidents (vendor, state, opened_at, id);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 """One SQL script per schema version; append, never edit one that has shipped."""
 SCHEMA_VERSION = len(MIGRATIONS)
 

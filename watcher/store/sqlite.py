@@ -124,12 +124,24 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_6(db: sqlite_utils.Database) -> None:
+    """A vendor's open incidents in one index range, already in order.
+
+    With only (vendor, state) and (state, opened_at), SQLite answers "open incidents of one
+    vendor, by opening time" from (state, opened_at) to spare the sort: it walks every open
+    incident of every vendor, so each poll that merged cost more with each vendor watched
+    (issue 18). (vendor, state, opened_at) gives both the equality and the order.
+    """
+    db.execute("CREATE INDEX idx_incidents_vendor_state_opened ON incidents (vendor, state, opened_at)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     migration_2,
     migration_3,
     migration_4,
     migration_5,
+    _migration_6,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
