@@ -48,7 +48,8 @@ from psycopg.rows import dict_row
 
 from watcher.alerts.model import Alert, AlertAction
 from watcher.incidents.model import EventType, Incident, IncidentEvent
-from watcher.store.base import SourceRecord, StoredEvent, StoreError
+from watcher.model import SELF_VENDOR
+from watcher.store.base import ALERT_STATE_VERSION, SourceRecord, StoredEvent, StoreError
 from watcher.store.outbox import Ack, Mute, Notification, _notification
 from watcher.store.sqlite import _incident, _source
 from watcher.store.subscriptions import WILDCARD, Subscription, subscription_detail
@@ -672,6 +673,18 @@ class PostgresStore:
         row = self._one("SELECT value FROM meta WHERE key = %s", [key])
         return row["value"] if row else None
 
+    def alert_state_version(self) -> str | None:
+        """Changes whenever the mutes or watcher's own incidents change, whichever instance wrote them."""
+        return self.meta_get(ALERT_STATE_VERSION)
+
+    def _bump_alert_state(self) -> None:
+        self._exec(
+            "INSERT INTO meta (key, value) VALUES (%s, '1') "
+            "ON CONFLICT (key) DO UPDATE SET value = (meta.value::bigint + 1)::text",
+            [ALERT_STATE_VERSION],
+            "save alert state version",
+        )
+
     def meta_set(self, key: str, value: str) -> None:
         self._upsert("meta", {"key": key, "value": value}, ("key",), "save setting")
 
@@ -822,6 +835,8 @@ class PostgresStore:
         new = incident.id is None
         try:
             with self._tx("save incident"):
+                if incident.vendor == SELF_VENDOR:
+                    self._bump_alert_state()
                 if new:
                     incident.id = self._insert("incidents", row, "save incident")
                 else:
@@ -1136,6 +1151,7 @@ class PostgresStore:
         self, vendor: str, until: datetime, reason: str | None, by: str | None, now: datetime
     ) -> int:
         with self._tx("save mute"):
+            self._bump_alert_state()
             mid = self._insert(
                 "mutes",
                 {"vendor": vendor, "until": _us(until), "reason": reason, "by": by, "created_at": _us(now)},
@@ -1156,6 +1172,7 @@ class PostgresStore:
 
     def end_mutes(self, vendor: str, now: datetime, by: str | None = None) -> int:
         with self._tx("end mute"):
+            self._bump_alert_state()
             n = self._exec(
                 "UPDATE mutes SET ended_at = %s WHERE vendor = %s AND ended_at IS NULL AND until > %s",
                 [_us(now), vendor, _us(now)],
@@ -1177,6 +1194,14 @@ class PostgresStore:
             "escalation_level": r["escalation_level"] or 0,
             "escalated_at": r["escalated_at"],
         }
+
+    def alerted_open_incident_ids(self) -> list[int]:
+        """Open incidents somebody was alerted about: the only ones reminders and escalation look at."""
+        rows = self._rows(
+            "SELECT a.incident_id FROM alert_state a JOIN incidents i ON i.id = a.incident_id "
+            "WHERE i.state = 'open' AND a.first_alert_at IS NOT NULL"
+        )
+        return [r["incident_id"] for r in rows]
 
     def save_alert_state(self, incident_id: int, **fields: Any) -> None:
         unknown = set(fields) - set(ALERT_STATE_COLUMNS)

@@ -25,7 +25,8 @@ from watcher.incidents.model import (
     MaintenancePhase,
 )
 from watcher.model import ComponentStatus, IncidentKind, IncidentStatus
-from watcher.store.base import SourceRecord, StoredEvent, StoreError
+from watcher.model import SELF_VENDOR
+from watcher.store.base import ALERT_STATE_VERSION, SourceRecord, StoredEvent, StoreError
 from watcher.store.maintenance import MaintenanceTables
 from watcher.store.measurements import MeasurementTables, migration_3
 from watcher.store.outbox import OutboxTables, _dt, migration_2, migration_5
@@ -324,6 +325,8 @@ class SQLiteStore(OutboxTables, MeasurementTables, SubscriptionTables, Maintenan
             "revision": incident.revision,
         }
         with self._wrap("save incident"), self._tx():
+            if incident.vendor == SELF_VENDOR:
+                self._bump_alert_state()
             if incident.id is None:
                 incident.id = self.db["incidents"].insert(row).last_pk
             else:
@@ -366,6 +369,20 @@ class SQLiteStore(OutboxTables, MeasurementTables, SubscriptionTables, Maintenan
         except sqlite3.Error:
             pass
         self.db.conn.close()
+
+    # -- shared alert state ---------------------------------------------------
+
+    def alert_state_version(self) -> str | None:
+        """Changes whenever the mutes or watcher's own incidents change (see ALERT_STATE_VERSION)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [ALERT_STATE_VERSION]).fetchone()
+        return row[0] if row else None
+
+    def _bump_alert_state(self) -> None:
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, '1') "
+            "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+            [ALERT_STATE_VERSION],
+        )
 
     # -- helpers --------------------------------------------------------------
 
