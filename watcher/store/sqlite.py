@@ -24,8 +24,7 @@ from watcher.incidents.model import (
     IncidentState,
     MaintenancePhase,
 )
-from watcher.model import ComponentStatus, IncidentKind, IncidentStatus
-from watcher.model import SELF_VENDOR
+from watcher.model import SELF_VENDOR, ComponentStatus, IncidentKind, IncidentStatus
 from watcher.store.base import ALERT_STATE_VERSION, SourceRecord, StoredEvent, StoreError
 from watcher.store.maintenance import MaintenanceTables
 from watcher.store.measurements import MeasurementTables, migration_3
