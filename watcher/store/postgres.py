@@ -714,6 +714,30 @@ class PostgresStore:
         row = self._one("SELECT * FROM sources WHERE key = %s AND location = %s", [key, self.location or ""])
         return _source(row) if row else None
 
+    def touch_source(self, record: SourceRecord) -> None:
+        """An unchanged document: one small UPDATE of the fetch state, the summary left as stored.
+
+        For a source already saved with no error; otherwise (no row yet) the whole record is saved.
+        """
+        n = self._exec(
+            "UPDATE sources SET last_polled_at = %s, last_success_at = %s, etag = %s, last_modified = %s, "
+            "final_url = %s, polls = %s, failures = 0, error = NULL, error_kind = NULL, error_since = NULL "
+            "WHERE key = %s AND location = %s",
+            [
+                _sec(record.last_polled_at),
+                _sec(record.last_success_at),
+                record.etag,
+                record.last_modified,
+                record.final_url,
+                record.polls,
+                record.key,
+                self.location or "",
+            ],
+            "save source",
+        )
+        if n == 0:
+            self.save_source(record)
+
     def sources(self, vendor: str | None = None) -> list[SourceRecord]:
         """This instance's view of the sources (each location keeps its own fetch state)."""
         loc = self.location or ""

@@ -237,8 +237,38 @@ class SQLiteStore(OutboxTables, MeasurementTables, SubscriptionTables, Maintenan
             "polls": record.polls,
             "failures": record.failures,
         }
+        cols = ", ".join(row)
+        sets = ", ".join(f"{k} = excluded.{k}" for k in row if k != "key")
         with self._wrap("save source"):
-            self.db["sources"].upsert(row, pk="key")
+            # plain SQL: sqlite-utils' upsert introspects the table on every call (0.4 ms a poll)
+            self.db.execute(
+                f"INSERT INTO sources ({cols}) VALUES ({', '.join('?' * len(row))}) "
+                f"ON CONFLICT (key) DO UPDATE SET {sets}",
+                list(row.values()),
+            )
+
+    def touch_source(self, record: SourceRecord) -> None:
+        """An unchanged document: one small UPDATE of the fetch state, the summary left as stored.
+
+        For a source already saved with no error; otherwise (no row yet) the whole record is saved.
+        """
+        with self._wrap("save source"):
+            cur = self.db.execute(
+                "UPDATE sources SET last_polled_at = ?, last_success_at = ?, etag = ?, last_modified = ?, "
+                "final_url = ?, polls = ?, failures = 0, error = NULL, error_kind = NULL, error_since = NULL "
+                "WHERE key = ?",
+                [
+                    _ts(record.last_polled_at),
+                    _ts(record.last_success_at),
+                    record.etag,
+                    record.last_modified,
+                    record.final_url,
+                    record.polls,
+                    record.key,
+                ],
+            )
+        if cur.rowcount == 0:
+            self.save_source(record)
 
     def add_observation(
         self, source: str, vendor: str, at: datetime, kind: str, data: dict[str, Any]
