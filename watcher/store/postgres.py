@@ -395,7 +395,16 @@ _V4 = """
 CREATE INDEX idx_incidents_vendor_state_opened ON incidents (vendor, state, opened_at, id);
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+_V5 = """
+-- The newest incidents and the recently resolved ones read through an index, not a sort of every
+-- incident ever stored (issue 18: a year of history must not slow the board).
+CREATE INDEX idx_incidents_started ON incidents ((COALESCE(started_at, opened_at)) DESC NULLS LAST, id DESC);
+CREATE INDEX idx_incidents_vendor_started
+    ON incidents (vendor, (COALESCE(started_at, opened_at)) DESC NULLS LAST, id DESC);
+CREATE INDEX idx_incidents_resolved_at ON incidents (resolved_at);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 """One SQL script per schema version; append, never edit one that has shipped."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -828,6 +837,15 @@ class PostgresStore:
             q += " WHERE " + " AND ".join(where)
         q += " ORDER BY COALESCE(started_at, opened_at) DESC NULLS LAST, id DESC LIMIT %s"
         return self._incidents(self._rows(q, [*args, limit]))
+
+    def resolved_since(self, since: datetime, limit: int = 1000) -> list[Incident]:
+        """Incidents resolved at or after ``since``, the latest resolved first: an indexed range."""
+        return self._incidents(
+            self._rows(
+                "SELECT * FROM incidents WHERE resolved_at >= %s ORDER BY resolved_at DESC, id DESC LIMIT %s",
+                [_sec(since), limit],
+            )
+        )
 
     def save_incident(self, incident: Incident, events: list[IncidentEvent]) -> int:
         row = {

@@ -135,6 +135,19 @@ def _migration_6(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_incidents_vendor_state_opened ON incidents (vendor, state, opened_at)")
 
 
+def _migration_7(db: sqlite_utils.Database) -> None:
+    """Reads of the newest incidents and of the recently resolved ones bounded by an index (issue 18).
+
+    "Newest first" sorts by COALESCE(started_at, opened_at): without an index on that expression
+    every page of the board or API read and sorted every incident ever stored, a year of them.
+    """
+    db.execute("CREATE INDEX idx_incidents_started ON incidents (COALESCE(started_at, opened_at), id)")
+    db.execute(
+        "CREATE INDEX idx_incidents_vendor_started ON incidents (vendor, COALESCE(started_at, opened_at), id)"
+    )
+    db.execute("CREATE INDEX idx_incidents_resolved_at ON incidents (resolved_at)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     migration_2,
@@ -142,6 +155,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     migration_4,
     migration_5,
     _migration_6,
+    _migration_7,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -306,6 +320,15 @@ class SQLiteStore(OutboxTables, MeasurementTables, SubscriptionTables, Maintenan
             return []
         marks = ",".join("?" * len(found))
         return self._incidents(self.db.query(f"SELECT * FROM incidents WHERE id IN ({marks})", list(found)))
+
+    def resolved_since(self, since: datetime, limit: int = 1000) -> list[Incident]:
+        """Incidents resolved at or after ``since``, the latest resolved first: an indexed range."""
+        return self._incidents(
+            self.db.query(
+                "SELECT * FROM incidents WHERE resolved_at >= ? ORDER BY resolved_at DESC, id DESC LIMIT ?",
+                [_ts(since), limit],
+            )
+        )
 
     def incident(self, incident_id: int) -> Incident | None:
         got = self._incidents(self.db.query("SELECT * FROM incidents WHERE id = ?", [incident_id]))
