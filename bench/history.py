@@ -48,8 +48,16 @@ def config(tmp: Path, db: Path) -> Path:
         vid = f"v{i:02d}"
         ids.append(vid)
         lines += [f"[vendors.{vid}]", f'name = "Vendor {i}"']
-        lines += [f"[vendors.{vid}.sources.summary]", 'type = "statuspage"', f'url = "http://127.0.0.1:9/{vid}.json"']
-        lines += [f"[vendors.{vid}.sources.history]", 'type = "feed"', f'url = "http://127.0.0.1:9/{vid}.rss"']
+        lines += [
+            f"[vendors.{vid}.sources.summary]",
+            'type = "statuspage"',
+            f'url = "http://127.0.0.1:9/{vid}.json"',
+        ]
+        lines += [
+            f"[vendors.{vid}.sources.history]",
+            'type = "feed"',
+            f'url = "http://127.0.0.1:9/{vid}.rss"',
+        ]
     lines += ["[[routes]]", 'slack_channels = ["C0123456789"]']
     cfg = tmp / f"{db.stem}.toml"
     cfg.write_text(f"watch = {json.dumps(ids)}\n" + "\n".join(lines) + "\n")
@@ -79,8 +87,16 @@ def build(settings, vendors, args, now: datetime) -> dict:
         for s in v.sources:
             store.save_source(
                 SourceRecord(
-                    s.key, v.id, s.type, s.url, last_polled_at=now, last_success_at=now,
-                    last_change_at=now, content_hash="x", summary=summary, polls=1,
+                    s.key,
+                    v.id,
+                    s.type,
+                    s.url,
+                    last_polled_at=now,
+                    last_success_at=now,
+                    last_change_at=now,
+                    content_hash="x",
+                    summary=summary,
+                    polls=1,
                 )
             )
     # observations: the retained window, at the poll interval
@@ -97,12 +113,16 @@ def build(settings, vendors, args, now: datetime) -> dict:
                 for s in v.sources:
                     batch.append((s.key, v.id, at, "snapshot", data))
             if len(batch) >= 50_000:
-                db.executemany("INSERT INTO observations (source, vendor, at, kind, data) VALUES (?,?,?,?,?)", batch)
+                db.executemany(
+                    "INSERT INTO observations (source, vendor, at, kind, data) VALUES (?,?,?,?,?)", batch
+                )
                 counts["observations"] += len(batch)
                 batch.clear()
             t += step
         if batch:
-            db.executemany("INSERT INTO observations (source, vendor, at, kind, data) VALUES (?,?,?,?,?)", batch)
+            db.executemany(
+                "INSERT INTO observations (source, vendor, at, kind, data) VALUES (?,?,?,?,?)", batch
+            )
             counts["observations"] += len(batch)
     # incidents over the year, through the store
     engine = AlertEngine(settings, store, vendors, clock=lambda: now)
@@ -115,21 +135,32 @@ def build(settings, vendors, args, now: datetime) -> dict:
             is_open = n >= args.incidents - 5
             kind = rng.choice(kinds)
             inc = Incident(
-                id=None, vendor=v.id, title=f"Elevated errors on {v.name} API #{n}", kind=kind,
-                reason="vendor says: errors", state=IncidentState.OPEN if is_open else IncidentState.RESOLVED,
+                id=None,
+                vendor=v.id,
+                title=f"Elevated errors on {v.name} API #{n}",
+                kind=kind,
+                reason="vendor says: errors",
+                state=IncidentState.OPEN if is_open else IncidentState.RESOLVED,
                 status=IncidentStatus.INVESTIGATING if is_open else IncidentStatus.RESOLVED,
-                impact="major", opened_at=opened, updated_at=opened + timedelta(hours=1),
-                started_at=opened, resolved_at=None if is_open else opened + timedelta(hours=2),
-                components=["Component 1", "Component 2"], is_maintenance=kind is IncidentKind.MAINTENANCE,
+                impact="major",
+                opened_at=opened,
+                updated_at=opened + timedelta(hours=1),
+                started_at=opened,
+                resolved_at=None if is_open else opened + timedelta(hours=2),
+                components=["Component 1", "Component 2"],
+                is_maintenance=kind is IncidentKind.MAINTENANCE,
             )
             inc.keys.add(f"sp:{v.id}:{n}")
             events = [IncidentEvent(EventType.OPENED, opened, "opened")]
             for u in range(args.updates):
                 events.append(
                     IncidentEvent(
-                        EventType.VENDOR_UPDATE, opened + timedelta(minutes=10 * (u + 1)),
-                        f"Update {u}: we are looking into elevated error rates. " * 4, status="investigating",
-                        source=f"{v.id}:summary", dedupe=f"u{n}:{u}",
+                        EventType.VENDOR_UPDATE,
+                        opened + timedelta(minutes=10 * (u + 1)),
+                        f"Update {u}: we are looking into elevated error rates. " * 4,
+                        status="investigating",
+                        source=f"{v.id}:summary",
+                        dedupe=f"u{n}:{u}",
                     )
                 )
             if not is_open:
@@ -188,7 +219,9 @@ def measure(cfg: Path, ids: list[int], requests: int) -> dict[str, tuple[float, 
     engine = AlertEngine(settings, store, vendors)
     ctx = WebContext(settings=settings, store=store, vendors=vendors, engine=engine, runtime={"polls": 0})
     routes, middleware = web_modules(ctx)
-    app = create_app(engine, signing_secret=None, ack_secret=engine.ack_secret, extra_routes=routes, middleware=middleware)
+    app = create_app(
+        engine, signing_secret=None, ack_secret=engine.ack_secret, extra_routes=routes, middleware=middleware
+    )
     pages = {
         "GET /": lambda i: "/",
         "GET /incidents/<id>": lambda i: f"/incidents/{ids[i % len(ids)]}" if ids else "/",

@@ -167,6 +167,7 @@ def main() -> int:
     ap.add_argument(
         "--sources", default="5000", help="how many sources; several, comma-separated, run in turn"
     )
+    ap.add_argument("--max-warmup", type=float, default=900.0, help="seconds to wait for every 2nd fetch")
     ap.add_argument("--minutes", type=float, default=6.0, help="measured time, after a warm-up interval")
     ap.add_argument("--interval", type=float, default=60.0)
     ap.add_argument("--change-rate", type=float, default=0.01, help="fraction of sources changed per minute")
@@ -279,8 +280,19 @@ def run(args) -> dict:
     t_start = time.monotonic()
     phase = args.minutes * 60 / 2
     try:
-        # warm-up: one interval plus the first-poll spread, so every source is on its schedule
+        # warm-up: one interval plus the first-poll spread, so every source is on its schedule, and
+        # until every source was fetched twice (the first round, every document new, is done), at
+        # most --max-warmup seconds from start: a watcher that never catches up is measured behind.
         time.sleep(args.interval + min(args.interval, n_sources / 50) + 5)
+        while time.monotonic() - t_popen < args.max_warmup and proc.poll() is None:
+            with stand.lock:
+                done = sum(1 for t in stand.times.values() if len(t) >= 2)
+            if done >= n_sources:
+                break
+            time.sleep(2)
+        with stand.lock:
+            second = [t[1] for t in stand.times.values() if len(t) >= 2]
+        first_round_s = (max(second) - t_popen) if len(second) >= n_sources else float("nan")
         if proc.poll() is not None:
             raise SystemExit(f"watcher exited: {(tmp / 'watcher.log').read_text()[-3000:]}")
         if os.environ.get("BENCH_SPY"):  # where is the watcher process now? (needs py-spy)
@@ -347,7 +359,9 @@ def run(args) -> dict:
         f"machine: {os.cpu_count()} cores; {n_sources} sources every {args.interval:g} s; measured {(t3 - t1) / 60:.1f} min"
     )
     print(f"polls per second: {rate:.1f} achieved, {n_sources / args.interval:.1f} needed")
-    print(f"start-up to first poll: {first_poll:.2f} s")
+    print(
+        f"start-up to first poll: {first_poll:.2f} s; every source polled twice after {first_round_s:.0f} s"
+    )
     print(
         f"scheduling lag: p50 {p50:.3f} s, p99 {p99:.3f} s, max {mx:.3f} s (target p99 < 2 s): {'MET' if p99 < 2 else 'MISSED'}"
     )
@@ -369,6 +383,7 @@ def run(args) -> dict:
         "cpu_ms_changed": round(cpu_changed_ms, 3),
         "peak_rss_mb": round(rss_mb, 1),
         "first_poll_s": round(first_poll, 2),
+        "second_round_done_s": round(first_round_s, 1),
         "incident": bool(args.incident),
         "elapsed_s": round(time.monotonic() - t_start),
     }
