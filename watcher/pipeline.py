@@ -278,12 +278,17 @@ class Pipeline:
         return PollResult(obs, changes)
 
     def _unchanged(self, rec: SourceRecord, spec: SourceSpec, at: datetime) -> PollResult:
-        if rec.error is not None:
+        recovered = rec.error is not None
+        if recovered:
             log.info("%s: recovered after %d failed poll(s) (%s)", spec.key, rec.failures, rec.error)
         rec.error = rec.error_kind = rec.error_since = None
         rec.failures = 0
         rec.last_success_at = at
-        self.store.save_source(rec)
+        touch = getattr(self.store, "touch_source", None)
+        if touch is not None and not recovered:
+            touch(rec)  # one small write: the summary and content hash are as stored
+        else:
+            self.store.save_source(rec)
         return PollResult(Observation(spec.vendor, spec.key, at, changed=False))
 
     def _failed(

@@ -144,6 +144,9 @@ class AlertEngine:
         self.vendors = {v.id: v for v in vendors}
         self.clock = clock
         self.on_enqueue = on_enqueue or (lambda: None)
+        self._shared: tuple[object, bool, list] | None = None
+        """(store's alert-state version, our own network incident open?, mutes): the same for every
+        incident, so read once and again only when the version in the store's meta moves."""
         self.ack_secret = read_secret(
             settings.alerts.ack_secret, settings.alerts.ack_secret_file, "alerts.ack_secret"
         )
@@ -271,12 +274,27 @@ class AlertEngine:
             return []
         return subscription_targets(find(inc.vendor), inc.vendor, inc.kind.value)
 
+    def _shared_state(self, now: datetime) -> tuple[bool, list]:
+        """Whether our own network incident is open, and the mutes: one small read while nothing changed.
+
+        A store without ``alert_state_version`` is read in full each time, as before.
+        """
+        version_of = getattr(self.store, "alert_state_version", None)
+        version = version_of() if version_of is not None else object()
+        cached = self._shared
+        if cached is None or cached[0] != version or version_of is None:
+            self_down = bool(self.store.open_incidents(SELF_VENDOR))
+            mutes = self.store.active_mutes(now)
+            cached = self._shared = (version, self_down, mutes)
+        return cached[1], cached[2]
+
     def _muted(self, inc: Incident, now: datetime) -> str | None:
         judged = inc.vendor != SELF_VENDOR and inc.kind in (IncidentKind.OUTAGE, IncidentKind.DEGRADATION)
-        if judged and self.store.open_incidents(SELF_VENDOR):
+        self_down, mutes = self._shared_state(now)
+        if judged and self_down:
             return "our own network is down: vendors cannot be judged from here"
-        for m in self.store.active_mutes(now):
-            if m.vendor == inc.vendor:
+        for m in mutes:
+            if m.until > now and m.vendor == inc.vendor:  # a cached mute may have run out since
                 return f"vendor muted until {m.until:%Y-%m-%d %H:%M} UTC" + (
                     f" ({m.reason})" if m.reason else ""
                 )
@@ -322,7 +340,7 @@ class AlertEngine:
         loc = self.settings.alerts.locale
         now = self.clock()
         queued = 0
-        for inc in self.store.open_incidents():
+        for inc in self._alerted_open():
             if inc.kind not in ESCALATING_KINDS or inc.is_maintenance or inc.backfilled:
                 continue
             if judge(self.vendors.get(inc.vendor), inc).quiet:
@@ -355,6 +373,15 @@ class AlertEngine:
                 )
                 self.store.save_alert_state(inc.id, last_reminder_at=now)
         return queued
+
+    def _alerted_open(self) -> list[Incident]:
+        """The open incidents somebody was alerted about, oldest first: with thousands of vendors each
+        with an incident open, the tick reads the few that were alerted, not every one of them."""
+        ids_of = getattr(self.store, "alerted_open_incident_ids", None)
+        if ids_of is None:
+            return self.store.open_incidents()
+        found = [i for i in (self.store.incident(iid) for iid in ids_of()) if i is not None and i.is_open]
+        return sorted(found, key=lambda i: (i.opened_at is not None, i.opened_at or datetime.min, i.id or 0))
 
     # -- building the Alert ------------------------------------------------------------------
 

@@ -29,6 +29,12 @@ class StoreError(Exception):
         self.problem = problem
 
 
+ALERT_STATE_VERSION = "alert_state_version"
+"""``meta`` key bumped in the same transaction as every write that changes what decides whether an
+alert is held back for every vendor at once (mutes, watcher's own network incidents): the alert
+engine reads this one row, not the mutes and its own incidents, to know whether its copy is current."""
+
+
 @dataclass(slots=True)
 class SourceRecord:
     """What the store remembers of a source between polls."""

@@ -397,6 +397,7 @@ class OutboxTables:
         self, vendor: str, until: datetime, reason: str | None, by: str | None, now: datetime
     ) -> int:
         with self._wrap("save mute"), self._tx():
+            self._bump_alert_state()
             mid = (
                 self.db["mutes"]
                 .insert(
@@ -425,6 +426,7 @@ class OutboxTables:
 
     def end_mutes(self, vendor: str, now: datetime, by: str | None = None) -> int:
         with self._wrap("end mute"), self._tx():
+            self._bump_alert_state()
             cur = self.db.execute(
                 "UPDATE mutes SET ended_at = ? WHERE vendor = ? AND ended_at IS NULL AND until > ?",
                 [_ts(now), vendor, _ts(now)],
@@ -446,6 +448,16 @@ class OutboxTables:
             "escalation_level": r["escalation_level"] or 0,
             "escalated_at": _dt(r["escalated_at"]),
         }
+
+    def alerted_open_incident_ids(self) -> list[int]:
+        """Open incidents somebody was alerted about: the only ones reminders and escalation look at."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT a.incident_id FROM alert_state a JOIN incidents i ON i.id = a.incident_id "
+                "WHERE i.state = 'open' AND a.first_alert_at IS NOT NULL"
+            )
+        ]
 
     def save_alert_state(self, incident_id: int, **fields: Any) -> None:
         row = {"incident_id": incident_id}

@@ -48,7 +48,8 @@ from psycopg.rows import dict_row
 
 from watcher.alerts.model import Alert, AlertAction
 from watcher.incidents.model import EventType, Incident, IncidentEvent
-from watcher.store.base import SourceRecord, StoredEvent, StoreError
+from watcher.model import SELF_VENDOR
+from watcher.store.base import ALERT_STATE_VERSION, SourceRecord, StoredEvent, StoreError
 from watcher.store.outbox import Ack, Mute, Notification, _notification
 from watcher.store.sqlite import _incident, _source
 from watcher.store.subscriptions import WILDCARD, Subscription, subscription_detail
@@ -388,7 +389,22 @@ CREATE TABLE ack_link_uses (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+_V4 = """
+-- A vendor's open incidents in one index range, already in order (issue 18): each merge reads
+-- them, and its cost must not grow with the number of vendors watched.
+CREATE INDEX idx_incidents_vendor_state_opened ON incidents (vendor, state, opened_at, id);
+"""
+
+_V5 = """
+-- The newest incidents and the recently resolved ones read through an index, not a sort of every
+-- incident ever stored (issue 18: a year of history must not slow the board).
+CREATE INDEX idx_incidents_started ON incidents ((COALESCE(started_at, opened_at)) DESC NULLS LAST, id DESC);
+CREATE INDEX idx_incidents_vendor_started
+    ON incidents (vendor, (COALESCE(started_at, opened_at)) DESC NULLS LAST, id DESC);
+CREATE INDEX idx_incidents_resolved_at ON incidents (resolved_at);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 """One SQL script per schema version; append, never edit one that has shipped."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -666,6 +682,18 @@ class PostgresStore:
         row = self._one("SELECT value FROM meta WHERE key = %s", [key])
         return row["value"] if row else None
 
+    def alert_state_version(self) -> str | None:
+        """Changes whenever the mutes or watcher's own incidents change, whichever instance wrote them."""
+        return self.meta_get(ALERT_STATE_VERSION)
+
+    def _bump_alert_state(self) -> None:
+        self._exec(
+            "INSERT INTO meta (key, value) VALUES (%s, '1') "
+            "ON CONFLICT (key) DO UPDATE SET value = (meta.value::bigint + 1)::text",
+            [ALERT_STATE_VERSION],
+            "save alert state version",
+        )
+
     def meta_set(self, key: str, value: str) -> None:
         self._upsert("meta", {"key": key, "value": value}, ("key",), "save setting")
 
@@ -694,6 +722,30 @@ class PostgresStore:
     def source(self, key: str) -> SourceRecord | None:
         row = self._one("SELECT * FROM sources WHERE key = %s AND location = %s", [key, self.location or ""])
         return _source(row) if row else None
+
+    def touch_source(self, record: SourceRecord) -> None:
+        """An unchanged document: one small UPDATE of the fetch state, the summary left as stored.
+
+        For a source already saved with no error; otherwise (no row yet) the whole record is saved.
+        """
+        n = self._exec(
+            "UPDATE sources SET last_polled_at = %s, last_success_at = %s, etag = %s, last_modified = %s, "
+            "final_url = %s, polls = %s, failures = 0, error = NULL, error_kind = NULL, error_since = NULL "
+            "WHERE key = %s AND location = %s",
+            [
+                _sec(record.last_polled_at),
+                _sec(record.last_success_at),
+                record.etag,
+                record.last_modified,
+                record.final_url,
+                record.polls,
+                record.key,
+                self.location or "",
+            ],
+            "save source",
+        )
+        if n == 0:
+            self.save_source(record)
 
     def sources(self, vendor: str | None = None) -> list[SourceRecord]:
         """This instance's view of the sources (each location keeps its own fetch state)."""
@@ -786,6 +838,15 @@ class PostgresStore:
         q += " ORDER BY COALESCE(started_at, opened_at) DESC NULLS LAST, id DESC LIMIT %s"
         return self._incidents(self._rows(q, [*args, limit]))
 
+    def resolved_since(self, since: datetime, limit: int = 1000) -> list[Incident]:
+        """Incidents resolved at or after ``since``, the latest resolved first: an indexed range."""
+        return self._incidents(
+            self._rows(
+                "SELECT * FROM incidents WHERE resolved_at >= %s ORDER BY resolved_at DESC, id DESC LIMIT %s",
+                [_sec(since), limit],
+            )
+        )
+
     def save_incident(self, incident: Incident, events: list[IncidentEvent]) -> int:
         row = {
             "vendor": incident.vendor,
@@ -816,6 +877,8 @@ class PostgresStore:
         new = incident.id is None
         try:
             with self._tx("save incident"):
+                if incident.vendor == SELF_VENDOR:
+                    self._bump_alert_state()
                 if new:
                     incident.id = self._insert("incidents", row, "save incident")
                 else:
@@ -1130,6 +1193,7 @@ class PostgresStore:
         self, vendor: str, until: datetime, reason: str | None, by: str | None, now: datetime
     ) -> int:
         with self._tx("save mute"):
+            self._bump_alert_state()
             mid = self._insert(
                 "mutes",
                 {"vendor": vendor, "until": _us(until), "reason": reason, "by": by, "created_at": _us(now)},
@@ -1150,6 +1214,7 @@ class PostgresStore:
 
     def end_mutes(self, vendor: str, now: datetime, by: str | None = None) -> int:
         with self._tx("end mute"):
+            self._bump_alert_state()
             n = self._exec(
                 "UPDATE mutes SET ended_at = %s WHERE vendor = %s AND ended_at IS NULL AND until > %s",
                 [_us(now), vendor, _us(now)],
@@ -1171,6 +1236,14 @@ class PostgresStore:
             "escalation_level": r["escalation_level"] or 0,
             "escalated_at": r["escalated_at"],
         }
+
+    def alerted_open_incident_ids(self) -> list[int]:
+        """Open incidents somebody was alerted about: the only ones reminders and escalation look at."""
+        rows = self._rows(
+            "SELECT a.incident_id FROM alert_state a JOIN incidents i ON i.id = a.incident_id "
+            "WHERE i.state = 'open' AND a.first_alert_at IS NOT NULL"
+        )
+        return [r["incident_id"] for r in rows]
 
     def save_alert_state(self, incident_id: int, **fields: Any) -> None:
         unknown = set(fields) - set(ALERT_STATE_COLUMNS)

@@ -238,9 +238,11 @@ def maintenances(ctx, now: datetime) -> list[IncidentView]:
 def history(ctx, now: datetime, days: float = HISTORY_DAYS) -> list[IncidentView]:
     """Incidents resolved in the last ``days`` days (maintenance left out), most recent first."""
     cutoff = now - timedelta(days=days)
+    recent = getattr(ctx.store, "resolved_since", None)
+    found = recent(cutoff, limit=1000) if recent is not None else ctx.store.incidents(limit=1000)
     incs = [
         i
-        for i in ctx.store.incidents(limit=1000)
+        for i in found
         if not i.is_open and not i.is_maintenance and i.resolved_at and i.resolved_at >= cutoff
     ]
     incs.sort(key=lambda i: i.resolved_at, reverse=True)
