@@ -10,6 +10,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from watcher.catalog.checks import HTTP_FIELDS
+
 CATALOG = Path(__file__).resolve().parents[1] / "watcher" / "catalog" / "vendors.toml"
 
 ID_RE = re.compile(r"^[a-z0-9_-]+$")
@@ -57,22 +59,8 @@ VENDOR_KEYS = {
     "comparison",
     "capabilities",
 }
-HTTP_KEYS = {
-    "method",
-    "expect_status",
-    "must_contain",
-    "must_not_contain",
-    "must_match",
-    "must_not_match",
-    "json_condition",
-    "max_latency",
-    "cert_expiry_days",
-    "headers",
-    "body",
-    "fail_after",
-    "recover_after",
-    "slow_after",
-}
+# Every http setting the config takes, except the API key's: a shipped catalog names no key of anyone's.
+HTTP_KEYS = set(HTTP_FIELDS) - {"api_key_env", "api_key_header", "api_key_prefix"}
 SOURCE_KEYS = {"id", "type", "url", "interval", "product_ids", "ignore_components", "html", "confidence"} | HTTP_KEYS
 
 REQUIRED_IDS = {
