@@ -133,3 +133,15 @@ def pg_url() -> Iterator[str]:
     need_postgres()
     with pg_schema() as url:
         yield url
+
+
+class RawSQLite:
+    """The SQLite store's own connection with rows as tuples: tests that fill a file fast or read PRAGMAs."""
+
+    def __init__(self, store):
+        self.conn = store.conn
+
+    def execute(self, q: str, args=()):
+        cur = self.conn.cursor()
+        cur.row_factory = None
+        return cur.execute(q, args)

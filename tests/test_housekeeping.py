@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from store_backends import RawSQLite
 from test_heartbeat import UUID, PingServer
 
 from watcher import housekeeping
@@ -45,7 +46,7 @@ def test_jobs_follow_the_settings_and_run(tmp_path):
             return ids, jobs
 
         ids, jobs = asyncio.run(go())
-        store_rows = store.db.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
+        store_rows = RawSQLite(store).execute("SELECT COUNT(*) FROM observations").fetchone()[0]
         store.close()
     assert ids == ["ops:retention", "ops:heartbeat", "ops:report"]
     assert jobs["ops:retention"].trigger.interval == timedelta(seconds=600)

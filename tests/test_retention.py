@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import store_backends
+from store_backends import RawSQLite
 
 from watcher.alerts.model import Alert, AlertAction
 from watcher.catalog import resolve
@@ -50,7 +51,7 @@ def alert(iid: int) -> Alert:
 
 
 def build_year(store) -> dict:
-    db = store.db
+    db = RawSQLite(store)
     summary = json.dumps(
         {"indicator": "none", "page": "Status", "components": {f"Component {i}": "operational" for i in range(12)},
          "maintenance_in_progress": []}
@@ -129,7 +130,7 @@ def file_size(store) -> int:
 
 
 def counts(store) -> dict[str, int]:
-    db = store.db
+    db = RawSQLite(store)
     return {
         t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
         for t in ("observations", "probe_results", "notifications", "incidents", "incident_events", "acks", "audit")
@@ -141,7 +142,7 @@ def year(tmp_path):
     settings = Settings.model_validate({"watch": ["openai"], "storage": {"path": str(tmp_path / "w.db")}})
     store = SQLiteStore(settings.storage.path)
     facts = build_year(store)
-    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    RawSQLite(store).execute("PRAGMA wal_checkpoint(TRUNCATE)")
     yield settings, store, facts
     store.close()
 
@@ -169,7 +170,7 @@ def test_a_year_of_rows_is_pruned_to_the_retention_and_the_file_shrinks(year):
 
     after = counts(store)
     after_size = file_size(store)
-    db = store.db
+    db = RawSQLite(store)
     # observations: 30 days kept, plus the newest of a source no longer polled
     cut = ts(NOW - timedelta(days=30))
     assert db.execute("SELECT COUNT(*) FROM observations WHERE at < ?", [cut]).fetchone()[0] == 1
@@ -216,7 +217,7 @@ def test_a_year_of_rows_is_pruned_to_the_retention_and_the_file_shrinks(year):
 def test_pruning_goes_in_short_batches_and_yields_to_the_event_loop(year):
     settings, store, _ = year
     statements: list[str] = []
-    store.db.conn.set_trace_callback(statements.append)
+    store.conn.set_trace_callback(statements.append)
     ticks = 0
 
     async def other_work(stop: asyncio.Event):
@@ -234,7 +235,7 @@ def test_pruning_goes_in_short_batches_and_yields_to_the_event_loop(year):
         return result
 
     result = asyncio.run(go())
-    store.db.conn.set_trace_callback(None)
+    store.conn.set_trace_callback(None)
     deletes = [s for s in statements if s.startswith("DELETE")]
     assert len(deletes) >= (result["observations"] + result["probe_results"]) // 1000
     assert statements.count("BEGIN IMMEDIATE") >= len(deletes), "one short transaction per batch"
@@ -244,13 +245,13 @@ def test_pruning_goes_in_short_batches_and_yields_to_the_event_loop(year):
 def test_incremental_vacuum_after_the_first_compaction(year):
     settings, store, _ = year
     prune(store, settings, NOW)
-    assert store.db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+    assert RawSQLite(store).execute("PRAGMA auto_vacuum").fetchone()[0] == 2
     # a month later: another month of observations ages out, and the space goes back in steps
     later = NOW + timedelta(days=31)
     result = prune(store, settings, later)
     assert result["observations"] > 0
     assert result["vacuumed_pages"] > 0
-    assert store.db.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    assert RawSQLite(store).execute("PRAGMA freelist_count").fetchone()[0] == 0
 
 
 def test_an_in_memory_store_is_pruned_without_vacuum():

@@ -63,7 +63,7 @@ def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path):
 def test_database_from_a_newer_watcher_is_refused_clearly(tmp_path):
     SQLiteStore(tmp_path / "w.db").close()
     with sqlite3.connect(tmp_path / "w.db") as conn:
-        conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+        conn.execute("UPDATE schema_version SET version = 999")
     with pytest.raises(StoreError, match="newer than this watcher"):
         SQLiteStore(tmp_path / "w.db")
 
@@ -125,12 +125,9 @@ def test_unusable_location_is_a_clear_error(tmp_path):
 
 def test_read_only_database_write_is_a_store_error(tmp_path):
     path = tmp_path / "w.db"
-    SQLiteStore(path).close()
-    store = SQLiteStore.__new__(SQLiteStore)
-    # open the same file read-only, as after a disk or permission problem
-    import sqlite_utils
-
-    store.path = path
-    store.db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None))
+    store = SQLiteStore(path)
+    # the same file read-only under the store, as after a disk or permission problem
+    store.conn.close()
+    store._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     with pytest.raises(StoreError, match="cannot save incident"):
         store.save_incident(sample(), [])

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from watcher.config import Settings
-from watcher.store.base import SourceRecord, Store, StoredEvent, StoreError
+from watcher.store.base import SourceRecord, StoredEvent, StoreError
+from watcher.store.roles import Store
 
 
 def open_store(settings: Settings, *, location: str | None = None) -> Store:
@@ -13,7 +14,7 @@ def open_store(settings: Settings, *, location: str | None = None) -> Store:
     ``location`` tags what this instance writes (observations, probe results, its own
     fetch state of each source) on PostgreSQL; default ``cluster.location``.
     """
-    url = getattr(settings.storage, "url", None)
+    url = settings.storage.url
     if url:
         try:
             from watcher.store.postgres import PostgresStore, is_postgres_url, redact_url

@@ -1,20 +1,18 @@
 """The store interface: the only shared state of the daemon.
 
-SQLite (:mod:`watcher.store.sqlite`) is the embedded default; a PostgreSQL
-implementation will follow behind the same methods. The store knows nothing of
-HTTP or Slack: it keeps sources' fetch state, observations, incidents and their
-events.
+The store knows nothing of HTTP or Slack: it keeps sources' fetch state,
+observations, incidents and their events, the outbox, and what people did. Its
+roles are protocols in :mod:`watcher.store.roles`; the one implementation, for
+SQLite and PostgreSQL, is :class:`watcher.store.stores.SQLStore`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from watcher.incidents.model import Incident, IncidentEvent
+from watcher.incidents.model import IncidentEvent
 
 
 class StoreError(Exception):
@@ -64,39 +62,3 @@ class StoredEvent:
     id: int
     incident_id: int
     event: IncidentEvent
-
-
-class Store(Protocol):
-    def source(self, key: str) -> SourceRecord | None: ...
-
-    def sources(self, vendor: str | None = None) -> list[SourceRecord]: ...
-
-    def save_source(self, record: SourceRecord) -> None: ...
-
-    def add_observation(
-        self, source: str, vendor: str, at: datetime, kind: str, data: dict[str, Any]
-    ) -> None: ...
-
-    def open_incidents(self, vendor: str | None = None) -> list[Incident]: ...
-
-    def incidents_by_keys(self, vendor: str, keys: Iterable[str]) -> list[Incident]: ...
-
-    def incident(self, incident_id: int) -> Incident | None: ...
-
-    def incidents(
-        self, *, vendor: str | None = None, open_only: bool = False, limit: int = 100
-    ) -> list[Incident]: ...
-
-    def save_incident(self, incident: Incident, events: list[IncidentEvent]) -> int: ...
-
-    def events(self, incident_id: int) -> list[StoredEvent]: ...
-
-    def meta_get(self, key: str) -> str | None: ...
-
-    def meta_set(self, key: str, value: str) -> None: ...
-
-    def transaction(self, what: str) -> AbstractContextManager[Any]:
-        """Writes inside stand or fall together (an incident and the alerts it calls for)."""
-        ...
-
-    def close(self) -> None: ...

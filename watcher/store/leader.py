@@ -172,7 +172,8 @@ class Observer(SoloLease):
 
 
 def in_cluster(store: Any) -> bool:
-    return type(store).__module__ == "watcher.store.postgres"
+    """Several instances may share this store's database (PostgreSQL): leadership and fencing apply."""
+    return bool(store.clustered)
 
 
 def open_lease(

@@ -14,30 +14,19 @@ import psycopg
 
 from watcher.store.base import StoreError
 from watcher.store.leader import DEFAULT_TIMEOUT, InstanceRecord
-from watcher.store.postgres import LEADER_LOCK, connect, migrate, schema_key, server_address
+from watcher.store.pg import (
+    LEADER_LOCK,
+    Conn,
+    Postgres,
+    connect,
+    list_instances,
+    one_row,
+    schema_key,
+    server_address,
+)
+from watcher.store.schema import migrate
 
 log = logging.getLogger("watcher.store.leader")
-
-
-def list_instances(conn: psycopg.Connection) -> list[InstanceRecord]:
-    rows = conn.execute(
-        "SELECT name, location, host, pid, started_at, last_heartbeat, is_leader, "
-        "EXTRACT(EPOCH FROM now() - last_heartbeat)::float8 AS age FROM instances "
-        "ORDER BY is_leader DESC, name"
-    ).fetchall()
-    return [
-        InstanceRecord(
-            r["name"],
-            r["location"],
-            r["host"],
-            r["pid"],
-            r["started_at"],
-            r["last_heartbeat"],
-            bool(r["is_leader"]),
-            r["age"],
-        )
-        for r in rows
-    ]
 
 
 class LeaderLease:
@@ -66,7 +55,7 @@ class LeaderLease:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self._lock = threading.RLock()
-        self._conn: psycopg.Connection | None = None
+        self._conn: Conn | None = None
         self._held = False
         self._confirmed = 0.0
         self._key = 0
@@ -77,7 +66,7 @@ class LeaderLease:
 
     # -- connection -----------------------------------------------------------------------------
 
-    def _connect(self) -> psycopg.Connection:
+    def _connect(self) -> Conn:
         step = max(1, int(self.tick_interval))
         conn = connect(
             self.url,
@@ -90,7 +79,7 @@ class LeaderLease:
             tcp_user_timeout=int(self.timeout * 0.2 * 1000),
         )
         try:
-            migrate(conn, f"PostgreSQL at {self.where}")
+            migrate(Postgres(self.url), conn)
             _schema, self._key = schema_key(conn)
             # If we vanish without closing the socket, the server ends this session (and frees the lock).
             conn.execute(f"SET tcp_keepalives_idle = {step}")
@@ -110,7 +99,7 @@ class LeaderLease:
         self._conn = conn
         return conn
 
-    def _ensure(self) -> psycopg.Connection:
+    def _ensure(self) -> Conn:
         conn = self._conn
         if conn is not None and not conn.closed and not conn.broken:
             return conn
@@ -145,10 +134,12 @@ class LeaderLease:
                 if not got:
                     return False
                 with conn.transaction():
-                    self.epoch = conn.execute(
-                        "UPDATE leader SET epoch = epoch + 1, holder = %s, since = now() RETURNING epoch",
-                        [self.name],
-                    ).fetchone()["epoch"]
+                    self.epoch = one_row(
+                        conn.execute(
+                            "UPDATE leader SET epoch = epoch + 1, holder = %s, since = now() RETURNING epoch",
+                            [self.name],
+                        )
+                    )["epoch"]
                     conn.execute(
                         "UPDATE instances SET is_leader = false WHERE is_leader AND name <> %s", [self.name]
                     )
@@ -162,14 +153,12 @@ class LeaderLease:
             log.info("%s: now the leader (epoch %d)", self.name, self.epoch)
             return True
 
-    def _try_lock(self) -> tuple[psycopg.Connection, bool]:
+    def _try_lock(self) -> tuple[Conn, bool]:
         """``pg_try_advisory_lock``; once more on a new connection if the server had closed ours while idle."""
         for attempt in (0, 1):
             conn = self._ensure()
             try:
-                row = conn.execute(
-                    "SELECT pg_try_advisory_lock(%s, %s) AS got", [LEADER_LOCK, self._key]
-                ).fetchone()
+                row = one_row(conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS got", [LEADER_LOCK, self._key]))
                 return conn, bool(row["got"])
             except psycopg.OperationalError:
                 if attempt or not (conn.closed or conn.broken):
@@ -189,12 +178,14 @@ class LeaderLease:
                 return False
             asked = time.monotonic()
             try:
-                held = conn.execute(
-                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
-                    "AND pid = pg_backend_pid() AND classid::bigint = %s AND objid::bigint = %s "
-                    "AND objsubid = 2 AND granted) AS held",
-                    [LEADER_LOCK, self._key & 0xFFFFFFFF],
-                ).fetchone()["held"]
+                held = one_row(
+                    conn.execute(
+                        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND pid = pg_backend_pid() AND classid::bigint = %s AND objid::bigint = %s "
+                        "AND objsubid = 2 AND granted) AS held",
+                        [LEADER_LOCK, self._key & 0xFFFFFFFF],
+                    )
+                )["held"]
             except psycopg.Error as e:
                 self._lost(f"the database did not answer: {' '.join(str(e).split())}")
                 return False
@@ -228,7 +219,7 @@ class LeaderLease:
                 return False
             return True
 
-    def _write_heartbeat(self, conn: psycopg.Connection, leads: bool) -> None:
+    def _write_heartbeat(self, conn: Conn, leads: bool) -> None:
         conn.execute(
             "INSERT INTO instances (name, location, host, pid, started_at, last_heartbeat, is_leader) "
             "VALUES (%s, %s, %s, %s, %s, now(), %s) ON CONFLICT (name) DO UPDATE SET "

@@ -1,4 +1,4 @@
-"""Channel subscriptions made from Slack (``/watcher subscribe``), for the SQLite store.
+"""Channel subscriptions made from Slack (``/watcher subscribe``).
 
 Config routes stay the base; a subscription adds one Slack channel as a target
 for one vendor (or ``*``, every vendor) and a set of incident kinds. One row per
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlite_utils
+from watcher.store.acks import PeopleQueries
+from watcher.store.database import Row, exact, iso
 
 WILDCARD = "*"
-_COLUMNS = "id, channel, vendor, kinds, created_by, created_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,120 +34,79 @@ class Subscription:
         return self.vendor in (WILDCARD, vendor) and kind in self.kinds
 
 
-def _ts(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def migration_4(db: sqlite_utils.Database) -> None:
-    db["subscriptions"].create(
-        {
-            "id": int,
-            "channel": str,
-            "vendor": str,
-            "kinds": str,
-            "created_by": str,
-            "created_at": str,
-        },
-        pk="id",
-        not_null={"channel", "vendor", "kinds"},
-    )
-    db["subscriptions"].create_index(["channel", "vendor"], unique=True)
-    db["subscriptions"].create_index(["vendor"])
-
-
 def subscription_detail(channel: str, vendor: str, kinds: tuple[str, ...] | list[str] | None = None) -> str:
     """The audit detail of a subscription change: ``C0123: openai (outage, degradation)``."""
     return f"{channel}: {vendor}" + (f" ({', '.join(kinds)})" if kinds else "")
 
 
-class SubscriptionTables:
-    """Mixed into :class:`~watcher.store.sqlite.SQLiteStore`; uses its ``db``, ``_tx`` and ``audit``."""
-
-    db: sqlite_utils.Database
-
+class SubscriptionQueries(PeopleQueries):
     def subscribe(
         self, channel: str, vendor: str, kinds: list[str] | tuple[str, ...], by: str, now: datetime
     ) -> bool:
         """Subscribe ``channel`` to ``vendor`` for ``kinds``; True when something changed."""
         kinds = tuple(dict.fromkeys(kinds))
-        with self._tx():
-            row = self.db.execute(
-                "SELECT id, kinds FROM subscriptions WHERE channel = ? AND vendor = ?", [channel, vendor]
-            ).fetchone()
-            if row and tuple(json.loads(row[1])) == kinds:
+        with self._tx("save subscription"):
+            row = self._one(
+                "INSERT INTO subscriptions (channel, vendor, kinds, created_by, created_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (channel, vendor) DO UPDATE SET "
+                "kinds = EXCLUDED.kinds, created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at "
+                "WHERE subscriptions.kinds <> EXCLUDED.kinds RETURNING id",
+                [channel, vendor, json.dumps(list(kinds)), by, exact(now)],
+                "save subscription",
+            )
+            if row is None:
                 return False
-            if row:
-                self.db.execute(
-                    "UPDATE subscriptions SET kinds = ?, created_by = ?, created_at = ? WHERE id = ?",
-                    [json.dumps(list(kinds)), by, _ts(now), row[0]],
-                )
-            else:
-                self.db["subscriptions"].insert(
-                    {
-                        "channel": channel,
-                        "vendor": vendor,
-                        "kinds": json.dumps(list(kinds)),
-                        "created_by": by,
-                        "created_at": _ts(now),
-                    }
-                )
             self.audit(now, by, "subscribe", subscription_detail(channel, vendor, kinds))
         return True
 
     def unsubscribe(self, channel: str, vendor: str | None, by: str, now: datetime) -> list[str]:
         """Remove this channel's subscription to ``vendor`` (None: all of them); the vendors removed."""
-        with self._tx():
+        with self._tx("remove subscription"):
             if vendor is None:
-                rows = self.db.execute(
-                    "SELECT id, vendor FROM subscriptions WHERE channel = ? ORDER BY vendor", [channel]
-                ).fetchall()
+                rows = self._rows(
+                    "DELETE FROM subscriptions WHERE channel = %s RETURNING vendor",
+                    [channel],
+                    "remove subscription",
+                )
             else:
-                rows = self.db.execute(
-                    "SELECT id, vendor FROM subscriptions WHERE channel = ? AND vendor = ?", [channel, vendor]
-                ).fetchall()
-            for sid, v in rows:
-                self.db.execute("DELETE FROM subscriptions WHERE id = ?", [sid])
+                rows = self._rows(
+                    "DELETE FROM subscriptions WHERE channel = %s AND vendor = %s RETURNING vendor",
+                    [channel, vendor],
+                    "remove subscription",
+                )
+            removed = sorted(r["vendor"] for r in rows)
+            for v in removed:
                 self.audit(now, by, "unsubscribe", subscription_detail(channel, v))
-        return [v for _, v in rows]
+        return removed
 
     def subscriptions(self, channel: str | None = None) -> list[Subscription]:
-        """Every subscription (of one channel), by channel then vendor."""
         if channel is None:
-            rows = self.db.execute(
-                f"SELECT {_COLUMNS} FROM subscriptions ORDER BY channel, vendor"
-            ).fetchall()
+            rows = self._rows("SELECT * FROM subscriptions ORDER BY channel, vendor")
         else:
-            rows = self.db.execute(
-                f"SELECT {_COLUMNS} FROM subscriptions WHERE channel = ? ORDER BY vendor", [channel]
-            ).fetchall()
-        return [_subscription(r) for r in rows]
+            rows = self._rows("SELECT * FROM subscriptions WHERE channel = %s ORDER BY vendor", [channel])
+        return [subscription_from(r) for r in rows]
 
     def subscriptions_for(self, vendor: str) -> list[Subscription]:
-        """The subscriptions that name this vendor or ``*`` (the engine filters the kind)."""
-        rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM subscriptions WHERE vendor IN (?, ?) ORDER BY id", [vendor, WILDCARD]
-        ).fetchall()
-        return [_subscription(r) for r in rows]
+        rows = self._rows(
+            "SELECT * FROM subscriptions WHERE vendor IN (%s, %s) ORDER BY id", [vendor, WILDCARD]
+        )
+        return [subscription_from(r) for r in rows]
 
     def subscription_changes(self, channel: str, limit: int = 10) -> list[dict[str, Any]]:
-        """This channel's subscription changes from the audit log, newest first."""
-        prefix = channel.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ": %"
-        return list(
-            self.db.query(
-                "SELECT * FROM audit WHERE what IN ('subscribe', 'unsubscribe') "
-                "AND detail LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT ?",
-                [prefix, limit],
-            )
+        rows = self._rows(
+            "SELECT id, at, who, what, detail FROM audit WHERE what IN ('subscribe', 'unsubscribe') "
+            "AND substr(detail, 1, %s) = %s ORDER BY id DESC LIMIT %s",
+            [len(channel) + 2, channel + ": ", limit],
         )
+        return [{**r, "at": iso(r["at"])} for r in rows]
 
 
-def _subscription(r: tuple) -> Subscription:
-    sid, channel, vendor, kinds, by, at = r
+def subscription_from(r: Row) -> Subscription:
     return Subscription(
-        id=sid,
-        channel=channel,
-        vendor=vendor,
-        kinds=tuple(json.loads(kinds or "[]")),
-        created_by=by or "?",
-        created_at=datetime.fromisoformat(at) if at else datetime.fromtimestamp(0, UTC),
+        id=r["id"],
+        channel=r["channel"],
+        vendor=r["vendor"],
+        kinds=tuple(json.loads(r["kinds"] or "[]")),
+        created_by=r["created_by"] or "?",
+        created_at=r["created_at"] or datetime.fromtimestamp(0, UTC),
     )
