@@ -35,7 +35,8 @@ from watcher.config import Settings
 from watcher.fetch import make_client
 from watcher.pipeline import Pipeline, PollResult
 from watcher.polls import PollScheduler
-from watcher.store.base import Store, StoreError
+from watcher.store.base import StoreError
+from watcher.store.roles import Store
 
 log = logging.getLogger("watcher.daemon")
 

@@ -24,7 +24,8 @@ from watcher.incidents.correlate import Change, Context, reconcile
 from watcher.incidents.model import NOTIFIABLE, EventType
 from watcher.model import ComponentStatus, Observation, Snapshot, component_keys
 from watcher.sources import ParseError, SourceOptions, parser_for
-from watcher.store.base import SourceRecord, Store, StoreError
+from watcher.store.base import SourceRecord, StoreError
+from watcher.store.roles import Store
 
 log = logging.getLogger("watcher.pipeline")
 

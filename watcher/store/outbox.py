@@ -42,25 +42,6 @@ class Notification:
     ref: dict[str, Any] | None = None
 
 
-@dataclass(slots=True)
-class Ack:
-    incident_id: int
-    by: str
-    at: datetime
-    reason: str | None
-    via: str
-
-
-@dataclass(slots=True)
-class Mute:
-    id: int
-    vendor: str
-    until: datetime
-    reason: str | None
-    by: str | None
-    created_at: datetime
-
-
 class OutboxQueries(Database):
     def enqueue(
         self,

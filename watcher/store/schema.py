@@ -294,13 +294,13 @@ def migrate(dialect: Dialect, conn: Any) -> int:
     with dialect.migration_lock(conn):
         legacy = dialect.legacy_version(conn)
         version = legacy if legacy is not None else version_of(conn, dialect)
-        if version > SCHEMA_VERSION:
+        if legacy is None and version > SCHEMA_VERSION:
             raise StoreError(
                 f"the database at {dialect.where} has schema version {version}, newer than this watcher "
                 f"({SCHEMA_VERSION}): upgrade watcher or use another database"
             )
         found = version
-        if legacy is not None:
+        if legacy is not None:  # its own history's number: brought to BASE_VERSION by its own steps
             dialect.upgrade_legacy(conn, legacy)
             version = BASE_VERSION
         elif version == 0:
