@@ -471,7 +471,9 @@ def cmd_status(settings, args) -> int:
         budgets = _probe_budgets(settings, store, vendors)
     finally:
         store.close()
-    database = _database_label(settings)
+    from watcher.doctor import database_label
+
+    database = database_label(settings)
     if args.json:
         _print_statuses(statuses, True, {"database": database, "probe_budgets": budgets})
         return EXIT_OK
@@ -559,15 +561,6 @@ def cmd_incidents(settings, args) -> int:
     ]
     _print_table(["ID", "VENDOR", "KIND", "STATE", "STARTED", "LASTED", "TITLE"], table)
     return EXIT_OK
-
-
-def _database_label(settings) -> str:
-    """The database the settings name, for messages: the PostgreSQL URL without its password, or the file."""
-    if settings.storage.url:
-        from watcher.store.postgres import redact_url
-
-        return redact_url(settings.storage.url)
-    return str(settings.storage.path)
 
 
 def cmd_health(settings, args) -> int:
@@ -1125,7 +1118,7 @@ def cmd_init(args) -> int:
 
 def cmd_config_check(settings, args) -> int:
     from watcher.catalog import resolve
-    from watcher.doctor import failed, run_checks
+    from watcher.doctor import database_label, failed, run_checks
 
     vendors = resolve(settings)
     checks = run_checks(settings, machine=False)  # the doctor's checks of routes and channels
@@ -1135,7 +1128,7 @@ def cmd_config_check(settings, args) -> int:
                 {
                     "ok": not failed(checks),
                     "checks": [c.to_json() for c in checks],
-                    "database": _database_label(settings),
+                    "database": database_label(settings),
                     "vendors": [
                         {
                             "id": v.id,
@@ -1161,7 +1154,7 @@ def cmd_config_check(settings, args) -> int:
         )
         return EXIT_FAIL if failed(checks) else EXIT_OK
     n = sum(len(v.sources) for v in vendors)
-    print(f"config OK: {len(vendors)} vendors, {n} sources, database {_database_label(settings)}")
+    print(f"config OK: {len(vendors)} vendors, {n} sources, database {database_label(settings)}")
     for v in vendors:
         extra = f"  (only components: {', '.join(v.components)})" if v.components is not None else ""
         print(f"  {v.id:<14} {v.name}{extra}")

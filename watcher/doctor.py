@@ -232,9 +232,16 @@ def _slack_channel(bot, channel: str) -> Check:
 # -- this machine --------------------------------------------------------------------------------
 
 
-def database_check(settings: Settings) -> Check:
-    from watcher.cli import _database_label
+def database_label(settings) -> str:
+    """The database the settings name, for messages: the PostgreSQL URL without its password, or the file."""
+    if settings.storage.url:
+        from watcher.store.postgres import redact_url
 
+        return redact_url(settings.storage.url)
+    return str(settings.storage.path)
+
+
+def database_check(settings: Settings) -> Check:
     if settings.storage.url:
         from watcher.store import StoreError, open_store
 
@@ -242,7 +249,7 @@ def database_check(settings: Settings) -> Check:
             open_store(settings).close()
         except StoreError as e:
             return Check(FAIL, "database", str(e), "check storage.url / WATCHER_STORAGE__URL and the server")
-        return Check(OK, "database", f"{_database_label(settings)} answers")
+        return Check(OK, "database", f"{database_label(settings)} answers")
     path = Path(settings.storage.path)
     if path.exists():
         import sqlite3
@@ -362,8 +369,6 @@ def run_checks(settings: Settings, *, machine: bool = True) -> list[Check]:
 
 def summary(settings: Settings, vendors) -> list[str]:
     """What ``watcher run`` prints first: what it watches, where alerts go, where the database is."""
-    from watcher.cli import _database_label
-
     n = sum(len(v.sources) for v in vendors)
     lines = [f"watching {len(vendors)} vendors through {n} sources: {', '.join(v.id for v in vendors)}"]
     where = targets(settings)
@@ -376,5 +381,5 @@ def summary(settings: Settings, vendors) -> list[str]:
             + ". Run `watcher init` or `watcher doctor` to set Slack or email up."
         )
     w = settings.web
-    lines.append(f"database: {_database_label(settings)}" + (f"; web app: http://{w.host}:{w.port}/" if w.enabled else ""))
+    lines.append(f"database: {database_label(settings)}" + (f"; web app: http://{w.host}:{w.port}/" if w.enabled else ""))
     return lines

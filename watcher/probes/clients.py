@@ -47,7 +47,7 @@ from urllib.parse import quote
 import httpx
 
 from watcher import linear
-from watcher.fetch import _transport_error
+from watcher.fetch import transport_error
 
 log = logging.getLogger(__name__)
 
@@ -973,7 +973,7 @@ async def _guarded(run: _Run, api: ApiSpec, timeout: float, go: Callable[[], Any
     except httpx.DecodingError:
         return run.result("malformed", "the answer's compression is corrupt")
     except httpx.TransportError as e:
-        fe = _transport_error(e, api.base_url)
+        fe = transport_error(e, api.base_url)
         error_class = {"connect": "connect", "tls": "tls"}.get(fe.kind, "network")
         if fe.kind == "network" and _has_gaierror(e):
             error_class = "dns"

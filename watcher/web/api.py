@@ -194,7 +194,7 @@ def who(request: Request, data: dict, *, required: bool) -> str | None:
 
 def parse_duration(value) -> float:
     """``"2h"``, ``"30m"``, ``"1h30m"`` (as ``watcher mute --for``), or a number of seconds."""
-    from watcher.cli import parse_duration as cli_duration
+    from watcher.alerts.commands import parse_duration as read_duration
 
     if isinstance(value, bool) or value is None:
         raise ApiError(400, '\'for\' is required: how long to mute, e.g. "2h" or "30m"')
@@ -202,7 +202,7 @@ def parse_duration(value) -> float:
         seconds = float(value)
     elif isinstance(value, str):
         try:
-            seconds = cli_duration(value)
+            seconds = read_duration(value)
         except ValueError as e:
             raise ApiError(400, f"'for': {e}") from None
     else:
@@ -253,10 +253,10 @@ def _since(raw: str | None, now: datetime) -> datetime | None:
             return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
         except OverflowError:
             return None
-    from watcher.cli import parse_duration as cli_duration
+    from watcher.alerts.commands import parse_duration as read_duration
 
     try:
-        seconds = cli_duration(raw)
+        seconds = read_duration(raw)
     except ValueError:
         raise ApiError(400, "since must be an ISO 8601 time or a duration such as 7d or 12h") from None
     try:
