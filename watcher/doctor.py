@@ -13,6 +13,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, cast
 
 from watcher.config import ConfigError, Settings
 
@@ -130,6 +131,12 @@ def targets(settings: Settings) -> list[str]:
 # -- credentials, tried for real ----------------------------------------------------------------
 
 
+class _Checkable(Protocol):
+    """A sender that can test its credentials without sending: the Slack bot (auth.test), the mailer (login)."""
+
+    def check(self) -> str: ...
+
+
 def channel_checks(settings: Settings) -> list[Check]:
     """Slack: auth.test, then conversations.info per routed channel. SMTP: connect, TLS, login, QUIT."""
     from watcher.alerts.deliver import Transports
@@ -142,7 +149,8 @@ def channel_checks(settings: Settings) -> list[Check]:
         transports = Transports.from_settings(settings)
     except ConfigError as e:  # an unreadable token or password file
         return [Check(FAIL, "secrets", str(e), "fix the *_file path or its permissions")]
-    bot = transports.slack_bot
+    # Transports types its senders as plain objects; the bot and the mailer both have check()
+    bot = cast("_Checkable | None", transports.slack_bot)
     if bot is not None:
         try:
             who = bot.check()
@@ -168,9 +176,10 @@ def channel_checks(settings: Settings) -> list[Check]:
                 "`watcher test-alert` posts a sample through it",
             )
         )
-    if transports.mailer is not None and (emails or settings.email.fallback_to):
+    mailer = cast("_Checkable | None", transports.mailer)
+    if mailer is not None and (emails or settings.email.fallback_to):
         try:
-            out.append(Check(OK, "smtp", transports.mailer.check()))
+            out.append(Check(OK, "smtp", mailer.check()))
         except TransportError as e:
             out.append(
                 Check(

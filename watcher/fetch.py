@@ -196,7 +196,7 @@ async def _private_addresses(url: httpx.URL) -> list[str]:
         raise FetchError("network", f"DNS cannot resolve {host} ({e.strerror})") from None
     found = []
     for info in infos:
-        addr = info[4][0].split("%", 1)[0]
+        addr = str(info[4][0]).split("%", 1)[0]
         if _non_public(ipaddress.ip_address(addr)) and addr not in found:
             found.append(addr)
     return found

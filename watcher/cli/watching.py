@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from watcher.cli.common import (
     EXIT_FAIL,
@@ -98,7 +99,7 @@ def cmd_cluster(settings, args) -> int:
         (s for s in sightings(states) if (now - s.at).total_seconds() <= window),
         key=lambda s: (s.vendor, s.location),
     )
-    local = [
+    local: list[dict[str, Any]] = [  # JSON rows
         {"vendor": s.vendor, "location": s.location, "since": s.since.isoformat() if s.since else None}
         for s in recent
         if s.outage and s.network_ok

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from datetime import time as dt_time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -47,7 +47,7 @@ class RouteSettings(Strict):
     name: str = "default"
     vendors: list[str] = Field(default_factory=lambda: ["*"])
     components: list[str] = Field(default_factory=lambda: ["*"])
-    kinds: list[KindName] = Field(default_factory=lambda: list(KIND_NAMES))
+    kinds: list[KindName] = Field(default_factory=lambda: list(get_args(KindName)))
     min_impact: Literal["none", "minor", "major", "critical"] = Field(
         default="none",
         description="Only incidents the vendor rates at least this severe (unrated ones always match).",

@@ -14,8 +14,10 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from re import _constants as _sre_c
-from re import _parser as _sre_parse
+
+# typeshed has no stubs for re's parser; its public names (sre_parse) are deprecated since 3.11
+from re import _constants as _sre_c  # type: ignore[attr-defined]
+from re import _parser as _sre_parse  # type: ignore[attr-defined]
 from typing import Any, Literal
 
 import jsonschema

@@ -352,6 +352,8 @@ def routes(ctx) -> list[BaseRoute]:
             raise ApiError(409, str(e)) from None
         log.info("incident #%s acknowledged by %s through the API", iid, by)
         d = views.incident_detail(ctx, iid, ctx.clock())
+        if d is None:  # deleted between the acknowledgement and this read
+            raise ApiError(404, f"no incident #{iid}")
         return ok(incident_view_json(d.view))
 
     @_handled
@@ -397,7 +399,7 @@ def routes(ctx) -> list[BaseRoute]:
                 return resp
         return error(404, f"no such API path: {request.url.path[:200]}")
 
-    api_routes = [
+    api_routes: list[Route] = [
         Route(f"{PREFIX}/vendors", list_vendors, methods=["GET"]),
         Route(f"{PREFIX}/vendors/{{vendor_id}}", get_vendor, methods=["GET"]),
         Route(f"{PREFIX}/vendors/{{vendor_id}}/mute", mute_vendor, methods=["POST"]),
@@ -408,4 +410,4 @@ def routes(ctx) -> list[BaseRoute]:
         Route(f"{PREFIX}/openapi.json", openapi_json, methods=["GET"]),
         Route(f"{PREFIX}/{{rest:path}}", not_found, methods=_ALL_METHODS),
     ]
-    return api_routes
+    return [*api_routes]  # as BaseRoutes, for the app to mount among its own
