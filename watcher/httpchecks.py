@@ -10,10 +10,10 @@ the tool itself, so the rules are the probes' ones, not a status page's:
 - **Outage:** ``fail_after`` failed checks in a row (no answer, an unexpected status,
   a keyword missing, a JSON condition false); **degradation:** ``slow_after``
   answers in a row slower than ``max_latency``; either clears after
-  ``recover_after`` good checks in a row (:class:`~watcher.incidents.detectors.ConsecutiveRule`).
+  ``recover_after`` good checks in a row (:class:`~watcher.detection.ConsecutiveRule`).
 - **Several locations:** each instance keeps its own counts
   (``http:<vendor>/<source>@<location>``); the leader declares a failure only when
-  ``cluster.min_locations`` locations see it (:func:`~watcher.incidents.confirm.confirmation`).
+  ``cluster.min_locations`` locations see it (:func:`~watcher.detection.confirm.confirmation`).
 - **Words:** the incident says what was measured, in the team's language
   (``alerts.locale``) and time zone: "app.jasper.ai answered 503 on 3 checks in a row
   from paris; first at 10:42".
@@ -37,9 +37,9 @@ from watcher.catalog import SourceSpec, VendorSpec
 from watcher.catalog.checks import HttpCheck
 from watcher.config import Settings
 from watcher.connectivity import Connectivity, check_network
+from watcher.detection import ConsecutiveRule
+from watcher.detection.confirm import Sighting, confirmation
 from watcher.fetch import FetchError, fetch
-from watcher.incidents.confirm import Sighting, confirmation
-from watcher.incidents.detectors import ConsecutiveRule
 from watcher.model import IncidentKind, IncidentScope, IncidentStatus, Report, Snapshot, Update
 from watcher.sources.http import Measurement, Verdict, judge
 

@@ -1,7 +1,7 @@
 """One probe run for one vendor: network check, model list, canaries within budget, detectors, findings.
 
 The run is the I/O edge of the probe stage; the judgement is in pure pieces it
-feeds (:mod:`watcher.probes.canaries` scores answers, :mod:`watcher.incidents.detectors`
+feeds (:mod:`watcher.probes.canaries` scores answers, :mod:`watcher.detection`
 holds the statistics, :mod:`watcher.probes.budget` keeps spending bounded). What
 comes out is a :class:`~watcher.model.Snapshot` of *findings*, each a
 :class:`~watcher.model.Report` with a measured kind, which the incident stage merges
@@ -39,7 +39,7 @@ import httpx
 from watcher.catalog import VendorSpec
 from watcher.config import ProbeVendorSettings, Settings, read_secret
 from watcher.connectivity import Connectivity, check_network
-from watcher.incidents.detectors import (
+from watcher.detection import (
     BernoulliConfig,
     BernoulliCusum,
     ConsecutiveRule,

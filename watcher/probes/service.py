@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watcher.connectivity import Connectivity
-from watcher.incidents.confirm import Confirmation, Sighting, confirmation
+from watcher.detection.confirm import Confirmation, Sighting, confirmation
 from watcher.incidents.correlate import Change
 from watcher.model import SELF_VENDOR, IncidentKind, IncidentScope, Report, Snapshot
 from watcher.probes.runner import ProbeRunner, RunOutcome, finding

@@ -2,7 +2,7 @@
 errors, §A.4): its configuration and its stateful, serialisable detector.
 
 Its threshold comes from :mod:`.runlength`; the alarm life cycle (raise, latch, clear on mirrored
-evidence) is described in :mod:`watcher.incidents.detectors`.
+evidence) is described in :mod:`watcher.detection`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from watcher.incidents.detectors.base import Event, _config_from, _hhmm, _iso, _one_in, _parse, _round_up
-from watcher.incidents.detectors.runlength import BernoulliDesign, bernoulli_design, ucb1
+from watcher.detection.base import Event, _config_from, _hhmm, _iso, _one_in, _parse, _round_up
+from watcher.detection.runlength import BernoulliDesign, bernoulli_design, ucb1
 
 # --------------------------------------------------------------------------------------------
 # Bernoulli CUSUM

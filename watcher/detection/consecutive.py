@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from watcher.incidents.detectors.base import Event, _hhmm, _iso, _parse
+from watcher.detection.base import Event, _hhmm, _iso, _parse
 
 # --------------------------------------------------------------------------------------------
 # Consecutive-failure rule (hard outages)

@@ -1,5 +1,9 @@
 """Change detectors for watcher's own probe streams: pure, deterministic, serialisable.
 
+This package sits below :mod:`watcher.incidents`: probes and HTTP checks (which measure) use it to
+decide when measurements amount to a failure, and they must not import the incident stage that
+comes after them. :mod:`.confirm` holds the cluster's rule (a failure seen from enough locations).
+
 Everything here follows docs/detection.md (section numbers below refer to it). No I/O, no
 clock, no randomness: the caller feeds outcomes with the time they were measured, and can
 persist any detector with ``to_dict()`` / ``from_dict()`` and get identical behaviour back.
@@ -48,17 +52,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from watcher.incidents.detectors.base import MAD_TO_SIGMA, Detector, Event
-from watcher.incidents.detectors.consecutive import ConsecutiveRule
-from watcher.incidents.detectors.cusum import BernoulliConfig, BernoulliCusum
-from watcher.incidents.detectors.latency import (
+from watcher.detection.base import MAD_TO_SIGMA, Detector, Event
+from watcher.detection.consecutive import ConsecutiveRule
+from watcher.detection.cusum import BernoulliConfig, BernoulliCusum
+from watcher.detection.latency import (
     LatencyBaseline,
     LatencyConfig,
     LatencyCusum,
     fit_latency_baseline,
     latency_threshold,
 )
-from watcher.incidents.detectors.runlength import (
+from watcher.detection.runlength import (
     BernoulliDesign,
     DelayStats,
     bernoulli_arl,

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from watcher.incidents.detectors.base import MAD_TO_SIGMA, Event, _config_from, _hhmm, _iso, _parse
-from watcher.incidents.detectors.runlength import lattice_arl
+from watcher.detection.base import MAD_TO_SIGMA, Event, _config_from, _hhmm, _iso, _parse
+from watcher.detection.runlength import lattice_arl
 
 # --------------------------------------------------------------------------------------------
 # Latency: winsorised robust CUSUM on seasonal z-scores of log latency
