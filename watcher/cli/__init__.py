@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from watcher.cli.alerting import cmd_ack, cmd_mute, cmd_outbox, cmd_test_alert, cmd_unmute, parse_duration
-from watcher.cli.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, _settings, _statuses
+from watcher.cli.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, settings_from
 from watcher.cli.parser import build_parser
 from watcher.cli.probing import cmd_baseline, cmd_probe
 from watcher.cli.setup import cmd_classify, cmd_config_check, cmd_demo, cmd_doctor, cmd_init
@@ -36,7 +36,6 @@ __all__ = [
     "EXIT_OK",
     "EXIT_FAIL",
     "EXIT_CONFIG",
-    "_statuses",
 ]
 
 
@@ -80,7 +79,7 @@ def _main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "init":
             return cmd_init(args)
-        settings = _settings(args)
+        settings = settings_from(args)
         if args.command == "config":
             if args.config_command != "check":
                 parser.parse_args(["config", "--help"])

@@ -1,4 +1,8 @@
-"""Commands that act on alerts: ack, mute, unmute, outbox, test-alert."""
+"""Commands that act on alerts: ack, mute, unmute, outbox, test-alert.
+
+The terminal's way to do what the Slack buttons, the board and the JSON API also do, through the same
+alert engine, so an acknowledgement or a mute means the same wherever it comes from.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,15 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from watcher.cli.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, _age, _engine, _open_store, _print_table
+from watcher.cli.common import (
+    EXIT_CONFIG,
+    EXIT_FAIL,
+    EXIT_OK,
+    age_words,
+    alert_engine,
+    open_store_or_exit,
+    print_table,
+)
 
 
 def parse_duration(text: str) -> float:
@@ -21,7 +33,7 @@ def cmd_ack(settings, args) -> int:
 
     from watcher.alerts.engine import plain_name
 
-    store = _open_store(settings, create=False)
+    store = open_store_or_exit(settings, create=False)
     try:
         try:
             by = plain_name(args.by) if args.by else getpass.getuser()
@@ -29,7 +41,7 @@ def cmd_ack(settings, args) -> int:
             print(f"watcher: --by: {e}", file=sys.stderr)
             return EXIT_CONFIG
         try:
-            inc = _engine(settings, store).acknowledge(args.incident, by, args.reason, via="cli")
+            inc = alert_engine(settings, store).acknowledge(args.incident, by, args.reason, via="cli")
         except (LookupError, ValueError) as e:
             print(f"watcher: {e}", file=sys.stderr)
             return EXIT_FAIL
@@ -49,9 +61,9 @@ def cmd_mute(settings, args) -> int:
     except ValueError as e:
         print(f"watcher: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    store = _open_store(settings)
+    store = open_store_or_exit(settings)
     try:
-        engine = _engine(settings, store)
+        engine = alert_engine(settings, store)
         if args.vendor not in engine.vendors:
             print(
                 f"watcher: unknown vendor {args.vendor!r}; watched: {', '.join(engine.vendors)}",
@@ -68,7 +80,7 @@ def cmd_mute(settings, args) -> int:
 def cmd_unmute(settings, args) -> int:
     import getpass
 
-    store = _open_store(settings, create=False)
+    store = open_store_or_exit(settings, create=False)
     try:
         n = store.end_mutes(args.vendor, datetime.now(UTC), getpass.getuser())
     finally:
@@ -80,7 +92,7 @@ def cmd_unmute(settings, args) -> int:
 def cmd_outbox(settings, args) -> int:
     from watcher.alerts.deliver import wait_reasons
 
-    store = _open_store(settings)
+    store = open_store_or_exit(settings)
     try:
         rows = store.notifications(state=args.state, limit=args.limit)
         waiting = store.notifications(state="pending", limit=100_000) + store.notifications(
@@ -121,7 +133,7 @@ def cmd_outbox(settings, args) -> int:
     if not rows:
         print("outbox is empty" + (f" ({args.state})" if args.state else ""))
         return EXIT_OK
-    _print_table(
+    print_table(
         ["ID", "INCIDENT", "ACTION", "TO", "STATE", "TRIES", "WHEN", "WHY / ERROR"],
         [
             [
@@ -131,7 +143,7 @@ def cmd_outbox(settings, args) -> int:
                 f"{n.channel}:{n.target}",
                 n.state + (" (held)" if n.held and n.state == "pending" else ""),
                 str(n.attempts),
-                _age(now, n.delivered_at or n.not_before),
+                age_words(now, n.delivered_at or n.not_before),
                 why.get(n.id) or n.last_error or "",
             ]
             for n in rows
@@ -167,7 +179,7 @@ def cmd_test_alert(settings, args) -> int:
     store = None
     if settings.storage.url or settings.storage.path.exists():
         try:
-            store = _open_store(settings, create=False)
+            store = open_store_or_exit(settings, create=False)
         except SystemExit:
             store = None
     try:

@@ -1,7 +1,7 @@
 """What every command group shares: exit codes, settings, opening the store, printing tables and states.
 
-Kept apart from the commands so that each command module imports only this and the app, never another
-command module.
+Kept apart from the commands so that each command module imports this and the app, and no command
+module needs the dispatcher (only ``init`` reuses another command: ``test-alert``).
 """
 
 from __future__ import annotations
@@ -14,19 +14,19 @@ from datetime import UTC, datetime
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
 
 
-def _settings(args: argparse.Namespace):
+def settings_from(args: argparse.Namespace):
     from watcher.config import load_settings
 
     return load_settings(args.config)
 
 
-def _setup_logging(level: str, fmt: str = "human") -> None:
+def setup_logging(level: str, fmt: str = "human") -> None:
     from watcher import logs
 
     logs.setup(level, fmt)
 
 
-def _open_store(settings, create: bool = True):
+def open_store_or_exit(settings, create: bool = True):
     """The configured store. ``create=False`` for commands that only read: a missing SQLite file is an
     error that says where it was looked for, not a new empty database that answers "not polled yet"."""
     from watcher.store import StoreError, open_store
@@ -47,7 +47,7 @@ def _open_store(settings, create: bool = True):
         raise SystemExit(EXIT_FAIL) from None
 
 
-def _engine(settings, store):
+def alert_engine(settings, store):
     from watcher.alerts.engine import AlertEngine
     from watcher.catalog import resolve
 
@@ -57,7 +57,7 @@ def _engine(settings, store):
 # -- output helpers ---------------------------------------------------------------
 
 
-def _statuses(settings, store, vendors):
+def vendor_statuses(settings, store, vendors):
     from watcher.status import all_statuses
 
     return all_statuses(store, vendors, datetime.now(UTC))
@@ -72,7 +72,7 @@ _STATE_MARK = {
 }
 
 
-def _print_statuses(statuses, as_json: bool, extra: dict | None = None) -> None:
+def print_statuses(statuses, as_json: bool, extra: dict | None = None) -> None:
     if as_json:
         print(
             json.dumps(
@@ -87,21 +87,21 @@ def _print_statuses(statuses, as_json: bool, extra: dict | None = None) -> None:
         )
         return
     rows = [[s.vendor.id, s.state.value, s.reason] for s in statuses]
-    _print_table(["VENDOR", "STATE", "WHY"], rows)
+    print_table(["VENDOR", "STATE", "WHY"], rows)
     now = datetime.now(UTC)
     incidents = [i for s in statuses for i in s.incidents + s.maintenances]
     if incidents:
         print()
         print("Open incidents:")
-        _print_table(
+        print_table(
             ["ID", "VENDOR", "KIND", "STATUS", "AGE", "TITLE"],
             [
                 [
                     f"#{i.id}",
                     i.vendor,
                     i.kind.value,
-                    _state_words(i),
-                    _age(now, i.started_at or i.opened_at),
+                    state_words(i),
+                    age_words(now, i.started_at or i.opened_at),
                     i.title,
                 ]
                 for i in incidents
@@ -109,22 +109,22 @@ def _print_statuses(statuses, as_json: bool, extra: dict | None = None) -> None:
         )
 
 
-def _state_words(i) -> str:
+def state_words(i) -> str:
     if i.is_maintenance and i.phase is not None:
         return i.phase.value
     return i.status.value if i.is_open else "resolved"
 
 
-def _age(now: datetime, then: datetime | None) -> str:
+def age_words(now: datetime, then: datetime | None) -> str:
     if then is None:
         return "-"
     secs = int((now - then).total_seconds())
     if secs < 0:
-        return "in " + _span(-secs)
-    return _span(secs) + " ago"
+        return "in " + span_words(-secs)
+    return span_words(secs) + " ago"
 
 
-def _span(secs: int) -> str:
+def span_words(secs: int) -> str:
     if secs < 90:
         return f"{secs}s"
     if secs < 5400:
@@ -134,14 +134,14 @@ def _span(secs: int) -> str:
     return f"{secs // 86400}d"
 
 
-def _duration(i) -> str:
+def incident_duration(i) -> str:
     if i.is_open or i.resolved_at is None:
         return "open" if i.is_open else "-"
     start = i.started_at or i.opened_at
-    return _span(max(0, int((i.resolved_at - start).total_seconds())))
+    return span_words(max(0, int((i.resolved_at - start).total_seconds())))
 
 
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
+def print_table(header: list[str], rows: list[list[str]]) -> None:
     import shutil
 
     width = shutil.get_terminal_size((120, 20)).columns

@@ -1,11 +1,15 @@
-"""Commands for watcher's own probes of vendor APIs: probe (one round, printed) and baseline."""
+"""Commands for watcher's own probes of vendor APIs: probe (one round, printed) and baseline.
+
+Apart because they spend API credits and speak to vendors with the team's keys: run by hand, to see
+what the probes see before trusting their alarms.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 
-from watcher.cli.common import EXIT_CONFIG, EXIT_OK, _engine, _open_store, _print_table
+from watcher.cli.common import EXIT_CONFIG, EXIT_OK, alert_engine, open_store_or_exit, print_table
 
 
 def cmd_probe(settings, args) -> int:
@@ -20,7 +24,7 @@ def cmd_probe(settings, args) -> int:
     from watcher.store.leader import Observer, identity, in_cluster
 
     vendors = resolve(settings)
-    store = _open_store(settings)
+    store = open_store_or_exit(settings)
 
     async def go():
         async with make_client(user_agent=settings.poll.user_agent) as client:
@@ -39,7 +43,7 @@ def cmd_probe(settings, args) -> int:
             service = ProbeService(
                 runner,
                 Pipeline(store, client, settings, vendors, lease=lease),
-                _engine(settings, store).on_changes,
+                alert_engine(settings, store).on_changes,
             )
             return runner, [await service.probe(v) for v in wanted]
 
@@ -121,7 +125,7 @@ def _print_outcome(out) -> None:
         ttft = f"{r.ttft_s:.2f}s" if r.ttft_s is not None else ""
         total = f"{r.total_s:.2f}s" if r.total_s is not None else ""
         rows.append([what, ttft, total, result[:100]])
-    _print_table(["REQUEST", "TTFT", "TOTAL", "RESULT"], rows)
+    print_table(["REQUEST", "TTFT", "TOTAL", "RESULT"], rows)
     for r in (out.snapshot.incidents if out.snapshot else ()) or ():
         print(f"  finding: {r.kind.value if r.kind else '?'}: {r.title} ({r.reason})")
     if out.budget is not None:
@@ -139,7 +143,7 @@ def cmd_baseline(settings, args) -> int:
     from watcher.probes.runner import VendorDetectors, probe_targets
     from watcher.store.leader import identity, in_cluster
 
-    store = _open_store(settings, create=False)
+    store = open_store_or_exit(settings, create=False)
     try:
         targets = probe_targets(settings, resolve(settings))
         rows, data = [], []
@@ -193,5 +197,5 @@ def cmd_baseline(settings, args) -> int:
     if not rows:
         print("no vendor is probed (see README, 'Probes and canaries')")
         return EXIT_OK
-    _print_table(["VENDOR", "STREAM", "STATE", "LEVEL", "WHAT IT SEES"], rows)
+    print_table(["VENDOR", "STREAM", "STATE", "LEVEL", "WHAT IT SEES"], rows)
     return EXIT_OK

@@ -1,4 +1,7 @@
-"""Commands that set watcher up or explain it: init, config check, doctor, demo, classify."""
+"""Commands that set watcher up or explain it: init, config check, doctor, demo, classify.
+
+None of them needs a running daemon; they are what a new admin runs first.
+"""
 
 from __future__ import annotations
 

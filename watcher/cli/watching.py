@@ -1,4 +1,8 @@
-"""Commands that watch and report what is watched: run, cluster, check, status, incidents, show, health."""
+"""Commands that watch and report what is watched: run, cluster, check, status, incidents, show, health.
+
+They read the store the daemon writes (``check --once`` polls itself) and print a table, or one JSON
+document with ``--json``; a group of its own because they are what an operator runs every day.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,14 @@ from typing import Any
 from watcher.cli.common import (
     EXIT_FAIL,
     EXIT_OK,
-    _age,
-    _duration,
-    _open_store,
-    _print_statuses,
-    _print_table,
-    _setup_logging,
-    _state_words,
-    _statuses,
+    age_words,
+    incident_duration,
+    open_store_or_exit,
+    print_statuses,
+    print_table,
+    setup_logging,
+    state_words,
+    vendor_statuses,
 )
 
 
@@ -28,7 +32,7 @@ def cmd_run(settings, args) -> int:
     from watcher.daemon import Daemon
     from watcher.store import StoreError
 
-    _setup_logging(settings.log.level, args.log_format or settings.log.format)
+    setup_logging(settings.log.level, args.log_format or settings.log.format)
     vendors = resolve(settings)
     import logging
 
@@ -38,7 +42,7 @@ def cmd_run(settings, args) -> int:
     lines = summary(settings, vendors)
     for line in lines:
         log.log(logging.INFO if targets(settings) or "WARNING" not in line else logging.WARNING, "%s", line)
-    store = _open_store(settings)
+    store = open_store_or_exit(settings)
     try:
         asyncio.run(Daemon(settings, vendors, store).run())
     except StoreError as e:  # the leader lease could not reach the database at start
@@ -54,7 +58,7 @@ def cmd_cluster(settings, args) -> int:
     from watcher.probes.service import sightings
     from watcher.store.leader import in_cluster
 
-    store = _open_store(settings, create=False)
+    store = open_store_or_exit(settings, create=False)
     try:
         if not in_cluster(store):
             msg = f"not a cluster: one instance on the SQLite file {settings.storage.path}"
@@ -144,16 +148,16 @@ def cmd_check(settings, args) -> int:
     from watcher.catalog import resolve
     from watcher.daemon import poll_all_once
 
-    _setup_logging("error" if args.json else "warning")
+    setup_logging("error" if args.json else "warning")
     logging.getLogger("watcher.pipeline").setLevel(logging.ERROR)
     vendors = resolve(settings)
-    store = _open_store(settings)
+    store = open_store_or_exit(settings)
     try:
         asyncio.run(poll_all_once(settings, vendors, store))
-        statuses = _statuses(settings, store, vendors)
+        statuses = vendor_statuses(settings, store, vendors)
     finally:
         store.close()
-    _print_statuses(statuses, args.json)
+    print_statuses(statuses, args.json)
     return EXIT_OK
 
 
@@ -161,9 +165,9 @@ def cmd_status(settings, args) -> int:
     from watcher.catalog import resolve
 
     vendors = resolve(settings)
-    store = _open_store(settings, create=False)
+    store = open_store_or_exit(settings, create=False)
     try:
-        statuses = _statuses(settings, store, vendors)
+        statuses = vendor_statuses(settings, store, vendors)
         budgets = _probe_budgets(settings, store, vendors)
     finally:
         store.close()
@@ -171,9 +175,9 @@ def cmd_status(settings, args) -> int:
 
     database = database_label(settings)
     if args.json:
-        _print_statuses(statuses, True, {"database": database, "probe_budgets": budgets})
+        print_statuses(statuses, True, {"database": database, "probe_budgets": budgets})
         return EXIT_OK
-    _print_statuses(statuses, False)
+    print_statuses(statuses, False)
     if budgets:
         print("\nprobe budget today (UTC):")
         for b in budgets:
@@ -225,7 +229,7 @@ def _probe_budgets(settings, store, vendors) -> list[dict]:
 def cmd_incidents(settings, args) -> int:
     from watcher.status import incident_json
 
-    store = _open_store(settings, create=False)
+    store = open_store_or_exit(settings, create=False)
     try:
         rows = store.incidents(
             vendor=args.vendor, open_only=args.open, limit=args.limit * (1 if args.all else 4)
@@ -248,14 +252,14 @@ def cmd_incidents(settings, args) -> int:
             f"#{i.id}",
             i.vendor,
             i.kind.value,
-            _state_words(i),
-            _age(now, i.started_at or i.opened_at),
-            _duration(i),
+            state_words(i),
+            age_words(now, i.started_at or i.opened_at),
+            incident_duration(i),
             i.title,
         ]
         for i in rows
     ]
-    _print_table(["ID", "VENDOR", "KIND", "STATE", "STARTED", "LASTED", "TITLE"], table)
+    print_table(["ID", "VENDOR", "KIND", "STATE", "STARTED", "LASTED", "TITLE"], table)
     return EXIT_OK
 
 
@@ -320,7 +324,7 @@ def cmd_health(settings, args) -> int:
 def cmd_show(settings, args) -> int:
     from watcher.status import incident_json
 
-    store = _open_store(settings, create=False)
+    store = open_store_or_exit(settings, create=False)
     try:
         inc = store.incident(args.incident)
         events = store.events(args.incident) if inc else []
@@ -344,7 +348,7 @@ def cmd_show(settings, args) -> int:
         return EXIT_OK
     print(f"#{inc.id} {inc.vendor}: {inc.title}")
     print(f"  kind:   {inc.kind} ({inc.reason})")
-    print(f"  state:  {_state_words(inc)}; vendor status {inc.status}; impact {inc.impact or '-'}")
+    print(f"  state:  {state_words(inc)}; vendor status {inc.status}; impact {inc.impact or '-'}")
     if inc.components:
         print(f"  components: {', '.join(inc.components)}")
     if inc.url:

@@ -37,15 +37,15 @@ class Detector(Protocol):
 # --------------------------------------------------------------------------------------------
 
 
-def _iso(at: datetime | None) -> str | None:
+def iso_time(at: datetime | None) -> str | None:
     return None if at is None else at.isoformat()
 
 
-def _parse(value: str | None) -> datetime | None:
+def parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _hhmm(at: datetime | None) -> str:
+def hhmm(at: datetime | None) -> str:
     if at is None:
         return "an unknown time"
     text = at.strftime("%H:%M")
@@ -54,15 +54,15 @@ def _hhmm(at: datetime | None) -> str:
     return text
 
 
-def _one_in(p: float) -> str:
+def one_in(p: float) -> str:
     return f"1 in {max(1, round(1.0 / p))}" if p > 0 else "none"
 
 
-def _round_up(p: float, step: float = 1e-4) -> float:
+def round_up(p: float, step: float = 1e-4) -> float:
     """Design p0 on a 0.01-point grid, rounded up: stable cache keys, and the safe side (§A.7)."""
     return round(math.ceil(p / step - 1e-9) * step, 10)
 
 
-def _config_from(kind: type, data: dict[str, Any]) -> Any:
+def config_from(kind: type, data: dict[str, Any]) -> Any:
     names = {f.name for f in fields(kind)}
     return kind(**{k: v for k, v in data.items() if k in names})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from watcher.detection.base import Event, _hhmm, _iso, _parse
+from watcher.detection.base import Event, hhmm, iso_time, parse_time
 
 # --------------------------------------------------------------------------------------------
 # Consecutive-failure rule (hard outages)
@@ -77,12 +77,12 @@ class ConsecutiveRule:
     def explain(self) -> str:
         if self.alarm:
             return (
-                f"Outage: {self.failures_while_open} {self.what} failed since {_hhmm(self.outage_first_at)} "
+                f"Outage: {self.failures_while_open} {self.what} failed since {hhmm(self.outage_first_at)} "
                 f"({self.fail_n} in a row open it); it closes after {self.recover_m} successes in a row "
                 f"(now {self.passes_in_row})."
             )
         if self.closed_at is not None and self.fails_in_row == 0:
-            return f"Recovered at {_hhmm(self.closed_at)} after {self.recover_m} successes in a row."
+            return f"Recovered at {hhmm(self.closed_at)} after {self.recover_m} successes in a row."
         return f"No outage: {self.fails_in_row} failed in a row (an outage needs {self.fail_n})."
 
     _STATE = ("fail_n", "recover_m", "what", "alarm", "fails_in_row", "passes_in_row", "failures_while_open")
@@ -91,7 +91,7 @@ class ConsecutiveRule:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "consecutive", "version": 1}
         out.update({k: getattr(self, k) for k in self._STATE})
-        out.update({k: _iso(getattr(self, k)) for k in self._TIMES})
+        out.update({k: iso_time(getattr(self, k)) for k in self._TIMES})
         return out
 
     @classmethod
@@ -100,5 +100,5 @@ class ConsecutiveRule:
         for k in cls._STATE:
             setattr(self, k, data[k])
         for k in cls._TIMES:
-            setattr(self, k, _parse(data[k]))
+            setattr(self, k, parse_time(data[k]))
         return self

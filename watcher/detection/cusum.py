@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from watcher.detection.base import Event, _config_from, _hhmm, _iso, _one_in, _parse, _round_up
+from watcher.detection.base import Event, config_from, hhmm, iso_time, one_in, parse_time, round_up
 from watcher.detection.runlength import BernoulliDesign, bernoulli_design, ucb1
 
 # --------------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ class BernoulliConfig:
         lattice would have thousands of states). §4.1 says to repair such a canary; meanwhile it
         is watched for a doubling of its failure rate.
         """
-        p0 = _round_up(p0)
+        p0 = round_up(p0)
         if not 0.0 < p0 < 0.5:
             raise ValueError(f"p0 must be in (0, 0.5), got {p0}")
         return bernoulli_design(
@@ -314,16 +314,16 @@ class BernoulliCusum:
             "level": self.level,
             "run_failures": self.run_failures,
             "run_n": self.run_n,
-            "run_first_at": _iso(self.run_first_at),
+            "run_first_at": iso_time(self.run_first_at),
             "recent_failures": ring_fail,
             "recent_n": ring_n,
             "fails_in_row": self.fails_in_row,
-            "alarm_at": _iso(self.alarm_at),
+            "alarm_at": iso_time(self.alarm_at),
             "alarm_reason": self.alarm_reason,
             "alarm_failures": self.alarm_failures,
             "alarm_n": self.alarm_n,
-            "alarm_first_at": _iso(self.alarm_first_at),
-            "cleared_at": _iso(self.cleared_at),
+            "alarm_first_at": iso_time(self.alarm_first_at),
+            "cleared_at": iso_time(self.cleared_at),
             "calibration_n": self.cal_n,
             "calibration_failures": self.cal_failures,
         }
@@ -331,7 +331,7 @@ class BernoulliCusum:
     def explain(self) -> str:
         """Plain words for an alert, e.g. "12 of the last 40 canary answers wrong, baseline 1 in 50"."""
         cfg = self.config
-        base = f"baseline {_one_in(self.p0)}"
+        base = f"baseline {one_in(self.p0)}"
         parts: list[str] = []
         if self.alarm:
             expected = self.alarm_n * self.p0
@@ -344,7 +344,7 @@ class BernoulliCusum:
             )
             parts.append(
                 f"Alarm: {self.alarm_failures} of the last {self.alarm_n} {cfg.what} {cfg.failed_word} "
-                f"({base}, {why}); first seen {_hhmm(self.alarm_first_at)}, alarm at {_hhmm(self.alarm_at)}."
+                f"({base}, {why}); first seen {hhmm(self.alarm_first_at)}, alarm at {hhmm(self.alarm_at)}."
             )
             if self.run_n > self.alarm_n:
                 fail, n = self.recent_failures(10)
@@ -358,7 +358,7 @@ class BernoulliCusum:
             state = "Watching" if self.warn else "Normal"
             parts.append(
                 f"{state}: {self.run_failures} of the last {self.run_n} {cfg.what} {cfg.failed_word} ({base}); "
-                f"first seen {_hhmm(self.run_first_at)}; {self.level:.0%} of the way to an alarm."
+                f"first seen {hhmm(self.run_first_at)}; {self.level:.0%} of the way to an alarm."
             )
         else:
             fail, n = self.recent_failures()
@@ -367,12 +367,12 @@ class BernoulliCusum:
             else:
                 parts.append(f"No {cfg.what} yet ({base}).")
             if self.cleared_at is not None:
-                parts.append(f"Last alarm cleared at {_hhmm(self.cleared_at)}.")
+                parts.append(f"Last alarm cleared at {hhmm(self.cleared_at)}.")
         if self.calibrating:
             parts.append(
                 f"Baseline still calibrating ({self.cal_n} of {cfg.calibration_min_samples} outcomes, "
                 f"{self.calibration_days_done:.1f} of {cfg.calibration_days:g} days), "
-                f"using the prior {_one_in(self.p0)}."
+                f"using the prior {one_in(self.p0)}."
             )
         return " ".join(parts)
 
@@ -411,8 +411,8 @@ class BernoulliCusum:
         """JSON-ready state; :meth:`from_dict` restores a detector that behaves identically."""
         out: dict[str, Any] = {"type": "bernoulli_cusum", "version": 1, "config": asdict(self.config)}
         out.update({k: getattr(self, k) for k in self._STATE})
-        out.update({k: _iso(getattr(self, k)) for k in self._TIMES})
-        out["recent"] = [[_iso(at), int(f)] for at, f in self.recent]
+        out.update({k: iso_time(getattr(self, k)) for k in self._TIMES})
+        out["recent"] = [[iso_time(at), int(f)] for at, f in self.recent]
         out["design"] = {"p0": self.design.p0, "h": self.design.h, "up": self.design.up, "dn": self.design.dn}
         return out
 
@@ -420,14 +420,14 @@ class BernoulliCusum:
     def from_dict(cls, data: dict[str, Any], config: BernoulliConfig | None = None) -> BernoulliCusum:
         """Restore from :meth:`to_dict`. A different ``config`` (changed settings) is applied, with
         the statistics carried over in nats; without one the stored config is used."""
-        stored = _config_from(BernoulliConfig, data["config"])
+        stored = config_from(BernoulliConfig, data["config"])
         self = cls(stored, p0=data["p0"])
         for k in cls._STATE:
             setattr(self, k, data[k])
         for k in cls._TIMES:
-            setattr(self, k, _parse(data[k]))
+            setattr(self, k, parse_time(data[k]))
         self.design = stored.design(self.p0)
-        self.recent = deque(((_parse(at), bool(f)) for at, f in data["recent"]), maxlen=stored.history)
+        self.recent = deque(((parse_time(at), bool(f)) for at, f in data["recent"]), maxlen=stored.history)
         if config is not None and config != stored:
             old = self.design
             self.config = config

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from watcher.detection.base import MAD_TO_SIGMA, Event, _config_from, _hhmm, _iso, _parse
+from watcher.detection.base import MAD_TO_SIGMA, Event, config_from, hhmm, iso_time, parse_time
 from watcher.detection.runlength import lattice_arl
 
 # --------------------------------------------------------------------------------------------
@@ -421,18 +421,18 @@ class LatencyCusum:
             items = min(self.alarm_n, len(self.recent)) or 1
             return (
                 f"Alarm: {cfg.metric} {self.alarm_ratio:.1f}× the usual value for the hour "
-                f"(median of the last {items} probes) since {_hhmm(self.alarm_first_at)}, alarm at "
-                f"{_hhmm(self.alarm_at)}; {now}."
+                f"(median of the last {items} probes) since {hhmm(self.alarm_first_at)}, alarm at "
+                f"{hhmm(self.alarm_at)}; {now}."
             )
         if self.run_n:
             items = min(self.run_n, len(self.recent))
             state = "Watching" if self.warn else "Normal"
             return (
                 f"{state}: {cfg.metric} {self._run_ratio():.2f}× the usual value over the last {items} "
-                f"probes, {worse} since {_hhmm(self.run_first_at)}; {self.level:.0%} of the way to an "
+                f"probes, {worse} since {hhmm(self.run_first_at)}; {self.level:.0%} of the way to an "
                 f"alarm; {now}."
             )
-        cleared = f" Last alarm cleared at {_hhmm(self.cleared_at)}." if self.cleared_at else ""
+        cleared = f" Last alarm cleared at {hhmm(self.cleared_at)}." if self.cleared_at else ""
         return f"Normal: {cfg.metric} {now}.{cleared}"
 
     _STATE = ("s", "r", "alarm", "run_n", "alarm_n", "alarm_ratio", "n", "alarms")
@@ -441,22 +441,22 @@ class LatencyCusum:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "latency_cusum", "version": 1, "config": asdict(self.config)}
         out.update({k: getattr(self, k) for k in self._STATE})
-        out.update({k: _iso(getattr(self, k)) for k in self._TIMES})
+        out.update({k: iso_time(getattr(self, k)) for k in self._TIMES})
         out["baseline"] = self.baseline.to_dict() if self.baseline else None
-        out["learning"] = {"t0": _iso(self._learn_t0), "samples": [list(x) for x in self._learning]}
+        out["learning"] = {"t0": iso_time(self._learn_t0), "samples": [list(x) for x in self._learning]}
         out["recent"] = [[at.isoformat(), v, e] for at, v, e in self.recent]
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], config: LatencyConfig | None = None) -> LatencyCusum:
         """Restore from :meth:`to_dict`. A changed ``config`` applies from the next baseline fit."""
-        stored = _config_from(LatencyConfig, data["config"])
+        stored = config_from(LatencyConfig, data["config"])
         baseline = LatencyBaseline.from_dict(data["baseline"]) if data["baseline"] else None
         self = cls(config or stored, baseline)
         for k in cls._STATE:
             setattr(self, k, data[k])
         for k in cls._TIMES:
-            setattr(self, k, _parse(data[k]))
+            setattr(self, k, parse_time(data[k]))
         learning = data["learning"]
         if isinstance(learning, list):  # the first format: [[iso time, value], ...]
             for t, v in learning:
@@ -465,7 +465,7 @@ class LatencyCusum:
                     self._learn_t0 = when
                 self._learning.append((round((when - self._learn_t0).total_seconds()), float(v)))
         else:
-            self._learn_t0 = _parse(learning["t0"])
+            self._learn_t0 = parse_time(learning["t0"])
             self._learning = [(int(o), float(v)) for o, v in learning["samples"]]
         self.recent = deque(
             ((datetime.fromisoformat(t), float(v), float(e)) for t, v, e in data["recent"]),
