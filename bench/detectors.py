@@ -23,7 +23,7 @@ probes (7 days at 12/h; 1.4 days at 60/h, which is ample for the statistic to se
 exact figures do not change past a few hundred probes), runs with an earlier false alarm are
 dropped, the delay counts the first bad probe, and the change falls uniformly between two
 probe runs for the wall-clock figure. Every number is measured by running the detectors of
-watcher/incidents/detectors.py itself; a target that is missed is printed as MISSED.
+watcher/detection/ itself; a target that is missed is printed as MISSED.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from watcher.incidents.detectors import (  # noqa: E402
+from watcher.detection import (  # noqa: E402
     BernoulliConfig,
     BernoulliCusum,
     LatencyConfig,

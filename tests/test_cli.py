@@ -257,7 +257,7 @@ def test_one_dead_host_is_not_called_a_network_outage(vendor_server, tmp_path, m
     import socket
 
     from watcher.catalog import resolve
-    from watcher.cli import _statuses
+    from watcher.cli.common import vendor_statuses
     from watcher.config import load_settings
     from watcher.daemon import poll_all_once
     from watcher.store.sqlite import SQLiteStore
@@ -282,7 +282,7 @@ def test_one_dead_host_is_not_called_a_network_outage(vendor_server, tmp_path, m
     vendors = resolve(settings)
     store = SQLiteStore(settings.storage.path)
     asyncio.run(poll_all_once(settings, vendors, store))
-    states = {s.vendor.id: s for s in _statuses(settings, store, vendors)}
+    states = {s.vendor.id: s for s in vendor_statuses(settings, store, vendors)}
     store.close()
     assert states["anthropic"].state.value == "degraded"
     assert states["gone"].state.value == "unknown"

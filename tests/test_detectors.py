@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.incidents.detectors import (
+from watcher.detection import (
     BernoulliConfig,
     BernoulliCusum,
     ConsecutiveRule,

@@ -25,6 +25,7 @@ import random
 import signal
 import time
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -37,6 +38,9 @@ from watcher.pipeline import Pipeline, PollResult
 from watcher.polls import PollScheduler
 from watcher.store.base import StoreError
 from watcher.store.roles import Store
+
+if TYPE_CHECKING:  # imported when probes are configured, not at start
+    from watcher.probes.service import ProbeService
 
 log = logging.getLogger("watcher.daemon")
 
@@ -59,7 +63,7 @@ class Daemon:
         """One-off work started by the daemon (re-classifying on upgrade), kept referenced until done."""
         self._sem: asyncio.Semaphore | None = None
         self.pipeline: Pipeline | None = None
-        self.probes = None
+        self.probes: ProbeService | None = None
         self.cluster = False
         self.name: str | None = None
         self.location: str | None = None

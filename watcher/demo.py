@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 RECORDING = "summary-anthropic-claude-incident-2026-10-07.json"
 ALTERNATIVE = "summary-openai-incidentio-compat-2026-09-29.json"
@@ -263,7 +263,7 @@ def _settings(vendor: SimulatedVendor, db: Path, public_url: str | None, ack_sec
     from watcher.config import Settings
 
     def only_summary(vid: str, url: str) -> dict:
-        sources = {s["id"]: {"enabled": False} for s in load_catalog()[vid].get("sources", []) if s["id"] != "summary"}
+        sources: dict[str, dict[str, Any]] = {s["id"]: {"enabled": False} for s in load_catalog()[vid].get("sources", []) if s["id"] != "summary"}
         sources["summary"] = {"url": url, "interval": 60}
         return {"sources": sources}
 
@@ -271,7 +271,7 @@ def _settings(vendor: SimulatedVendor, db: Path, public_url: str | None, ack_sec
     from watcher.i18n import t
 
     anthropic["used_for"] = [w.strip() for w in t(locale, "demo.used_for").split(",")]
-    alerts = {"ack_secret": ack_secret, "locale": locale}
+    alerts: dict[str, Any] = {"ack_secret": ack_secret, "locale": locale}
     if public_url:
         alerts["public_url"] = public_url
     class _Isolated(Settings):
@@ -281,18 +281,17 @@ def _settings(vendor: SimulatedVendor, db: Path, public_url: str | None, ack_sec
         def settings_customise_sources(cls, settings_cls, init_settings, *_args, **_kwargs):
             return (init_settings,)
 
-    own = _Isolated(
-        **{
-            "watch": ["anthropic", "openai"],
-            "storage": {"path": str(db)},
-            "vendors": {"anthropic": anthropic, "openai": only_summary("openai", vendor.url("openai"))},
-            "routes": [{"name": "marketing", "emails": [TEAM_EMAIL]}],
-            "email": {"host": "demo.invalid", "sender": "watcher <watcher@example.com>"},
-            "alerts": alerts,
-            "probes": {"enabled": False},
-            "web": {"enabled": False, "host": "127.0.0.1"},
-        }
-    )
+    values: dict[str, Any] = {
+        "watch": ["anthropic", "openai"],
+        "storage": {"path": str(db)},
+        "vendors": {"anthropic": anthropic, "openai": only_summary("openai", vendor.url("openai"))},
+        "routes": [{"name": "marketing", "emails": [TEAM_EMAIL]}],
+        "email": {"host": "demo.invalid", "sender": "watcher <watcher@example.com>"},
+        "alerts": alerts,
+        "probes": {"enabled": False},
+        "web": {"enabled": False, "host": "127.0.0.1"},
+    }
+    own = _Isolated(**values)
     return Settings.model_construct(**{k: getattr(own, k) for k in Settings.model_fields})
 
 
@@ -376,7 +375,7 @@ async def run_demo(
     mailer = ConsoleMailer(con, loc)
     engine = AlertEngine(settings, store, vendors, clock=clock)
     deliverer = Deliverer(settings, store, Transports(mailer=mailer), clock=clock)
-    runtime = {"scheduler_running": True, "polls": 0, "deliverer": deliverer, "probes": None}
+    runtime: dict[str, Any] = {"scheduler_running": True, "polls": 0, "deliverer": deliverer, "probes": None}
     server = web_task = None
     try:
         from babel.dates import format_date

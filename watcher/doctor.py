@@ -13,6 +13,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, cast
 
 from watcher.config import ConfigError, Settings
 
@@ -130,6 +131,12 @@ def targets(settings: Settings) -> list[str]:
 # -- credentials, tried for real ----------------------------------------------------------------
 
 
+class _Checkable(Protocol):
+    """A sender that can test its credentials without sending: the Slack bot (auth.test), the mailer (login)."""
+
+    def check(self) -> str: ...
+
+
 def channel_checks(settings: Settings) -> list[Check]:
     """Slack: auth.test, then conversations.info per routed channel. SMTP: connect, TLS, login, QUIT."""
     from watcher.alerts.deliver import Transports
@@ -142,7 +149,8 @@ def channel_checks(settings: Settings) -> list[Check]:
         transports = Transports.from_settings(settings)
     except ConfigError as e:  # an unreadable token or password file
         return [Check(FAIL, "secrets", str(e), "fix the *_file path or its permissions")]
-    bot = transports.slack_bot
+    # Transports types its senders as plain objects; the bot and the mailer both have check()
+    bot = cast("_Checkable | None", transports.slack_bot)
     if bot is not None:
         try:
             who = bot.check()
@@ -168,9 +176,10 @@ def channel_checks(settings: Settings) -> list[Check]:
                 "`watcher test-alert` posts a sample through it",
             )
         )
-    if transports.mailer is not None and (emails or settings.email.fallback_to):
+    mailer = cast("_Checkable | None", transports.mailer)
+    if mailer is not None and (emails or settings.email.fallback_to):
         try:
-            out.append(Check(OK, "smtp", transports.mailer.check()))
+            out.append(Check(OK, "smtp", mailer.check()))
         except TransportError as e:
             out.append(
                 Check(
@@ -232,9 +241,16 @@ def _slack_channel(bot, channel: str) -> Check:
 # -- this machine --------------------------------------------------------------------------------
 
 
-def database_check(settings: Settings) -> Check:
-    from watcher.cli import _database_label
+def database_label(settings) -> str:
+    """The database the settings name, for messages: the PostgreSQL URL without its password, or the file."""
+    if settings.storage.url:
+        from watcher.store.postgres import redact_url
 
+        return redact_url(settings.storage.url)
+    return str(settings.storage.path)
+
+
+def database_check(settings: Settings) -> Check:
     if settings.storage.url:
         from watcher.store import StoreError, open_store
 
@@ -242,7 +258,7 @@ def database_check(settings: Settings) -> Check:
             open_store(settings).close()
         except StoreError as e:
             return Check(FAIL, "database", str(e), "check storage.url / WATCHER_STORAGE__URL and the server")
-        return Check(OK, "database", f"{_database_label(settings)} answers")
+        return Check(OK, "database", f"{database_label(settings)} answers")
     path = Path(settings.storage.path)
     if path.exists():
         import sqlite3
@@ -362,8 +378,6 @@ def run_checks(settings: Settings, *, machine: bool = True) -> list[Check]:
 
 def summary(settings: Settings, vendors) -> list[str]:
     """What ``watcher run`` prints first: what it watches, where alerts go, where the database is."""
-    from watcher.cli import _database_label
-
     n = sum(len(v.sources) for v in vendors)
     lines = [f"watching {len(vendors)} vendors through {n} sources: {', '.join(v.id for v in vendors)}"]
     where = targets(settings)
@@ -376,5 +390,5 @@ def summary(settings: Settings, vendors) -> list[str]:
             + ". Run `watcher init` or `watcher doctor` to set Slack or email up."
         )
     w = settings.web
-    lines.append(f"database: {_database_label(settings)}" + (f"; web app: http://{w.host}:{w.port}/" if w.enabled else ""))
+    lines.append(f"database: {database_label(settings)}" + (f"; web app: http://{w.host}:{w.port}/" if w.enabled else ""))
     return lines

@@ -118,7 +118,7 @@ async def fetch(
     except httpx.DecodingError as e:
         raise FetchError("protocol", f"corrupt compressed body: {e}") from None
     except httpx.TransportError as e:
-        raise _transport_error(e, url) from None
+        raise transport_error(e, url) from None
     except httpx.InvalidURL as e:
         raise FetchError("protocol", f"invalid URL: {e}") from None
 
@@ -196,7 +196,7 @@ async def _private_addresses(url: httpx.URL) -> list[str]:
         raise FetchError("network", f"DNS cannot resolve {host} ({e.strerror})") from None
     found = []
     for info in infos:
-        addr = info[4][0].split("%", 1)[0]
+        addr = str(info[4][0]).split("%", 1)[0]
         if _non_public(ipaddress.ip_address(addr)) and addr not in found:
             found.append(addr)
     return found
@@ -371,7 +371,7 @@ class _Decoder:
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EADDRNOTAVAIL}
 
 
-def _transport_error(exc: httpx.TransportError, url: str) -> FetchError:
+def transport_error(exc: httpx.TransportError, url: str) -> FetchError:
     """Say what went wrong in words an admin can act on, and whether it is our side."""
     host = httpx.URL(url).host
     cause: BaseException | None = exc

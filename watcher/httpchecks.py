@@ -10,10 +10,10 @@ the tool itself, so the rules are the probes' ones, not a status page's:
 - **Outage:** ``fail_after`` failed checks in a row (no answer, an unexpected status,
   a keyword missing, a JSON condition false); **degradation:** ``slow_after``
   answers in a row slower than ``max_latency``; either clears after
-  ``recover_after`` good checks in a row (:class:`~watcher.incidents.detectors.ConsecutiveRule`).
+  ``recover_after`` good checks in a row (:class:`~watcher.detection.ConsecutiveRule`).
 - **Several locations:** each instance keeps its own counts
   (``http:<vendor>/<source>@<location>``); the leader declares a failure only when
-  ``cluster.min_locations`` locations see it (:func:`~watcher.incidents.confirm.confirmation`).
+  ``cluster.min_locations`` locations see it (:func:`~watcher.detection.confirm.confirmation`).
 - **Words:** the incident says what was measured, in the team's language
   (``alerts.locale``) and time zone: "app.jasper.ai answered 503 on 3 checks in a row
   from paris; first at 10:42".
@@ -34,11 +34,12 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from watcher.catalog import SourceSpec, VendorSpec
+from watcher.catalog.checks import HttpCheck
 from watcher.config import Settings
 from watcher.connectivity import Connectivity, check_network
+from watcher.detection import ConsecutiveRule
+from watcher.detection.confirm import Sighting, confirmation
 from watcher.fetch import FetchError, fetch
-from watcher.incidents.confirm import Sighting, confirmation
-from watcher.incidents.detectors import ConsecutiveRule
 from watcher.model import IncidentKind, IncidentScope, IncidentStatus, Report, Snapshot, Update
 from watcher.sources.http import Measurement, Verdict, judge
 
@@ -173,7 +174,7 @@ class HttpChecker:
         except FetchError as e:
             m = Measurement(now, None, error_kind=e.kind, error=e.message)
         verdict = judge(check, m)
-        state = self._load(spec)
+        state = self._load(spec, check)
         network_ok = True
         if verdict.cause == "no_answer" and m.error_kind in _NO_ANSWER_KINDS:
             conn = await self._network_check(now)
@@ -197,7 +198,7 @@ class HttpChecker:
         down = state["_rules"]["down"]
         if verdict.failed and not down.alarm:  # counted, not yet an outage: say so
             text += f" ({down.fails_in_row} failed in a row; an outage needs {down.fail_n})"
-        summary = {
+        summary: dict[str, Any] = {
             "indicator": None,
             "page": None,
             "components": None,
@@ -218,15 +219,14 @@ class HttpChecker:
         cached = self._network
         if cached is None or (now - cached.checked_at).total_seconds() >= NETWORK_CACHE or not cached.ok:
             p = self.settings.probes
-            self._network = await check_network(
+            cached = self._network = await check_network(
                 self.client, p.control_urls, now=now, timeout=min(5.0, p.timeout)
             )
-        return self._network
+        return cached
 
     # -- counting ----------------------------------------------------------------------------
 
-    def _load(self, spec: SourceSpec) -> dict[str, Any]:
-        check = spec.check
+    def _load(self, spec: SourceSpec, check: HttpCheck) -> dict[str, Any]:
         state = self.store.detector_state(self.stream(spec)) or {}
         rules = {}
         for name, n in (("down", check.fail_after), ("slow", check.slow_after)):

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 HUMAN = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 REPEAT_WINDOW = 300.0
@@ -75,14 +76,15 @@ class HumanFormatter(logging.Formatter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
+        out: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage() + _repeat_note(record),
         }
-        if getattr(record, "repeated", 0):
-            out["repeated"] = record.repeated
+        repeated = getattr(record, "repeated", 0)  # set by the repeat filter on some records only
+        if repeated:
+            out["repeated"] = repeated
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)

@@ -28,6 +28,10 @@ Gemini ``candidatesTokenCount``) when it reports one, else ``len(text) / 4``.
 For chat, ``ProbeResult.model`` is the model the API says answered (OpenAI
 ``model``, Anthropic ``message.model``, Gemini ``modelVersion``: often a dated
 snapshot of the alias asked for), or the requested model when the API names none.
+
+This module drives the exchanges (requests, deadlines, body caps, paging); what a probe asks and
+measures is in :mod:`watcher.probes.results`, the streamed formats in :mod:`watcher.probes.streams`,
+and the reading of vendors' errors in :mod:`watcher.probes.failures`.
 """
 
 from __future__ import annotations
@@ -35,46 +39,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import socket
-import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from watcher import linear
-from watcher.fetch import _transport_error
+from watcher.fetch import transport_error
+from watcher.probes.failures import ProbeFailure, Rejected, excerpt, rejection
+from watcher.probes.results import ERROR_CLASSES, MAX_BYTES, ApiSpec, Format, ProbeResult, ProbeRun
+from watcher.probes.streams import AnthropicStream, GeminiStream, OpenAIStream, SSEParser, StreamHandler
+
+__all__ = ["ERROR_CLASSES", "MAX_BYTES", "ApiSpec", "Format", "ProbeResult", "chat", "list_models"]
 
 log = logging.getLogger(__name__)
-
-Format = Literal["openai", "anthropic", "gemini"]
-
-MAX_BYTES = 1_000_000
 """Cap on the decoded body of one response (a models list page or a whole stream)."""
-
-_ERROR_BODY_BYTES = 64_000
-_VENDOR_TEXT_CHARS = 200
 _MAX_PAGES = 20
 _ANTHROPIC_VERSION = "2023-06-01"
-
-ERROR_CLASSES = (
-    "timeout",
-    "connect",
-    "dns",
-    "tls",
-    "network",
-    "auth",
-    "rate_limited",
-    "vendor_error",
-    "overloaded",
-    "model_gone",
-    "bad_request",
-    "malformed",
-)
 """``auth``: 401/403, our key is broken (not a vendor outage). ``rate_limited``: 429.
 ``vendor_error``: 5xx or an error inside a 200 stream. ``overloaded``: Anthropic 529
 or an ``overloaded_error``. ``model_gone``: the model is unknown, retired or
@@ -82,57 +64,13 @@ deprecated. ``bad_request``: any other 4xx. ``malformed``: a body or stream we
 cannot parse or that lacks the expected fields (the response changed shape).
 ``dns``/``connect``/``tls``/``network``/``timeout``: the exchange itself failed."""
 
-_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key", "cookie"})
-
-
-@dataclass(frozen=True, slots=True)
-class ApiSpec:
-    """Where and how to reach one vendor's API. ``key`` is a secret: never shown by repr."""
-
-    vendor: str
-    format: Format
-    base_url: str
-    key: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-
-    def __repr__(self) -> str:
-        key = "'***'" if self.key else repr(self.key)
-        headers = tuple((k, "***" if k.lower() in _SECRET_HEADERS else v) for k, v in self.headers)
-        return (
-            f"ApiSpec(vendor={self.vendor!r}, format={self.format!r}, base_url={self.base_url!r}, "
-            f"key={key}, headers={headers!r})"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeResult:
-    vendor: str
-    kind: Literal["models", "chat"]
-    started_at: datetime
-    ok: bool
-    model: str | None = None
-    status: int | None = None
-    error_class: str | None = None
-    error: str | None = None
-    ttfb_s: float | None = None
-    ttft_s: float | None = None
-    total_s: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    tokens_per_s: float | None = None
-    text: str | None = None
-    models: tuple[str, ...] | None = None
-    deprecation: str | None = None
-    sunset: str | None = None
-    request_id: str | None = None
-
 
 # --------------------------------------------------------------------------- public API
 
 
 async def list_models(client: httpx.AsyncClient, api: ApiSpec, *, timeout: float = 10) -> ProbeResult:
     """The vendor's model list (``GET {base}/models``), following pages; never raises."""
-    run = _Run(api, "models")
+    run = ProbeRun(api, "models")
 
     async def go() -> None:
         seen: dict[str, None] = {}
@@ -169,7 +107,7 @@ async def chat(
     ``temperature=None`` leaves the field out (OpenAI reasoning models reject any
     value but their default).
     """
-    run = _Run(api, "chat", model)
+    run = ProbeRun(api, "chat", model)
     drop_stream_options = False
 
     async def go() -> None:
@@ -181,7 +119,7 @@ async def chat(
             try:
                 await _stream(client, api, run, url, body, handler, timeout, about_model=True)
                 return
-            except _Rejected as r:
+            except Rejected as r:
                 # An OpenAI-compatible API that refuses stream_options (Mistral does: 422
                 # extra_forbidden) is asked once more without it; usage is then estimated.
                 if (
@@ -237,12 +175,12 @@ def _chat_request(
     temperature: float | None,
     system: str | None,
     stream_options: bool,
-) -> tuple[str, dict[str, Any], _Handler]:
+) -> tuple[str, dict[str, Any], StreamHandler]:
     if api.format == "openai":
         return (
             _url(api, "/chat/completions"),
             _openai_body(api, model, prompt, max_tokens, temperature, system, stream_options),
-            _OpenAIStream(),
+            OpenAIStream(),
         )
     if api.format == "anthropic":
         body: dict[str, Any] = {
@@ -255,7 +193,7 @@ def _chat_request(
             body["temperature"] = temperature
         if system:
             body["system"] = system
-        return _url(api, "/messages"), body, _AnthropicStream()
+        return _url(api, "/messages"), body, AnthropicStream()
     if api.format == "gemini":
         name = model.removeprefix("models/")
         config: dict[str, Any] = {"maxOutputTokens": max_tokens}
@@ -265,8 +203,10 @@ def _chat_request(
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
         url = _url(api, f"/models/{quote(name, safe='-._~')}:streamGenerateContent?alt=sse")
-        return url, body, _GeminiStream()
-    raise _Failure("bad_request", f"unknown API format {api.format!r} (expected openai, anthropic or gemini)")
+        return url, body, GeminiStream()
+    raise ProbeFailure(
+        "bad_request", f"unknown API format {api.format!r} (expected openai, anthropic or gemini)"
+    )
 
 
 def _openai_body(
@@ -296,7 +236,7 @@ def _openai_body(
 
 
 async def _get_json(
-    client: httpx.AsyncClient, api: ApiSpec, run: _Run, url: str, params: dict[str, str], timeout: float
+    client: httpx.AsyncClient, api: ApiSpec, run: ProbeRun, url: str, params: dict[str, str], timeout: float
 ) -> Any:
     headers = _headers(api, "application/json")
     async with client.stream(
@@ -304,29 +244,29 @@ async def _get_json(
     ) as resp:
         run.saw_response(resp)
         if resp.status_code != 200:
-            raise (await _rejection(api, run, resp, about_model=False)).failure
+            raise (await rejection(api, run, resp, about_model=False)).failure
         raw = bytearray()
         async for chunk in resp.aiter_bytes():
             raw += chunk
             if len(raw) > MAX_BYTES:
-                raise _Failure("malformed", f"the models list exceeds the {MAX_BYTES:,}-byte cap")
+                raise ProbeFailure("malformed", f"the models list exceeds the {MAX_BYTES:,}-byte cap")
         run.mark_end()
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
-        raise _Failure(
+        raise ProbeFailure(
             "malformed",
-            f"the models list is not JSON ({_content_type(resp)}): {_excerpt(bytes(raw), api.key)}",
+            f"the models list is not JSON ({_content_type(resp)}): {excerpt(bytes(raw), api.key)}",
         ) from None
 
 
 async def _stream(
     client: httpx.AsyncClient,
     api: ApiSpec,
-    run: _Run,
+    run: ProbeRun,
     url: str,
     body: dict[str, Any],
-    handler: _Handler,
+    handler: StreamHandler,
     timeout: float,
     *,
     about_model: bool,
@@ -335,8 +275,8 @@ async def _stream(
     async with client.stream("POST", url, json=body, headers=headers, timeout=httpx.Timeout(timeout)) as resp:
         run.saw_response(resp)
         if resp.status_code != 200:
-            raise await _rejection(api, run, resp, about_model=about_model)
-        parser = _SSEParser()
+            raise await rejection(api, run, resp, about_model=about_model)
+        parser = SSEParser()
         size = 0
         events = 0
         done = False
@@ -344,7 +284,7 @@ async def _stream(
         async for chunk in chunks:
             size += len(chunk)
             if size > MAX_BYTES:
-                raise _Failure("malformed", f"the answer stream exceeds the {MAX_BYTES:,}-byte cap")
+                raise ProbeFailure("malformed", f"the answer stream exceeds the {MAX_BYTES:,}-byte cap")
             for name, data in parser.feed(chunk):
                 events += 1
                 if handler.on_event(name, data, run, api):
@@ -361,10 +301,10 @@ async def _stream(
         if done:
             await _drain(chunks, MAX_BYTES - size)
         if events == 0:
-            raise _Failure(
+            raise ProbeFailure(
                 "malformed",
                 f"HTTP 200 without any event-stream data ({_content_type(resp)}): "
-                f"{_excerpt(parser.raw_start, api.key)}",
+                f"{excerpt(parser.raw_start, api.key)}",
             )
         handler.finish()
 
@@ -386,247 +326,12 @@ def _content_type(resp: httpx.Response) -> str:
     return (resp.headers.get("content-type") or "no content type").split(";")[0].strip()
 
 
-# --------------------------------------------------------------------------- SSE
-
-
-class _SSEParser:
-    """Incremental ``text/event-stream`` parser: yields ``(event name, data)`` per event.
-
-    Lines end in LF or CRLF (a lone CR is not treated as a line end); ``:`` lines are
-    comments; several ``data:`` lines join with newlines; other fields are ignored.
-    An event still open when the stream ends is dispatched too (lenient).
-    """
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._event: str | None = None
-        self._data: list[str] = []
-        self.raw_start = b""
-
-    def feed(self, chunk: bytes) -> list[tuple[str, str]]:
-        if len(self.raw_start) < 300:
-            self.raw_start += chunk[: 300 - len(self.raw_start)]
-        lines = (self._buf + chunk).split(b"\n")
-        self._buf = lines.pop()
-        out: list[tuple[str, str]] = []
-        for line in lines:
-            self._line(line, out)
-        return out
-
-    def close(self) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        if self._buf:
-            self._line(self._buf, out)
-            self._buf = b""
-        self._line(b"", out)
-        return out
-
-    def _line(self, raw: bytes, out: list[tuple[str, str]]) -> None:
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _Failure("malformed", "the answer stream is not valid UTF-8") from None
-        if not line:
-            if self._data:
-                out.append((self._event or "message", "\n".join(self._data)))
-            self._event, self._data = None, []
-            return
-        if line.startswith(":"):
-            return
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-
-
-def _json_object(data: str, what: str, key: str | None) -> dict[str, Any]:
-    try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError):
-        raise _Failure("malformed", f"{what} is not JSON: {_excerpt(data, key)}") from None
-    if not isinstance(obj, dict):
-        raise _Failure("malformed", f"{what} is JSON but not an object: {_excerpt(data, key)}")
-    return obj
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-class _Handler:
-    """Turns one format's stream events into text, usage and a verdict."""
-
-    def on_event(self, name: str, data: str, run: _Run, api: ApiSpec) -> bool:
-        """Take one event; True when the stream is complete."""
-        raise NotImplementedError
-
-    def finish(self) -> None:
-        """Raise malformed when the stream ended without completing the answer."""
-
-
-class _OpenAIStream(_Handler):
-    def __init__(self) -> None:
-        self.done = False
-        self.finished = False
-
-    def on_event(self, name: str, data: str, run: _Run, api: ApiSpec) -> bool:
-        if data.strip() == "[DONE]":
-            self.done = True
-            return True
-        obj = _json_object(data, "a stream chunk", api.key)
-        if obj.get("error"):
-            raise _in_stream_failure(api, run, obj)
-        if isinstance(obj.get("model"), str) and obj["model"]:
-            run.resolved_model = obj["model"]
-        usage = obj.get("usage")
-        if isinstance(usage, dict):
-            run.input_tokens = _int(usage.get("prompt_tokens"))
-            run.usage_output = _int(usage.get("completion_tokens"))
-        choices = obj.get("choices")
-        if choices is None and not isinstance(usage, dict):
-            raise _Failure(
-                "malformed", f"a stream chunk has neither choices nor usage: {_excerpt(data, api.key)}"
-            )
-        if choices is not None and not isinstance(choices, list):
-            raise _Failure("malformed", f"a stream chunk's choices is not a list: {_excerpt(data, api.key)}")
-        for choice in choices or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta")
-            if delta is not None and not isinstance(delta, dict):
-                raise _Failure(
-                    "malformed", f"a stream chunk's delta is not an object: {_excerpt(data, api.key)}"
-                )
-            content = (delta or {}).get("content")
-            if isinstance(content, str):
-                run.add_text(content)
-            elif content is not None:
-                raise _Failure(
-                    "malformed", f"a stream chunk's content is not text: {_excerpt(data, api.key)}"
-                )
-            if choice.get("finish_reason"):
-                self.finished = True
-        return False
-
-    def finish(self) -> None:
-        if not (self.done or self.finished):
-            raise _Failure(
-                "malformed", "the stream ended before the answer did (no finish_reason, no [DONE])"
-            )
-
-
-class _AnthropicStream(_Handler):
-    def __init__(self) -> None:
-        self.started = False
-        self.stopped = False
-
-    def on_event(self, name: str, data: str, run: _Run, api: ApiSpec) -> bool:
-        obj = _json_object(data, f"the {name} event", api.key)
-        kind = obj.get("type") if isinstance(obj.get("type"), str) else name
-        if kind == "error" or name == "error":
-            raise _in_stream_failure(api, run, obj)
-        if kind == "message_start":
-            message = obj.get("message")
-            if not isinstance(message, dict):
-                raise _Failure("malformed", f"message_start without a message: {_excerpt(data, api.key)}")
-            self.started = True
-            if isinstance(message.get("model"), str) and message["model"]:
-                run.resolved_model = message["model"]
-            usage = message.get("usage")
-            if isinstance(usage, dict):
-                run.input_tokens = _int(usage.get("input_tokens"))
-                run.usage_output = _int(usage.get("output_tokens"))
-        elif kind == "content_block_delta":
-            delta = obj.get("delta")
-            if not isinstance(delta, dict):
-                raise _Failure("malformed", f"content_block_delta without a delta: {_excerpt(data, api.key)}")
-            if delta.get("type", "text_delta") == "text_delta":
-                text = delta.get("text")
-                if not isinstance(text, str):
-                    raise _Failure("malformed", f"a text_delta without text: {_excerpt(data, api.key)}")
-                run.add_text(text)
-        elif kind == "message_delta":
-            usage = obj.get("usage")
-            if isinstance(usage, dict) and _int(usage.get("output_tokens")) is not None:
-                run.usage_output = _int(usage.get("output_tokens"))
-            if isinstance(usage, dict) and _int(usage.get("input_tokens")) is not None:
-                run.input_tokens = _int(usage.get("input_tokens"))
-        elif kind == "message_stop":
-            self.stopped = True
-            return True
-        # ping, content_block_start/stop and event types added later are ignored.
-        return False
-
-    def finish(self) -> None:
-        if not self.started:
-            raise _Failure("malformed", "the stream has no message_start event")
-        if not self.stopped:
-            raise _Failure("malformed", "the stream ended before message_stop")
-
-
-class _GeminiStream(_Handler):
-    def __init__(self) -> None:
-        self.finished = False
-
-    def on_event(self, name: str, data: str, run: _Run, api: ApiSpec) -> bool:
-        obj = _json_object(data, "a stream chunk", api.key)
-        if obj.get("error"):
-            raise _in_stream_failure(api, run, obj)
-        if isinstance(obj.get("modelVersion"), str) and obj["modelVersion"]:
-            run.resolved_model = obj["modelVersion"]
-        usage = obj.get("usageMetadata")
-        if isinstance(usage, dict):  # cumulative: the last chunk's counts win
-            run.input_tokens = _int(usage.get("promptTokenCount"))
-            run.usage_output = _int(usage.get("candidatesTokenCount"))
-        feedback = obj.get("promptFeedback")
-        if isinstance(feedback, dict) and feedback.get("blockReason"):
-            self.finished = True  # the prompt was blocked: an answer, with no text
-        candidates = obj.get("candidates")
-        if candidates is None:
-            if not isinstance(usage, dict) and not isinstance(feedback, dict):
-                raise _Failure(
-                    "malformed",
-                    f"a stream chunk has no candidates or usageMetadata: {_excerpt(data, api.key)}",
-                )
-            return False
-        if not isinstance(candidates, list):
-            raise _Failure(
-                "malformed", f"a stream chunk's candidates is not a list: {_excerpt(data, api.key)}"
-            )
-        if candidates:
-            first = candidates[0]
-            if not isinstance(first, dict):
-                raise _Failure("malformed", f"a candidate is not an object: {_excerpt(data, api.key)}")
-            content = first.get("content")
-            parts = content.get("parts") if isinstance(content, dict) else None
-            if content is not None and not isinstance(content, dict):
-                raise _Failure(
-                    "malformed", f"a candidate's content is not an object: {_excerpt(data, api.key)}"
-                )
-            if parts is not None and not isinstance(parts, list):
-                raise _Failure("malformed", f"a candidate's parts is not a list: {_excerpt(data, api.key)}")
-            for part in parts or ():
-                if isinstance(part, dict) and not part.get("thought") and isinstance(part.get("text"), str):
-                    run.add_text(part["text"])
-            if first.get("finishReason"):
-                self.finished = True  # STOP, MAX_TOKENS, SAFETY…: all answers
-        return False
-
-    def finish(self) -> None:
-        if not self.finished:
-            raise _Failure("malformed", "the stream ended without a finishReason")
-
-
 # --------------------------------------------------------------------------- models lists
 
 
 def _parse_models_page(fmt: str, body: Any) -> tuple[list[str], dict[str, str]]:
     if not isinstance(body, dict):
-        raise _Failure("malformed", f"the models list is a JSON {type(body).__name__}, not an object")
+        raise ProbeFailure("malformed", f"the models list is a JSON {type(body).__name__}, not an object")
     if fmt == "gemini":
         items = body.get("models")
         if items is None and not body:
@@ -637,295 +342,20 @@ def _parse_models_page(fmt: str, body: Any) -> tuple[list[str], dict[str, str]]:
     if not isinstance(items, list):
         keys = ", ".join(sorted(map(str, body))[:8]) or "none"
         expected = "models" if fmt == "gemini" else "data"
-        raise _Failure("malformed", f"the models list has no {expected!r} array (keys: {keys})")
+        raise ProbeFailure("malformed", f"the models list has no {expected!r} array (keys: {keys})")
     ids = [
         item[field].removeprefix(prefix)
         for item in items
         if isinstance(item, dict) and isinstance(item.get(field), str) and item[field]
     ]
     if items and not ids:
-        raise _Failure("malformed", f"no entry of the models list has a {field!r}")
+        raise ProbeFailure("malformed", f"no entry of the models list has a {field!r}")
     nxt: dict[str, str] = {}
     if fmt == "anthropic" and body.get("has_more") is True and isinstance(body.get("last_id"), str):
         nxt = {"after_id": body["last_id"]}
     elif fmt == "gemini" and isinstance(body.get("nextPageToken"), str) and body["nextPageToken"]:
         nxt = {"pageToken": body["nextPageToken"]}
     return ids, nxt
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class _Failure(Exception):
-    def __init__(self, error_class: str, message: str):
-        super().__init__(message)
-        self.error_class = error_class
-        self.message = message
-
-
-class _Rejected(Exception):
-    """A non-200 answer: its classified failure, and the vendor's text (for a retry decision)."""
-
-    def __init__(self, failure: _Failure, text: str):
-        super().__init__(failure.message)
-        self.failure = failure
-        self.text = text
-
-
-@dataclass(slots=True)
-class _ErrorInfo:
-    codes: frozenset[str]
-    """Lower-cased error codes, types, statuses and reasons found in the body."""
-    message: str
-    request_id: str | None = None
-
-
-_AUTH_CODES = frozenset(
-    {
-        "authentication_error",
-        "permission_error",
-        "invalid_api_key",
-        "unauthenticated",
-        "permission_denied",
-        "api_key_invalid",
-        "invalid_authentication",
-    }
-)
-_RATE_CODES = frozenset(
-    {"rate_limit_error", "rate_limit_exceeded", "resource_exhausted", "insufficient_quota"}
-)
-_MODEL_CODES = frozenset(
-    {"model_not_found", "model_decommissioned", "model_deprecated", "model_retired", "model_not_available"}
-)
-_NOT_FOUND_CODES = frozenset({"not_found_error", "not_found", "model_not_found"})
-_MODEL_GONE_WORDS = re.compile(
-    r"\bmodels?\b.{0,100}?(?:does ?n[o']t exist|not exist|not found|deprecated|retired|decommissioned"
-    r"|discontinued|no longer (?:available|supported|exists?))|\b(?:unknown|invalid) model\b",
-    re.IGNORECASE,
-)
-
-
-async def _rejection(api: ApiSpec, run: _Run, resp: httpx.Response, *, about_model: bool) -> _Rejected:
-    """Read (a capped piece of) an error answer and say what it means."""
-    raw = b""
-    try:
-        async for chunk in resp.aiter_bytes():
-            raw += chunk
-            if len(raw) >= _ERROR_BODY_BYTES:
-                break
-    except httpx.HTTPError:
-        pass  # the status alone still says enough
-    run.mark_end()
-    info = _error_info(raw, api.key)
-    if info.request_id and not run.request_id:
-        run.request_id = info.request_id
-    retry = resp.headers.get("retry-after")
-    failure = _classify(api, run, resp.status_code, info, about_model=about_model, retry_after=retry)
-    return _Rejected(failure, info.message + " " + " ".join(sorted(info.codes)))
-
-
-def _in_stream_failure(api: ApiSpec, run: _Run, obj: dict[str, Any]) -> _Failure:
-    info = _error_info(obj, api.key)
-    if info.request_id and not run.request_id:
-        run.request_id = info.request_id
-    return _classify(api, run, None, info, about_model=True, retry_after=None)
-
-
-def _error_info(body: bytes | dict[str, Any], key: str | None) -> _ErrorInfo:
-    obj: Any = body
-    if isinstance(body, bytes):
-        try:
-            obj = json.loads(body)
-        except (ValueError, RecursionError):
-            return _ErrorInfo(frozenset(), _excerpt(body, key))
-    if isinstance(obj, list) and obj and isinstance(obj[0], dict):
-        obj = obj[0]  # Google wraps errors in a list outside alt=sse
-    if not isinstance(obj, dict):
-        return _ErrorInfo(frozenset(), _excerpt(json.dumps(obj)[:1000], key))
-    codes: set[str] = set()
-    err = obj.get("error")
-    src = err if isinstance(err, dict) else obj
-    for name in ("code", "type", "status"):
-        value = src.get(name)
-        if isinstance(value, str | int) and not isinstance(value, bool) and str(value) != "error":
-            codes.add(str(value).lower())
-    details = src.get("details")
-    for detail in details if isinstance(details, list) else ():
-        if isinstance(detail, dict) and isinstance(detail.get("reason"), str):
-            codes.add(detail["reason"].lower())
-    message: Any = src.get("message")
-    if message is None and isinstance(err, str):
-        message = err
-    if message is None:
-        message = src.get("detail")
-    if message is None:
-        message = obj
-    text = message if isinstance(message, str) else json.dumps(message, ensure_ascii=False)[:2000]
-    rid = obj.get("request_id")
-    return _ErrorInfo(frozenset(codes), _clean(text, key), rid if isinstance(rid, str) else None)
-
-
-def _classify(
-    api: ApiSpec,
-    run: _Run,
-    status: int | None,
-    info: _ErrorInfo,
-    *,
-    about_model: bool,
-    retry_after: str | None,
-) -> _Failure:
-    codes, text = info.codes, info.message
-    where = f"HTTP {status}" if status is not None else f"an error inside the HTTP {run.status} stream"
-    extra = f", retry after {retry_after} s" if retry_after and status in (429, 503, 529) else ""
-    said = f": {text}" if text else ""
-    lowered = text.lower()
-
-    def failure(error_class: str, lead: str) -> _Failure:
-        return _Failure(error_class, f"{lead} ({where}{extra}){said}")
-
-    if status in (401, 403) or codes & _AUTH_CODES or (status == 400 and "api key" in lowered):
-        if not api.key:
-            return failure("auth", f"{api.vendor} wants an API key and none is configured")
-        return failure("auth", "our API key was rejected")
-    if status == 529 or "overloaded_error" in codes or ((status or 500) >= 500 and "overloaded" in lowered):
-        return failure("overloaded", f"{api.vendor} is overloaded")
-    if status == 429 or codes & _RATE_CODES:
-        return failure("rate_limited", f"{api.vendor} rate-limits us")
-    if about_model:
-        model = run.requested_model or "the model"
-        if (
-            codes & _MODEL_CODES
-            or status == 410
-            or (status == 404 and (codes & _NOT_FOUND_CODES or "model" in lowered))
-            or _MODEL_GONE_WORDS.search(text)
-        ):
-            return failure("model_gone", f"model {model} is unknown, retired or deprecated at {api.vendor}")
-    if status is None or status >= 500:
-        return failure("vendor_error", f"{api.vendor} failed")
-    if 400 <= status < 500:
-        return failure("bad_request", f"{api.vendor} refused our request")
-    return failure("vendor_error", f"{api.vendor} gave an unexpected answer")
-
-
-_KEYLIKE = re.compile(r"\S*\*{3,}\S*|\b(?:sk|xai|gsk)[-_][-_A-Za-z0-9]{12,}|\bAIza[-_A-Za-z0-9]{20,}")
-# Linear-time (watcher.linear): an error page of "<script" repeated took seconds with re.
-_TAGS = linear.compile(r"(?is)<script\b.*?</script>|<style\b.*?</style>|<[^>]*>")
-
-
-def _clean(text: str, key: str | None) -> str:
-    """Vendor text made safe for an error message: no key, one line, at most 200 characters."""
-    text = _scrub(text, key)
-    text = _KEYLIKE.sub("***", text)
-    text = " ".join(text.split())
-    if len(text) > _VENDOR_TEXT_CHARS:
-        text = text[: _VENDOR_TEXT_CHARS - 1] + "…"
-    return text
-
-
-def _scrub(text: str, key: str | None) -> str:
-    for secret in {key or "", (key or "").strip()}:
-        if len(secret) >= 8:  # shorter is no real key, and replacing it would garble words
-            text = text.replace(secret, "***")
-    return text
-
-
-def _excerpt(raw: bytes | str, key: str | None) -> str:
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    text = text[:5000]
-    if "<" in text and ">" in text:
-        text = _TAGS.sub(" ", text)
-    return _clean(text, key) or "(empty)"
-
-
-# --------------------------------------------------------------------------- bookkeeping
-
-
-class _Run:
-    """What one probe has measured so far, so that a failure at any point still reports it."""
-
-    def __init__(self, api: ApiSpec, kind: Literal["models", "chat"], model: str | None = None):
-        self.api = api
-        self.kind = kind
-        self.requested_model = model
-        self.resolved_model: str | None = None
-        self.started_at = datetime.now(UTC)
-        self.t0 = time.perf_counter()
-        self.status: int | None = None
-        self.ttfb: float | None = None
-        self.ttft: float | None = None
-        self.total: float | None = None
-        self.parts: list[str] = []
-        self.input_tokens: int | None = None
-        self.usage_output: int | None = None
-        self.models: tuple[str, ...] | None = None
-        self.deprecation: str | None = None
-        self.sunset: str | None = None
-        self.request_id: str | None = None
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.t0
-
-    def restart(self) -> None:
-        """A second attempt (after a refused option): time the exchange that answers."""
-        self.t0 = time.perf_counter()
-        self.ttfb = self.ttft = self.total = None
-        self.parts.clear()
-        self.input_tokens = self.usage_output = None
-
-    def saw_response(self, resp: httpx.Response) -> None:
-        self.status = resp.status_code
-        if self.ttfb is None:
-            self.ttfb = self.elapsed()
-        h = resp.headers
-        self.deprecation = h.get("deprecation") or self.deprecation
-        self.sunset = h.get("sunset") or self.sunset
-        self.request_id = h.get("x-request-id") or h.get("request-id") or self.request_id
-
-    def add_text(self, text: str) -> None:
-        if not text:
-            return
-        if self.ttft is None:
-            self.ttft = self.elapsed()
-        if sum(map(len, self.parts)) + len(text) > MAX_BYTES:
-            raise _Failure("malformed", f"the answer exceeds {MAX_BYTES:,} characters")
-        self.parts.append(text)
-
-    def mark_end(self) -> None:
-        self.total = self.elapsed()
-
-    def result(self, error_class: str | None = None, error: str | None = None) -> ProbeResult:
-        ok = error_class is None
-        total = self.total if ok and self.total is not None else self.elapsed()
-        text = "".join(self.parts) if self.kind == "chat" else None
-        output = self.usage_output
-        if self.kind == "chat" and output is None and (ok or text):
-            output = max(1, round(len(text or "") / 4)) if text else 0
-        rate = None
-        if ok and output and self.ttft is not None and total - self.ttft > 0:
-            rate = output / (total - self.ttft)
-        if error is not None:
-            error = _scrub(error, self.api.key)
-        return ProbeResult(
-            vendor=self.api.vendor,
-            kind=self.kind,
-            started_at=self.started_at,
-            ok=ok,
-            model=(self.resolved_model or self.requested_model) if self.kind == "chat" else None,
-            status=self.status,
-            error_class=error_class,
-            error=error,
-            ttfb_s=self.ttfb,
-            ttft_s=self.ttft,
-            total_s=total,
-            input_tokens=self.input_tokens,
-            output_tokens=output,
-            tokens_per_s=rate,
-            text=text if self.kind == "chat" and (ok or text) else None,
-            models=self.models if ok else None,
-            deprecation=self.deprecation,
-            sunset=self.sunset,
-            request_id=self.request_id,
-        )
 
 
 def _has_gaierror(exc: BaseException) -> bool:
@@ -939,7 +369,7 @@ def _has_gaierror(exc: BaseException) -> bool:
     return False
 
 
-async def _guarded(run: _Run, api: ApiSpec, timeout: float, go: Callable[[], Any]) -> ProbeResult:
+async def _guarded(run: ProbeRun, api: ApiSpec, timeout: float, go: Callable[[], Any]) -> ProbeResult:
     """Run ``go`` under one deadline and turn every way it can fail into a ProbeResult."""
     if api.format not in ("openai", "anthropic", "gemini"):
         return run.result(
@@ -948,9 +378,9 @@ async def _guarded(run: _Run, api: ApiSpec, timeout: float, go: Callable[[], Any
     try:
         async with asyncio.timeout(timeout):
             await go()
-    except _Failure as f:
+    except ProbeFailure as f:
         return run.result(f.error_class, f.message)
-    except _Rejected as r:
+    except Rejected as r:
         return run.result(r.failure.error_class, r.failure.message)
     except (TimeoutError, httpx.TimeoutException):
         what = (
@@ -973,7 +403,7 @@ async def _guarded(run: _Run, api: ApiSpec, timeout: float, go: Callable[[], Any
     except httpx.DecodingError:
         return run.result("malformed", "the answer's compression is corrupt")
     except httpx.TransportError as e:
-        fe = _transport_error(e, api.base_url)
+        fe = transport_error(e, api.base_url)
         error_class = {"connect": "connect", "tls": "tls"}.get(fe.kind, "network")
         if fe.kind == "network" and _has_gaierror(e):
             error_class = "dns"

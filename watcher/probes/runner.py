@@ -1,7 +1,7 @@
 """One probe run for one vendor: network check, model list, canaries within budget, detectors, findings.
 
 The run is the I/O edge of the probe stage; the judgement is in pure pieces it
-feeds (:mod:`watcher.probes.canaries` scores answers, :mod:`watcher.incidents.detectors`
+feeds (:mod:`watcher.probes.canaries` scores answers, :mod:`watcher.detection`
 holds the statistics, :mod:`watcher.probes.budget` keeps spending bounded). What
 comes out is a :class:`~watcher.model.Snapshot` of *findings*, each a
 :class:`~watcher.model.Report` with a measured kind, which the incident stage merges
@@ -32,14 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast, get_args
 
 import httpx
 
 from watcher.catalog import VendorSpec
 from watcher.config import ProbeVendorSettings, Settings, read_secret
 from watcher.connectivity import Connectivity, check_network
-from watcher.incidents.detectors import (
+from watcher.detection import (
     BernoulliConfig,
     BernoulliCusum,
     ConsecutiveRule,
@@ -49,7 +49,7 @@ from watcher.incidents.detectors import (
 from watcher.model import IncidentKind, IncidentScope, IncidentStatus, Report, Snapshot, Update
 from watcher.probes.budget import Budget, Remaining, VendorBudget
 from watcher.probes.canaries import CanarySet, Score, load_canaries, merge
-from watcher.probes.clients import ApiSpec, ProbeResult, chat, list_models
+from watcher.probes.clients import ApiSpec, Format, ProbeResult, chat, list_models
 
 log = logging.getLogger("watcher.probes")
 
@@ -64,7 +64,7 @@ _RETIRE = re.compile(
     r"\b(deprecat\w*|retir\w*|sunset\w*|shut(?:ting)?\s+down|discontinu\w*|end[- ]of[- ]life|remov\w*)\b",
     re.IGNORECASE,
 )
-DEFAULT_HEADERS = {"anthropic": (("anthropic-version", "2023-06-01"),)}
+DEFAULT_HEADERS: dict[str, tuple[tuple[str, str], ...]] = {"anthropic": (("anthropic-version", "2023-06-01"),)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ class ProbeTarget:
 
 def probe_targets(settings: Settings, vendors: list[VendorSpec]) -> list[ProbeTarget]:
     """The watched vendors with probing configured: a key, a base URL and a wire format."""
-    out = []
+    out: list[ProbeTarget] = []
     if not settings.probes.enabled:
         return out
     for v in vendors:
@@ -90,7 +90,7 @@ def probe_targets(settings: Settings, vendors: list[VendorSpec]) -> list[ProbeTa
         key = read_secret(ps.key, ps.key_file, f"probes.vendors.{v.id}.key")
         base = ps.base_url or v.api_base
         fmt = ps.format or v.api_format
-        if not key or not base or fmt not in ("openai", "anthropic", "gemini"):
+        if not key or not base or not fmt or fmt not in get_args(Format):
             log.warning(
                 "%s: probes configured but %s: not probed",
                 v.id,
@@ -99,7 +99,13 @@ def probe_targets(settings: Settings, vendors: list[VendorSpec]) -> list[ProbeTa
                 else f"no API base URL or wire format (set probes.vendors.{v.id}.base_url and .format)",
             )
             continue
-        api = ApiSpec(vendor=v.id, format=fmt, base_url=base, key=key, headers=DEFAULT_HEADERS.get(fmt, ()))
+        api = ApiSpec(
+            vendor=v.id,
+            format=cast(Format, fmt),  # checked just above
+            base_url=base,
+            key=key,
+            headers=DEFAULT_HEADERS.get(fmt, ()),
+        )
         models_in_use = tuple(dict.fromkeys([*([ps.model] if ps.model else []), *ps.models_in_use]))
         out.append(ProbeTarget(v, api, ps.model, models_in_use, ps))
     return out

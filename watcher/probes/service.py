@@ -19,13 +19,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watcher.connectivity import Connectivity
-from watcher.incidents.confirm import Confirmation, Sighting, confirmation
-from watcher.incidents.correlate import Change
+from watcher.detection.confirm import Confirmation, Sighting, confirmation
 from watcher.model import SELF_VENDOR, IncidentKind, IncidentScope, Report, Snapshot
 from watcher.probes.runner import ProbeRunner, RunOutcome, finding
+
+if TYPE_CHECKING:  # only to type the caller's callback: probes never call into the incident stage
+    from watcher.incidents.correlate import Change
 
 log = logging.getLogger("watcher.probes")
 

@@ -107,6 +107,11 @@ def expect_dict(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
+def object_or_empty(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: for optional nested objects."""
+    return value if isinstance(value, dict) else {}
+
+
 def list_or_none(obj: dict[str, Any], key: str) -> list[Any] | None:
     """The list under ``key``; None when the key is absent (not published)."""
     if key not in obj or obj[key] is None:

@@ -306,11 +306,11 @@ def _components(
         gid = str(_sid(g.get("id")))
         children = []
         for s in _list(g.get("services")) or ():
-            sid = _sid(s.get("id")) if isinstance(s, dict) else None
-            if sid is None:
+            child = _sid(s.get("id")) if isinstance(s, dict) else None
+            if child is None:
                 continue
             children.append(
-                Component(id=sid, name=text(s.get("name")) or sid, status=service_status(sid), group_id=gid)
+                Component(id=child, name=text(s.get("name")) or child, status=service_status(child), group_id=gid)
             )
         worst = max((c.status for c in children), key=lambda st: st.severity, default=ComponentStatus.UNKNOWN)
         out.append(Component(id=gid, name=text(g.get("name")) or gid, status=worst, is_group=True))

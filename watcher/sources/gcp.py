@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from watcher.model import IncidentScope, IncidentStatus, Report, Snapshot, Update
-from watcher.sources.base import ParseError, SourceOptions, load_json, parse_time, text
+from watcher.sources.base import ParseError, SourceOptions, load_json, object_or_empty, parse_time, text
 
 BASE_URL = "https://status.cloud.google.com/"
 _OPEN_STATES = {"SERVICE_OUTAGE", "SERVICE_DISRUPTION", "SERVICE_INFORMATION"}
@@ -81,7 +81,7 @@ def _report(row: dict[str, Any], key: str, products: list[dict[str, Any]]) -> Re
     updates.sort(key=lambda u: (u.created_at is None, u.created_at or _MIN_TIME))
 
     end = _time(row.get("end"))
-    mru = row.get("most_recent_update") if isinstance(row.get("most_recent_update"), dict) else {}
+    mru = object_or_empty(row.get("most_recent_update"))
     latest_word = text(mru.get("status")) or (_raw_status(raw_updates) if updates else "")
     if end is not None or latest_word.upper() == "AVAILABLE":
         status = IncidentStatus.RESOLVED
@@ -135,7 +135,8 @@ def _update(u: dict[str, Any]) -> Update:
     else:
         status = IncidentStatus.UNKNOWN
     created = _time(u.get("when")) or _time(u.get("created"))
-    body = u.get("text") if isinstance(u.get("text"), str) else ""
+    raw_body = u.get("text")
+    body = raw_body if isinstance(raw_body, str) else ""
     # Google edits update text afterwards (``modified`` moves); the posting time is the identity.
     stamp = text(u.get("when")) or text(u.get("created"))
     uid = stamp or hashlib.sha1(f"{word}|{body}".encode("utf-8", "replace")).hexdigest()[:16]

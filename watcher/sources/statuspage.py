@@ -31,6 +31,7 @@ from watcher.sources.base import (
     list_or_none,
     load_json,
     nested_list,
+    object_or_empty,
     parse_time,
     text,
 )
@@ -40,12 +41,12 @@ def parse(body: bytes, options: SourceOptions | None = None) -> Snapshot:
     """Parse any Statuspage v2 document into a Snapshot."""
     options = options or SourceOptions()
     doc = expect_dict(load_json(body), "Statuspage document")
-    page = doc.get("page") if isinstance(doc.get("page"), dict) else {}
+    page = object_or_empty(doc.get("page"))
     page_url = text(page.get("url")) or options.base_url
     if not any(k in doc for k in ("components", "incidents", "scheduled_maintenances", "status")):
         raise ParseError("not a Statuspage v2 document: none of components/incidents/status present")
 
-    status = doc.get("status") if isinstance(doc.get("status"), dict) else {}
+    status = object_or_empty(doc.get("status"))
     components = _components(list_or_none(doc, "components"))
     raw_incidents = list_or_none(doc, "incidents")
     raw_maint = list_or_none(doc, "scheduled_maintenances")

@@ -378,7 +378,7 @@ def make_server(
         _opened = 0.0
         _deadline = None
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport) -> None:
             super().connection_made(transport)
             self._opened = self.loop.time()
             self._arm()

@@ -178,7 +178,7 @@ def sparkline(
                 f'<rect class="fail" x="{x(b.start)}" y="{height - 4}" width="{bw}" height="4" fill="#c62828"/>'
             )
     last = next((b for b in reversed(series) if b.median_ms is not None), None)
-    if last is not None:
+    if last is not None and last.median_ms is not None:
         out.append(
             f'<circle cx="{x(last.start + step / 2)}" cy="{y(last.median_ms)}" r="2.6" fill="currentColor"/>'
         )

@@ -18,7 +18,7 @@ from watcher.web import charts
 
 HISTORY_DAYS = 7
 
-STATE_ORDER = {
+STATE_ORDER: dict[str, int] = {  # VendorState is a StrEnum: its members are these strings
     VendorState.OUTAGE: 0,
     VendorState.DEGRADED: 1,
     VendorState.MAINTENANCE: 2,
@@ -113,7 +113,7 @@ def vendor_names(ctx) -> dict[str, str]:
 
 def vendors(ctx, now: datetime, *, with_latency: bool = True) -> list[VendorView]:
     """Every watched vendor, in the configured order."""
-    mutes = {}
+    mutes: dict[str, Any] = {}  # vendor -> the store's mute row
     for m in _call(ctx.store, "active_mutes", [], now):
         mutes.setdefault(m.vendor, m)
     out = []
@@ -184,7 +184,9 @@ class IncidentView:
 
     @property
     def id(self) -> int:
-        return self.incident.id
+        iid = self.incident.id
+        assert iid is not None, "views are built from stored incidents, which have ids"
+        return iid
 
     @property
     def started(self) -> datetime | None:
