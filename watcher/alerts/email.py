@@ -117,7 +117,9 @@ class SmtpMailer:
         """Render an alert for ``recipients`` and send it; ``seq`` is 0 for the first message about this
         incident to these recipients (see :func:`~watcher.alerts.email_render.message_id`)."""
         to = self.recipients(recipients)
-        msg = render_email(alert, sender=self.sender, recipients=to, seq=seq, domain=sender_domain(self.sender))
+        msg = render_email(
+            alert, sender=self.sender, recipients=to, seq=seq, domain=sender_domain(self.sender)
+        )
         return self.send_message(msg, to)
 
     def send_message(self, msg: EmailMessage, recipients: list[str]) -> Delivery:

@@ -461,3 +461,35 @@ def render_email(
     msg.set_content(render_text(alert), subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(render_html(alert, subject), subtype="html", charset="utf-8", cte="quoted-printable")
     return msg
+
+
+def render_standalone(
+    *,
+    subject: str,
+    text: str,
+    html_body: str,
+    sender: str,
+    recipients: list[str] | tuple[str, ...] = (),
+    id_prefix: str = "watcher-report",
+    now: datetime | None = None,
+) -> EmailMessage:
+    """A message about no incident (the weekly report): ``multipart/alternative``, not threaded.
+
+    ``subject``, ``text`` and ``html_body`` are rendered by the caller (HTML
+    already escaped); the headers get the same hygiene as alerts.
+    """
+    from email.utils import make_msgid
+
+    msg = EmailMessage()
+    msg["Subject"] = header_value(subject, SUBJECT_LIMIT)
+    name, addr = parseaddr(header_value(sender))
+    msg["From"] = formataddr((name, addr)) if name else addr
+    if recipients:
+        msg["To"] = ", ".join(header_value(r) for r in recipients)
+    msg["Date"] = format_datetime((now or datetime.now(UTC)).astimezone(UTC))
+    msg["Message-ID"] = make_msgid(id_prefix, domain=sender_domain(sender))
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(html_body, subtype="html", charset="utf-8", cte="quoted-printable")
+    return msg

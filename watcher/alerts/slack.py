@@ -223,6 +223,19 @@ class SlackBot:
         )
         return SlackRef(resp.get("channel") or channel, str(resp["ts"]))
 
+    def post_message(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> SlackRef:
+        """Post a message rendered elsewhere (the weekly report): a new message, no incident metadata."""
+        resp = self._call(
+            channel,
+            self.client.chat_postMessage,
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return SlackRef(resp.get("channel") or channel, str(resp["ts"]))
+
     def find_posted(self, channel: str, alert: Alert, pages: int = 5) -> SlackRef | None:
         """The message this bot already posted for the alert's incident, among the channel's latest, if any.
 
@@ -298,7 +311,10 @@ class SlackWebhook:
 
     def post(self, alert: Alert) -> None:
         text, blocks = render_message(alert)
-        blocks = [b for b in blocks if b.get("type") != "actions"]  # clicks would go nowhere
+        self.post_message(text, [b for b in blocks if b.get("type") != "actions"])  # clicks would go nowhere
+
+    def post_message(self, text: str, blocks: list[dict[str, Any]]) -> None:
+        """Post a rendered message to the webhook's channel; raises :class:`TransportError`."""
         try:
             resp = self.client.send(text=text, blocks=blocks, unfurl_links=False, unfurl_media=False)
         except Exception as e:
