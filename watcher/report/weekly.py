@@ -36,8 +36,6 @@ META_PREFIX = "report.last_sent:"
 ROUTE = "report"
 """The outbox ``route`` of report rows (no configured route has it: the fallback uses ``email.fallback_to``
 and ``slack.fallback_channel``)."""
-REPORT_CHANNELS = ("slack", "email")
-"""The channels ``report.*`` names targets for (``report.slack_channels``, ``report.emails``)."""
 
 
 @dataclass(slots=True)

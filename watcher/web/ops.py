@@ -51,6 +51,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from watcher.alerts.channels import registry
 from watcher.status import STALE_AFTER_INTERVALS, STALE_MIN
 from watcher.store.base import StoreError
 from watcher.store.maintenance import sqlite_problem, write_health_row
@@ -66,7 +67,6 @@ MIN_FREE_BYTES = 1024 * 1024
 """Less free space than this next to the database is unhealthy: the next checkpoint or migration fails."""
 HEALTH_META_KEY = "healthz.checked_at"
 KINDS = ("outage", "degradation", "api_change", "hallucination_spike", "maintenance")
-CHANNELS = ("slack", "email", "apprise")
 OUTBOX_STATES = ("pending", "sending", "delivered", "dead")
 PROBE_LATENCY_WINDOW = timedelta(hours=1)
 CANARY_WINDOW = timedelta(hours=24)
@@ -455,10 +455,10 @@ class StoreCollector(Collector):
         depth = GaugeMetricFamily(
             "watcher_outbox_notifications", "Outbox rows by channel and state.", labels=["channel", "state"]
         )
-        by: dict[tuple[str, str], int] = {(c, s): 0 for c in CHANNELS for s in OUTBOX_STATES}
-        delivered: dict[str, float] = dict.fromkeys(CHANNELS, 0.0)
-        dead: dict[str, float] = dict.fromkeys(CHANNELS, 0.0)
-        failures: dict[str, float] = dict.fromkeys(CHANNELS, 0.0)
+        by: dict[tuple[str, str], int] = {(c, s): 0 for c in registry.names() for s in OUTBOX_STATES}
+        delivered: dict[str, float] = dict.fromkeys(registry.names(), 0.0)
+        dead: dict[str, float] = dict.fromkeys(registry.names(), 0.0)
+        failures: dict[str, float] = dict.fromkeys(registry.names(), 0.0)
         for (channel, state), (n, attempts) in sorted(store.outbox_counts().items()):
             by[(channel, state)] = n
             delivered.setdefault(channel, 0.0)

@@ -147,6 +147,14 @@ class Channel(ABC):
         Channels that need no sender of their own (Apprise: the URL is everything) keep this."""
         return None
 
+    def configured(self, settings: Settings) -> bool:
+        """Whether the settings set this channel up (read without opening anything: ``watcher doctor``)."""
+        return True
+
+    def setup_advice(self) -> tuple[str, str]:
+        """(what is missing, how to fix it) when a route names this channel but it is not configured."""
+        return (f"sends to {self.label()} but {self.label()} is not configured", "see README, 'Alerts'")
+
     def problem(self, transports: Transports) -> str | None:
         """None when this channel can send; else why not, in words that say what to set."""
         return None

@@ -53,6 +53,15 @@ class EmailChannel(Channel):
                 sender=e.sender,
             )
 
+    def configured(self, settings: Settings) -> bool:
+        return bool(settings.email.host and settings.email.sender)
+
+    def setup_advice(self) -> tuple[str, str]:
+        return (
+            "sends email but email.host or email.sender is not set",
+            "set [email] host, port, sender and username, and WATCHER_EMAIL__PASSWORD",
+        )
+
     def problem(self, transports: Transports) -> str | None:
         return NOT_CONFIGURED if transports.mailer is None else None
 

@@ -60,6 +60,20 @@ class SlackChannel(Channel):
 
             transports.slack_webhook = SlackWebhook(s.webhook_url.get_secret_value(), timeout=s.timeout)
 
+    def configured(self, settings: Settings) -> bool:
+        s = settings.slack
+        return bool(
+            (s.token is not None and s.token.get_secret_value())
+            or s.token_file
+            or (s.webhook_url is not None and s.webhook_url.get_secret_value())
+        )
+
+    def setup_advice(self) -> tuple[str, str]:
+        return (
+            "sends to Slack but no Slack token or webhook is set: those alerts would be dropped",
+            "export WATCHER_SLACK__TOKEN=xoxb-... (or slack.token_file); see README, 'Slack and email setup'",
+        )
+
     def problem(self, transports: Transports) -> str | None:
         if transports.slack_bot is None and transports.slack_webhook is None:
             return NOT_CONFIGURED
