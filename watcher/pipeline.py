@@ -50,15 +50,21 @@ class Pipeline:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lease=None,
         on_changes: Callable[[list[Change]], object] | None = None,
+        plan_alerts: Callable[[list[Change]], Callable[[], object] | None] | None = None,
     ):
         self.store = store
         self.on_changes = on_changes
+        self.plan_alerts = plan_alerts
+        """Works out the alerts for incident changes *before* the transaction that saves them (routing,
+        mutes, the other vendors' state, the playbook: reads and file scans, slow) and returns what to
+        write inside it, once the incidents have their ids (:meth:`watcher.alerts.engine.AlertEngine.plan`).
+        The transaction, and SQLite's write lock, then lasts for ids, links and rows only."""
         self.quiet_until: datetime | None = None
         """Until then a failing source is logged at debug only: the daemon sums the first round up in
         one report (33 "DNS cannot resolve" lines on an offline machine say less than one summary)."""
-        """Queues the alerts for incident changes (the alert engine), inside the transaction that
-        saves the incidents: both are written or neither is, so a write refused halfway (a full
-        disk) cannot leave an incident stored whose alert was never queued."""
+        """Called inside the transaction that saves the incidents, after them: both are written or
+        neither is, so a write refused halfway (a full disk) cannot leave an incident stored whose
+        alert was never queued. Prefer ``plan_alerts``, whose slow part runs before the transaction."""
         self.lease = lease
         """None or a solo lease: this instance alone, always the leader. A cluster lease: only
         while it leads does this instance merge what it sees into incidents."""
@@ -238,9 +244,13 @@ class Pipeline:
                 known.setdefault(inc.id, inc)
             changes = reconcile(ctx, snapshot, known.values())
             if changes:
+                # plan, then write: what is slow about the alerts is done before the write lock is taken
+                writes = self.plan_alerts(changes) if self.plan_alerts is not None else None
                 with self.store.transaction("save incidents and their alerts"):
                     for ch in changes:
                         self.store.save_incident(ch.incident, ch.events)
+                    if writes is not None:
+                        writes()
                     if on_changes is not None:
                         on_changes(changes)
             for ch in changes:
