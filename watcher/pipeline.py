@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -25,6 +26,9 @@ from watcher.incidents.model import NOTIFIABLE, EventType
 from watcher.model import ComponentStatus, Observation, Snapshot, component_keys
 from watcher.sources import ParseError, SourceOptions, parser_for
 from watcher.store.base import SourceRecord, Store, StoreError
+
+if TYPE_CHECKING:  # imported on first use: most installs have no http sources
+    from watcher.httpchecks import HttpChecker
 
 log = logging.getLogger("watcher.pipeline")
 
@@ -77,7 +81,7 @@ class Pipeline:
         self.vendors = {v.id: v for v in vendors}
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
-        self._checker = None
+        self._checker: HttpChecker | None = None
         """Runs the ``http`` sources (:class:`watcher.httpchecks.HttpChecker`), made on first use."""
 
     def _lock(self, vendor: str) -> asyncio.Lock:
@@ -282,7 +286,8 @@ class Pipeline:
         rec.summary = out.summary
         if out.changed:
             rec.last_change_at = started
-            self.store.add_observation(spec.key, spec.vendor, started, "check", out.summary)
+            if out.summary is not None:  # a measured check always has one (HttpChecker.run)
+                self.store.add_observation(spec.key, spec.vendor, started, "check", out.summary)
         self.store.save_source(rec)
         obs = Observation(spec.vendor, spec.key, started, snapshot=out.snapshot, changed=out.changed)
         return PollResult(obs, changes)

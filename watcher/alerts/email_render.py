@@ -182,7 +182,7 @@ def _vendor(alert: Alert) -> str:
 
 def _links(alert: Alert) -> list[tuple[str, str]]:
     vendor = _vendor(alert)
-    out = []
+    out: list[tuple[str, str]] = []
     for url, label in (
         (
             None if alert.url == alert.status_page else alert.url,

@@ -463,7 +463,7 @@ class AlertEngine:
         duration = None
         if inc.resolved_at and started:
             duration = i18n.format_duration((inc.resolved_at - started).total_seconds(), loc)
-        used_for = ()
+        used_for: tuple[str, ...] = ()
         if inc.vendor in self.settings.vendors:
             used_for = tuple(self.settings.vendors[inc.vendor].used_for)
         a = self.settings.alerts

@@ -393,7 +393,7 @@ def _healthy(alternatives: tuple[Alternative, ...], affected: str) -> bool:
 def _alternatives(alternatives: tuple[Alternative, ...], affected: str, loc: str, limits: _Limits) -> str:
     affected_key = (affected or "").strip().lower()
     seen: set[str] = {affected_key}
-    healthy: list[tuple[int, float, int, Alternative]] = []
+    healthy: list[tuple[int, int, float, int, Alternative]] = []
     for i, alt in enumerate(alternatives or ()):
         key = (alt.vendor or "").strip().lower()
         rank = _HEALTH_RANK.get((alt.state or "").strip().lower())

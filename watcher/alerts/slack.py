@@ -18,7 +18,7 @@ import http.client
 import logging
 import socket
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.error import URLError
 
 from slack_sdk import WebClient
@@ -190,12 +190,18 @@ def incident_metadata(alert: Alert) -> dict[str, Any]:
     }
 
 
+def sdk_timeout(seconds: float) -> int:
+    """``seconds`` for slack_sdk's ``timeout``, which is annotated ``int`` but handed to urllib as is:
+    fractions work and tests rely on them (half a second to a hung server), so no rounding."""
+    return cast(int, seconds)
+
+
 class SlackBot:
     """Posts with a bot token: one message per incident, edited in place, updates in its thread."""
 
     def __init__(self, token: str, base_url: str = "https://slack.com/api/", timeout: float = 10):
         self.client = WebClient(
-            token=token, base_url=base_url, timeout=timeout, retry_handlers=[], logger=_sdk_log
+            token=token, base_url=base_url, timeout=sdk_timeout(timeout), retry_handlers=[], logger=_sdk_log
         )
 
     def __repr__(self) -> str:  # never the token
@@ -304,7 +310,7 @@ class SlackWebhook:
     """
 
     def __init__(self, url: str, timeout: float = 10):
-        self.client = WebhookClient(url, timeout=timeout, retry_handlers=[], logger=_sdk_log)
+        self.client = WebhookClient(url, timeout=sdk_timeout(timeout), retry_handlers=[], logger=_sdk_log)
 
     def __repr__(self) -> str:  # the URL is a secret
         return "SlackWebhook(url=…)"

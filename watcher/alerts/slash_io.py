@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from watcher.alerts.slack import sdk_timeout
 from watcher.alerts.slack_render import escape_mrkdwn, split_sections, truncate
 
 log = logging.getLogger("watcher.alerts.commands")
@@ -149,7 +150,7 @@ def response_url_allowed(url: str | None, base_url: str | None = None) -> bool:
 
 def post_response(url: str | None, reply: Reply, *, base_url: str | None = None, timeout: float = 10) -> bool:
     """POST the reply to a command's response_url; False (and logged) when refused or failed. Blocking."""
-    if not response_url_allowed(url, base_url):
+    if url is None or not response_url_allowed(url, base_url):
         log.warning("Slack command: refusing to post to a response_url outside Slack (%.60s)", url or "")
         return False
     import httpx
@@ -258,10 +259,14 @@ class Permissions:
     def _fetch(self) -> frozenset[str]:
         if not self.token:
             raise _LookupFailed("no bot token: set WATCHER_SLACK__TOKEN")
+        if not self.usergroup:
+            raise _LookupFailed("no admin user group: set slack.admin_usergroup")
         from slack_sdk import WebClient
         from slack_sdk.errors import SlackApiError
 
-        client = WebClient(token=self.token, base_url=self.base_url, timeout=self.timeout, retry_handlers=[])
+        client = WebClient(
+            token=self.token, base_url=self.base_url, timeout=sdk_timeout(self.timeout), retry_handlers=[]
+        )
         self.lookups += 1
         try:
             resp = client.usergroups_users_list(usergroup=self.usergroup)

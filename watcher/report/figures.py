@@ -125,16 +125,17 @@ def _median_p90(values: list[float]) -> tuple[float | None, float | None]:
 
 def _union_seconds(intervals: list[tuple[datetime, datetime]]) -> float:
     total = 0.0
-    cur_start = cur_end = None
+    run: tuple[datetime, datetime] | None = None
+    """The merged interval being built: (start, end)."""
     for a, b in sorted(intervals):
-        if cur_end is None or a > cur_end:
-            if cur_end is not None:
-                total += (cur_end - cur_start).total_seconds()
-            cur_start, cur_end = a, b
-        elif b > cur_end:
-            cur_end = b
-    if cur_end is not None:
-        total += (cur_end - cur_start).total_seconds()
+        if run is None or a > run[1]:
+            if run is not None:
+                total += (run[1] - run[0]).total_seconds()
+            run = (a, b)
+        elif b > run[1]:
+            run = (run[0], b)
+    if run is not None:
+        total += (run[1] - run[0]).total_seconds()
     return total
 
 

@@ -148,7 +148,7 @@ def _facts(vr: VendorReport, loc: str = "en") -> list[tuple[str, str]]:
                 t(
                     loc,
                     "report.canary_value",
-                    pct=_one_decimal(vr.canary_accuracy, loc),
+                    pct=_one_decimal(vr.canary_accuracy or 0.0, loc),
                     passed=vr.canary_passed,
                     total=vr.canary_total,
                 ),
@@ -174,7 +174,8 @@ def _incident_text(i: IncidentLine, tz: str, loc: str = "en") -> tuple[str, str]
     """(facts, title): facts are ours (safe), the title is the vendor's (escape it for the target)."""
     when = _when(i.started_at, tz, loc)
     if i.resolved_at:
-        span = f"{when} → {_when(i.resolved_at, tz, loc)}, {human_duration(i.duration.total_seconds(), loc)}"
+        took = i.resolved_at - i.started_at
+        span = f"{when} → {_when(i.resolved_at, tz, loc)}, {human_duration(took.total_seconds(), loc)}"
     else:
         span = t(loc, "report.since_open", when=when)
     kind = t(loc, "kind_lc." + i.kind) if i18n.has(loc, "kind_lc." + i.kind) else i.kind
