@@ -72,8 +72,16 @@ class PagerChannel(Channel):
     def timeout(self, settings) -> float:
         return 3.0
 
+    def render(self, alert) -> dict[str, Any]:
+        return {
+            "incident": alert.incident_id,
+            "action": alert.action.value,
+            "title": alert.title,
+            "state": alert.state,
+        }
+
     async def send(self, out: Outlet, n) -> dict[str, Any]:
-        page = {"incident": n.incident_id, "action": n.action.value, "title": n.alert.title, "state": n.alert.state}
+        page = self.render(n.alert)
 
         def post() -> int:
             req = urllib.request.Request(
@@ -96,12 +104,18 @@ def pager():
     p.close()
 
 
-def test_a_registered_toy_channel_is_routed_to_and_delivered_through_the_outbox(vendor_server, tmp_path, pager):
+def test_a_registered_toy_channel_is_routed_to_and_delivered_through_the_outbox(
+    vendor_server, tmp_path, pager
+):
     with registry.registered(PagerChannel({"oncall": [pager.url]})):
         h = AlertHarness(vendor_server, tmp_path, {"routes": [{"name": "oncall"}]}, transports=Transports())
         try:
             [routed] = targets_for(h.settings.routes, "anthropic", "outage", [])
-            assert (routed.target.channel, routed.target.address, routed.route) == ("pager", pager.url, "oncall")
+            assert (routed.target.channel, routed.target.address, routed.route) == (
+                "pager",
+                pager.url,
+                "oncall",
+            )
 
             pager.status = 503  # the pager has a bad minute: the outbox retries, as for Slack
             h.outage(UPDATE)
@@ -130,3 +144,23 @@ def test_a_registered_toy_channel_is_routed_to_and_delivered_through_the_outbox(
             h.close()
     assert registry.get("pager") is None, "unregistered after the block"
     assert registry.names()[:3] == ("slack", "email", "apprise")
+
+
+def test_every_built_in_channel_renders_vendor_text_escaped_for_its_format():
+    """``Channel.render`` is what ``send`` sends: a vendor title trying mentions and markup stays inert."""
+    import dataclasses
+    import json as _json
+
+    from watcher.alerts.testing import sample_alert
+    from watcher.config import Settings
+
+    evil = "<!channel> <b>down</b> & @here [x](javascript:alert(1))"
+    alert = dataclasses.replace(sample_alert(Settings.model_validate({"watch": ["openai", "anthropic"]})), title=evil)
+    slack_text, blocks = registry.get("slack").render(alert)
+    shown = slack_text + _json.dumps(blocks)
+    assert "<!channel>" not in shown and "&lt;!channel&gt;" in shown
+    subject, text, html = registry.get("email").render(alert)
+    assert "<b>down</b>" not in html and "&lt;b&gt;down&lt;/b&gt;" in html
+    assert 'href="javascript' not in html
+    title, body = registry.get("apprise").render(alert)
+    assert "<!channel>" not in title + body and "@here" not in title + body

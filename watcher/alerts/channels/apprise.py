@@ -71,8 +71,12 @@ class AppriseChannel(Channel):
     def shown(self, target: str) -> str:
         return target.split("://", 1)[0] + "://…"  # Apprise URLs carry tokens: never print them
 
+    def render(self, alert: Alert) -> tuple[str, str]:
+        """(title, Markdown body): :func:`apprise_text`."""
+        return apprise_text(alert)
+
     async def send(self, out: Outlet, n: Notification) -> dict[str, Any]:
-        title, body = apprise_text(n.alert)
+        title, body = self.render(n.alert)
 
         def send() -> bool:
             import apprise

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from watcher.alerts.model import AlertAction
+from watcher.alerts.model import Alert, AlertAction
 
 if TYPE_CHECKING:
     from watcher.config import RouteSettings, Settings
@@ -166,6 +166,15 @@ class Channel(ABC):
     def shown(self, target: str) -> str:
         """The target as it may be printed (an Apprise URL carries tokens: its scheme only)."""
         return target
+
+    @abstractmethod
+    def render(self, alert: Alert) -> Any:
+        """The alert as this channel shows it (Slack: text and blocks; email: subject, text, HTML; ...).
+
+        Pure. Every vendor string escaped for the format. A message rendered by its
+        author (:attr:`Alert.message`, the weekly report) comes back in this
+        channel's format as it was rendered.
+        """
 
     @abstractmethod
     async def send(self, out: Outlet, n: Notification) -> dict[str, Any]:

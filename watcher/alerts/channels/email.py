@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from watcher.alerts.channels.base import STANDALONE_ACTIONS, Channel, Outlet, Transports
-from watcher.alerts.model import TransportError
+from watcher.alerts.model import Alert, TransportError
 
 if TYPE_CHECKING:
     from watcher.config import RouteSettings, Settings
@@ -68,6 +68,16 @@ class EmailChannel(Channel):
     def timeout(self, settings: Settings) -> float:
         return float(settings.email.timeout)
 
+    def render(self, alert: Alert) -> tuple[str, str, str]:
+        """(subject, plain text, HTML) of the message (the first of its thread for an incident)."""
+        if alert.message is not None:
+            m = alert.message["email"]
+            return m["subject"], m["text"], m["html"]
+        from watcher.alerts.email_render import render_html, render_subject, render_text
+
+        subject = render_subject(alert)
+        return subject, render_text(alert), render_html(alert, subject)
+
     async def send(self, out: Outlet, n: Notification) -> dict[str, Any]:
         mailer = out.transports.mailer
         if mailer is None:
@@ -76,10 +86,10 @@ class EmailChannel(Channel):
         if message is not None:  # rendered by its author (the weekly report)
             from watcher.alerts.email_render import render_standalone
 
-            m = message["email"]
+            subject, text, html_body = self.render(n.alert)
             to = mailer.recipients([n.target])
             msg = render_standalone(
-                subject=m["subject"], text=m["text"], html_body=m["html"], sender=mailer.sender, recipients=to
+                subject=subject, text=text, html_body=html_body, sender=mailer.sender, recipients=to
             )
             delivery = await out.in_thread(self.name, mailer.send_message, msg, to)
             return dict(delivery.ref or {})

@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from watcher.alerts.channels.base import STANDALONE_ACTIONS, Channel, Outlet, Transports
-from watcher.alerts.model import SlackRef, TransportError
+from watcher.alerts.model import Alert, SlackRef, TransportError
 
 if TYPE_CHECKING:
     from watcher.config import RouteSettings, Settings
@@ -82,11 +82,18 @@ class SlackChannel(Channel):
     def timeout(self, settings: Settings) -> float:
         return float(settings.slack.timeout)
 
+    def render(self, alert: Alert) -> tuple[str, list[dict[str, Any]]]:
+        """(fallback text, Block Kit blocks) for ``chat.postMessage``."""
+        if alert.message is not None:
+            return alert.message["slack"]["text"], alert.message["slack"]["blocks"]
+        from watcher.alerts.slack_render import render_message
+
+        return render_message(alert)
+
     async def send(self, out: Outlet, n: Notification) -> dict[str, Any]:
         t = out.transports
-        message = n.alert.message
-        if message is not None:  # rendered by its author (the weekly report)
-            text, blocks = message["slack"]["text"], message["slack"]["blocks"]
+        if n.alert.message is not None:  # rendered by its author (the weekly report)
+            text, blocks = self.render(n.alert)
             if t.slack_bot is not None and n.target != WEBHOOK_TARGET:
                 ref = await out.in_thread(self.name, t.slack_bot.post_message, n.target, text, blocks)
                 return {"channel": ref.channel, "ts": ref.ts}
