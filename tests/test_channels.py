@@ -5,7 +5,7 @@ replaced: the incident comes from the real pipeline (a vendor page served
 locally), the engine routes it through :func:`watcher.alerts.routing.targets_for`,
 the outbox row is sent by the real :class:`~watcher.alerts.deliver.Deliverer`
 (its first try fails with a 503 and is retried after its backoff), and the
-labels of the board and the metrics' channel list come from the same registry.
+labels of the board and the metrics (a pager row counted under its own label) come from the same registry.
 """
 
 from __future__ import annotations
@@ -140,6 +140,14 @@ def test_a_registered_toy_channel_is_routed_to_and_delivered_through_the_outbox(
             assert registry.label("pager", "fr") == "Bipeur"
             assert "pager" in registry.names()
             assert channel_timeout(h.settings, "pager") == 3.0
+            from watcher.web.context import WebContext
+            from watcher.web.prometheus import metrics_text
+
+            ctx = WebContext(h.settings, h.store, h.vendors, started_at=h.clock(), clock=h.clock, runtime={})
+            figures = metrics_text(ctx).decode()
+            assert 'watcher_outbox_notifications{channel="pager",state="delivered"} 1.0' in figures
+            assert 'watcher_delivery_failures_total{channel="pager"} 1.0' in figures
+            assert 'watcher_outbox_notifications{channel="apprise",state="pending"} 0.0' in figures
         finally:
             h.close()
     assert registry.get("pager") is None, "unregistered after the block"
