@@ -14,6 +14,7 @@ import re
 import scenario
 from alerting import AlertHarness
 
+from watcher.alerts.channels.apprise import apprise_text
 from watcher.alerts.email import render_html, render_subject, render_text
 from watcher.alerts.model import AlertAction
 from watcher.alerts.slack_render import render_message, render_reply
@@ -84,7 +85,10 @@ def rendered(alert) -> dict[str, str]:
 
     walk(blocks)
     subject = render_subject(alert, 1 if alert.action is not AlertAction.OPENED else 0)
+    apprise_title, apprise_body = apprise_text(alert)
     return {
+        "apprise title": apprise_title,
+        "apprise body": apprise_body,
         "slack fallback": fallback,
         "slack blocks": "\n".join(texts),
         "slack reply": render_reply(alert),

@@ -47,6 +47,7 @@ import store_backends
 from prometheus_client.parser import text_string_to_metric_families
 from tcp_proxy import TcpProxy
 
+from watcher import health
 from watcher.alerts.model import Alert, AlertAction
 from watcher.catalog import resolve
 from watcher.config import Settings
@@ -420,7 +421,7 @@ def test_healthz_is_503_when_the_scheduler_stopped(world):
 
 
 def test_healthz_does_not_hang_on_a_database_locked_by_another_process(world, monkeypatch):
-    monkeypatch.setattr(ops, "DB_BUSY_TIMEOUT", 0.5)
+    monkeypatch.setattr(health, "DB_BUSY_TIMEOUT", 0.5)  # the checks live in watcher.health
     fresh_sources(world.store, world.vendors)
     other = sqlite3.connect(str(world.store.path), isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # an admin's sqlite3 shell in the middle of a write
@@ -680,7 +681,7 @@ def test_healthz_stays_200_when_the_stores_postgres_connection_is_terminated(pg_
 def test_healthz_does_not_hang_on_a_postgres_row_locked_by_another_session(pg_url, tmp_path, monkeypatch):
     import psycopg
 
-    monkeypatch.setattr(ops, "DB_BUSY_TIMEOUT", 0.5)
+    monkeypatch.setattr(health, "DB_BUSY_TIMEOUT", 0.5)  # the checks live in watcher.health
     ctx = pg_world(tmp_path, pg_url)
     try:
         with Served(app_for(ctx)) as http:

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from watcher.alerts import playbook as pb
+from watcher.alerts import prompt_library as pl  # the scan moved out of the playbook module
 from watcher.alerts.model import Alternative
 from watcher.alerts.playbook import BUDGET, KINDS, PlaybookFacts, neutralise, render_playbook
 from watcher.alerts.slack_render import SECTION_LIMIT, markdown_to_mrkdwn
@@ -309,7 +310,7 @@ def test_prompt_library_symlinks_out_of_the_folder_are_not_followed(tmp_path, mo
     (lib / "blog-alias.md").symlink_to(lib / "blog-ok.md")  # a link inside the folder is fine
     opened = []
     real_open = os.open
-    monkeypatch.setattr(pb.os, "open", lambda p, *a, **k: opened.append(str(p)) or real_open(p, *a, **k))
+    monkeypatch.setattr(pl.os, "open", lambda p, *a, **k: opened.append(str(p)) or real_open(p, *a, **k))
     text = render(prompt_library=lib)
     assert "blog-escape" not in text and "blog-secret" not in text and "blog-inner" not in text
     assert "- `blog-ok.md`" in text and "- `blog-alias.md`" in text
@@ -331,10 +332,10 @@ def test_prompt_library_scan_is_bounded(tmp_path, monkeypatch):
     for i in range(700):
         (lib / f"p{i:04d}.md").write_text("x")
     reads = []
-    real = pb._first_line
-    monkeypatch.setattr(pb, "_first_line", lambda p, b: reads.append(p) or real(p, b))
+    real = pl._first_line
+    monkeypatch.setattr(pl, "_first_line", lambda p, b: reads.append(p) or real(p, b))
     render(prompt_library=lib)
-    assert 0 < len(reads) <= pb.MAX_PROMPT_FILES_SCANNED
+    assert 0 < len(reads) <= pl.MAX_PROMPT_FILES_SCANNED
 
 
 def test_prompt_library_reads_only_the_head_of_each_file(tmp_path, monkeypatch):
@@ -342,7 +343,7 @@ def test_prompt_library_reads_only_the_head_of_each_file(tmp_path, monkeypatch):
     write(lib / "big.md", "x" * 10_000 + "\nblog drafts\n")
     sizes = []
     real_read = os.read
-    monkeypatch.setattr(pb.os, "read", lambda fd, n: sizes.append(n) or real_read(fd, n))
+    monkeypatch.setattr(pl.os, "read", lambda fd, n: sizes.append(n) or real_read(fd, n))
     text = render(prompt_library=lib)
     assert sizes and max(sizes) <= 200
     assert "(none named after these tasks" in text  # "blog drafts" sits past the first 200 bytes

@@ -184,24 +184,61 @@ def test_send_report_to_slack_and_email(week):
     assert mail.tls and mail.login == "bob"
 
 
-def test_run_weekly_sends_once_per_week_and_retries_a_target_that_failed(week):
+def test_run_weekly_queues_once_per_week_and_the_outbox_retries_a_target_that_failed(week):
+    """The report goes through the outbox: queued once per target and week, sent by the Deliverer with the
+    alerts' retries (a Slack 500 is tried again after its backoff, not on the next weekly run)."""
     h, slack, smtp = week
     before = datetime(2026, 10, 12, 8, 59, tzinfo=PARIS)
     assert asyncio.run(rpt.run_weekly(h.store, h.vendors, h.settings, h.transports, now=before)) == []
     slack.fail_next(1, status=500)  # Slack has a bad minute at 09:00
     at = datetime(2026, 10, 12, 9, 1, tzinfo=PARIS)
     first = asyncio.run(rpt.run_weekly(h.store, h.vendors, h.settings, h.transports, now=at))
-    assert {(x.target, x.ok) for x in first} == {("slack:C0REPORT", False), ("email:team@example.com", True)}
+    assert first == ["slack:C0REPORT", "email:team@example.com"]
+    h.clock.now = at.astimezone(UTC)
+    h.deliver()
+    reports = [n for n in h.rows() if n.action.value == "report"]
+    assert {(n.channel, n.target, n.state) for n in reports} == {
+        ("slack", REPORT_CHANNEL, "pending"),
+        ("email", "team@example.com", "delivered"),
+    }
+    assert all(n.incident_id == 0 for n in reports)
     assert slack.messages(REPORT_CHANNEL) == []
     second = asyncio.run(rpt.run_weekly(h.store, h.vendors, h.settings, h.transports, now=at + timedelta(minutes=5)))
-    assert [(x.target, x.ok) for x in second] == [("slack:C0REPORT", True)]
+    assert second == [], "queued once: the outbox retries, the schedule does not queue it again"
+    h.clock.now = (at + timedelta(minutes=5)).astimezone(UTC)
+    h.deliver()
     third = asyncio.run(rpt.run_weekly(h.store, h.vendors, h.settings, h.transports, now=at + timedelta(hours=3)))
     assert third == []
     assert len(slack.messages(REPORT_CHANNEL)) == 1 and len(smtp.messages) == 1
+    assert [n.state for n in h.rows() if n.action.value == "report"] == ["delivered", "delivered"]
     # the report covered the week before Monday 09:00 Paris
     assert "Mon 5 Oct 2026 – Mon 12 Oct 2026" in slack.messages(REPORT_CHANNEL)[0].all_text()
-    assert rpt.last_sent(h.store, "slack:C0REPORT") == (at + timedelta(minutes=5)).astimezone(UTC)
+    [mail] = smtp.messages
+    assert mail.message["Subject"].startswith("[watcher] Weekly report")
+    assert rpt.last_sent(h.store, "slack:C0REPORT") == at.astimezone(UTC)
     assert any(a["what"] == "report" for a in h.store.audit_log())
+
+
+def test_a_report_slack_refuses_for_good_falls_back_to_email_like_an_alert(week):
+    """A permanent failure (the bot is not in the channel) kills the Slack row and the report goes to
+    ``email.fallback_to`` instead, as an alert's would."""
+    h, slack, smtp = week
+    h.settings.report.slack_channels = ["C0GONE"]  # a channel the Slack stand-in does not know
+    h.settings.report.emails = []
+    h.settings.email.fallback_to = ["oncall@example.com"]
+    at = datetime(2026, 10, 12, 9, 1, tzinfo=PARIS)
+    assert asyncio.run(rpt.run_weekly(h.store, h.vendors, h.settings, h.transports, now=at)) == ["slack:C0GONE"]
+    h.clock.now = at.astimezone(UTC)
+    h.deliver()
+    h.deliver()
+    rows = [n for n in h.rows() if n.action.value == "report"]
+    assert [(n.channel, n.target, n.state) for n in rows] == [
+        ("slack", "C0GONE", "dead"),
+        ("email", "oncall@example.com", "delivered"),
+    ]
+    [mail] = smtp.wait_for(1)
+    assert mail.rcpt_tos == ["oncall@example.com"]
+    assert "Time to acknowledge" in mail.message.get_body(("plain",)).get_content()
 
 
 def report_settings(**kw) -> Settings:

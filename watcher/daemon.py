@@ -24,6 +24,7 @@ import logging
 import random
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -97,7 +98,7 @@ class Daemon:
                 self.runtime["metrics"].observe_result(result, time.monotonic() - t0)
                 self.polls += 1
                 self.runtime["polls"] = self.polls
-                return result  # its alerts were queued with its incidents (Pipeline.on_changes)
+                return result  # its alerts were queued with its incidents (Pipeline.plan_alerts)
         except asyncio.CancelledError:
             # Only at shutdown, after the grace period. Store writes have no await
             # inside them, so a cancelled poll never leaves a half-written incident.
@@ -107,16 +108,32 @@ class Daemon:
             if task is not None:
                 self._inflight.discard(task)
 
-    def _queue_alerts(self, changes) -> None:
-        """Inside the transaction that saves the incidents: a database error undoes the incidents
-        with their alerts (the next poll does both again); any other error is an alerting bug and
-        must not keep the incident from being recorded."""
+    def _plan_alerts(self, changes) -> Callable[[], None] | None:
+        """Before the transaction that saves the incidents: the alerts' slow part (routing, playbook...);
+        returns the writes, run inside that transaction. A database error undoes the incidents with
+        their alerts (the next poll does both again); any other error is an alerting bug and must not
+        keep the incident from being recorded."""
         try:
-            self.engine.on_changes(changes)
+            writes = self.engine.plan(changes)
         except StoreError:
             raise
         except Exception:
-            log.exception("could not queue alerts")
+            log.exception("could not plan alerts")
+            return None
+
+        def write() -> None:
+            try:
+                writes()
+            except StoreError:
+                raise
+            except Exception:
+                log.exception("could not queue alerts")
+
+        return write
+
+    @staticmethod
+    def _alerts_planned_by_pipeline(changes) -> None:
+        """The probe service's hook: nothing to do, the pipeline's ``plan_alerts`` queued them."""
 
     async def _probe_job(self, vendor: str, scheduler: AsyncIOScheduler) -> None:
         if self.stopping.is_set() or self.probes is None:
@@ -170,7 +187,7 @@ class Daemon:
             return
         # in a cluster the service exists even with nothing to probe here: as leader it still
         # declares the outages other locations' probes confirm
-        self.probes = ProbeService(runner, self.pipeline, self._queue_alerts, cluster=view)
+        self.probes = ProbeService(runner, self.pipeline, self._alerts_planned_by_pipeline, cluster=view)
         if not runner.targets:
             return
         p = self.settings.probes
@@ -388,7 +405,7 @@ class Daemon:
         self._sem = asyncio.Semaphore(poll.concurrency)
         client = make_client(user_agent=poll.user_agent, max_connections=poll.concurrency * 2)
         self.pipeline = Pipeline(
-            self.store, client, self.settings, self.vendors, lease=self.lease, on_changes=self._queue_alerts
+            self.store, client, self.settings, self.vendors, lease=self.lease, plan_alerts=self._plan_alerts
         )
         # Our own log lines say what changed; APScheduler's per-job chatter would be one line per poll.
         logging.getLogger("apscheduler").setLevel(logging.ERROR)

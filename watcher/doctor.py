@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
 
+from watcher.alerts.channels import registry
 from watcher.config import ConfigError, Settings
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -60,13 +61,8 @@ def route_checks(settings: Settings) -> list[Check]:
             )
         )
         return out
-    slack_ok = _slack_configured(settings)
     for r in settings.routes:
-        targets = (
-            [f"slack:{c}" for c in r.slack_channels]
-            + [f"email:{a}" for a in r.emails]
-            + [f"apprise:{u.split('://', 1)[0]}" for u in r.apprise]
-        )
+        targets = [f"{ch.name}:{ch.shown(t)}" for ch in registry.channels() for t in ch.route_targets(r)]
         name = f"route {r.name}"
         if not targets:
             out.append(
@@ -79,24 +75,10 @@ def route_checks(settings: Settings) -> list[Check]:
             )
             continue
         out.append(Check(OK, name, f"{_route_scope(r)} -> {', '.join(targets)}"))
-        if r.slack_channels and not slack_ok:
-            out.append(
-                Check(
-                    FAIL,
-                    name,
-                    "sends to Slack but no Slack token or webhook is set: those alerts would be dropped",
-                    "export WATCHER_SLACK__TOKEN=xoxb-... (or slack.token_file); see README, 'Slack and email setup'",
-                )
-            )
-        if r.emails and not (settings.email.host and settings.email.sender):
-            out.append(
-                Check(
-                    FAIL,
-                    name,
-                    "sends email but email.host or email.sender is not set",
-                    "set [email] host, port, sender and username, and WATCHER_EMAIL__PASSWORD",
-                )
-            )
+        for ch in registry.channels():
+            if ch.route_targets(r) and not ch.configured(settings):
+                missing, fix = ch.setup_advice()
+                out.append(Check(FAIL, name, missing, fix))
     return out
 
 
@@ -105,26 +87,12 @@ def _route_scope(r) -> str:
     return f"{vendors}, {len(r.kinds)} kind(s), impact >= {r.min_impact}"
 
 
-def _slack_configured(settings: Settings) -> bool:
-    s = settings.slack
-    return bool(
-        (s.token is not None and s.token.get_secret_value())
-        or s.token_file
-        or (s.webhook_url is not None and s.webhook_url.get_secret_value())
-    )
-
-
 def targets(settings: Settings) -> list[str]:
     """Every place an alert can go: empty means no alert reaches anyone."""
     if not settings.alerts.enabled:
         return []
-    slack_ok = _slack_configured(settings)
-    email_ok = bool(settings.email.host and settings.email.sender)
-    out: list[str] = []
-    for r in settings.routes:
-        out += [f"slack:{c}" for c in r.slack_channels if slack_ok]
-        out += [f"email:{a}" for a in r.emails if email_ok]
-        out += [f"apprise:{u.split('://', 1)[0]}" for u in r.apprise]
+    ready = [ch for ch in registry.channels() if ch.configured(settings)]
+    out = [f"{ch.name}:{ch.shown(t)}" for r in settings.routes for ch in ready for t in ch.route_targets(r)]
     return list(dict.fromkeys(out))
 
 

@@ -95,7 +95,7 @@ async def beat_from_health(client: httpx.AsyncClient, ctx) -> bool:
     """The daemon's heartbeat job: run the ``/healthz`` checks, then ping with their verdict."""
     if not ctx.settings.heartbeat.url:
         return False
-    from watcher.web.ops import check_health
+    from watcher.health import check_health
 
     try:
         health = await check_health(ctx)

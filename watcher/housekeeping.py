@@ -9,7 +9,7 @@ logs its own errors, so none of them can stop watching:
   is set (first ping after the first polls had time to happen):
   :func:`watcher.heartbeat.beat_from_health`, the ``/healthz`` verdict;
 - ``ops:report`` every 5 minutes when the report is enabled and has a target:
-  :func:`watcher.report.run_weekly`, which sends only when the week's time has come.
+  :func:`watcher.report.run_weekly`, which queues it in the outbox only when the week's time has come.
 
 In a cluster, retention and the report run on the leader only (``leading``); the
 heartbeat runs on every instance, each saying that it is alive and healthy.
@@ -79,7 +79,9 @@ def schedule(
         )
         added.append("ops:heartbeat")
 
-    if s.report.enabled and (s.report.slack_channels or s.report.emails):
+    from watcher.report import report_targets
+
+    if s.report.enabled and report_targets(s, transports):  # each channel says where the report goes
 
         async def report() -> None:
             from watcher.report import run_weekly

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -26,6 +27,9 @@ from watcher.model import ComponentStatus, Observation, Snapshot, component_keys
 from watcher.sources import ParseError, SourceOptions, parser_for
 from watcher.store.base import SourceRecord, StoreError
 from watcher.store.roles import Store
+
+if TYPE_CHECKING:  # imported on first use: most installs have no http sources
+    from watcher.httpchecks import HttpChecker
 
 log = logging.getLogger("watcher.pipeline")
 
@@ -51,15 +55,21 @@ class Pipeline:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lease=None,
         on_changes: Callable[[list[Change]], object] | None = None,
+        plan_alerts: Callable[[list[Change]], Callable[[], object] | None] | None = None,
     ):
         self.store = store
         self.on_changes = on_changes
+        self.plan_alerts = plan_alerts
+        """Works out the alerts for incident changes *before* the transaction that saves them (routing,
+        mutes, the other vendors' state, the playbook: reads and file scans, slow) and returns what to
+        write inside it, once the incidents have their ids (:meth:`watcher.alerts.engine.AlertEngine.plan`).
+        The transaction, and SQLite's write lock, then lasts for ids, links and rows only."""
         self.quiet_until: datetime | None = None
         """Until then a failing source is logged at debug only: the daemon sums the first round up in
         one report (33 "DNS cannot resolve" lines on an offline machine say less than one summary)."""
-        """Queues the alerts for incident changes (the alert engine), inside the transaction that
-        saves the incidents: both are written or neither is, so a write refused halfway (a full
-        disk) cannot leave an incident stored whose alert was never queued."""
+        """Called inside the transaction that saves the incidents, after them: both are written or
+        neither is, so a write refused halfway (a full disk) cannot leave an incident stored whose
+        alert was never queued. Prefer ``plan_alerts``, whose slow part runs before the transaction."""
         self.lease = lease
         """None or a solo lease: this instance alone, always the leader. A cluster lease: only
         while it leads does this instance merge what it sees into incidents."""
@@ -72,7 +82,7 @@ class Pipeline:
         self.vendors = {v.id: v for v in vendors}
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
-        self._checker = None
+        self._checker: HttpChecker | None = None
         """Runs the ``http`` sources (:class:`watcher.httpchecks.HttpChecker`), made on first use."""
 
     def _lock(self, vendor: str) -> asyncio.Lock:
@@ -239,9 +249,13 @@ class Pipeline:
                 known.setdefault(inc.id, inc)
             changes = reconcile(ctx, snapshot, known.values())
             if changes:
+                # plan, then write: what is slow about the alerts is done before the write lock is taken
+                writes = self.plan_alerts(changes) if self.plan_alerts is not None else None
                 with self.store.transaction("save incidents and their alerts"):
                     for ch in changes:
                         self.store.save_incident(ch.incident, ch.events)
+                    if writes is not None:
+                        writes()
                     if on_changes is not None:
                         on_changes(changes)
             for ch in changes:
@@ -273,7 +287,8 @@ class Pipeline:
         rec.summary = out.summary
         if out.changed:
             rec.last_change_at = started
-            self.store.add_observation(spec.key, spec.vendor, started, "check", out.summary)
+            if out.summary is not None:  # a measured check always has one (HttpChecker.run)
+                self.store.add_observation(spec.key, spec.vendor, started, "check", out.summary)
         self.store.save_source(rec)
         obs = Observation(spec.vendor, spec.key, started, snapshot=out.snapshot, changed=out.changed)
         return PollResult(obs, changes)

@@ -18,7 +18,7 @@ is also queued on the other channel: email when Slack fails, Slack when email
 fails.
 
 What was sent is always recorded, however long the database refuses writes (a full
-disk, a read-only file): the sender waits and tries again (:meth:`Deliverer._record`)
+disk, a read-only file): the sender waits and tries again (:meth:`Deliverer.record`)
 rather than leave the row claimed for the life of the process, which would hold back
 every later message of its incident to that target, or forget the Slack thread, which
 would make the next update a second message instead of an edit. While it waits, nothing
@@ -35,11 +35,11 @@ import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from watcher.alerts.model import Alert, SlackRef, TransportError
-from watcher.config import Settings, read_secret
+from watcher.alerts.channels import Transports, registry
+from watcher.alerts.model import TransportError
+from watcher.config import Settings
 from watcher.store.base import StoreError
 from watcher.store.outbox import Notification
 
@@ -68,45 +68,13 @@ def backoff(
     return delay
 
 
-@dataclass
-class Transports:
-    """The configured senders; None where a channel is not set up."""
-
-    slack_bot: object | None = None
-    slack_webhook: object | None = None
-    mailer: object | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Transports:
-        t = cls()
-        s = settings.slack
-        token = read_secret(s.token, s.token_file, "slack.token")
-        if token:
-            from watcher.alerts.slack import SlackBot
-
-            t.slack_bot = SlackBot(token, base_url=s.base_url, timeout=s.timeout)
-        elif s.webhook_url is not None and s.webhook_url.get_secret_value():
-            from watcher.alerts.slack import SlackWebhook
-
-            t.slack_webhook = SlackWebhook(s.webhook_url.get_secret_value(), timeout=s.timeout)
-        e = settings.email
-        if e.host and e.sender:
-            from watcher.alerts.email import SmtpMailer
-
-            t.mailer = SmtpMailer(
-                e.host,
-                e.port,
-                username=e.username,
-                password=read_secret(e.password, e.password_file, "email.password"),
-                starttls=e.starttls,
-                ssl=e.ssl,
-                timeout=e.timeout,
-                sender=e.sender,
-            )
-        return t
+__all__ = ["Deliverer", "Transports", "backoff", "channel_timeout", "stuck_alerts", "wait_reasons"]
+"""``Transports`` lives with the channels (:mod:`watcher.alerts.channels.base`); re-exported for callers."""
 
 
 class Deliverer:
+    """The outbox's sender: one lane per target, retries, fallback; the channels' :class:`Outlet`."""
+
     def __init__(
         self,
         settings: Settings,
@@ -213,14 +181,16 @@ class Deliverer:
         except Exception:  # the lane must end cleanly, whatever a row did
             log.exception("delivery to %s %s failed", *key)
 
-    async def _in_thread(self, channel: str, fn: Callable, /, *args):
+    async def in_thread(self, channel: str, fn: Callable, /, *args):
         """Run a transport's blocking call in ``channel``'s own worker threads."""
         pool = self._pools.get(channel)
         if pool is None:
-            pool = self._pools[channel] = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix=f"send-{channel}")
+            pool = self._pools[channel] = ThreadPoolExecutor(
+                SEND_THREADS, thread_name_prefix=f"send-{channel}"
+            )
         return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
 
-    async def _record(self, n: Notification, what: str, write: Callable[[], object]) -> None:
+    async def record(self, n: Notification, what: str, write: Callable[[], object]) -> None:
         """Run ``write`` (a store write about ``n``) until the database takes it.
 
         Only for outcomes that already happened: a message that went out, a failure to
@@ -266,7 +236,7 @@ class Deliverer:
             log.exception("notification #%s: unexpected error", n.id)
             await self._failed(n, TransportError(f"unexpected error: {e!r}"))
             return
-        await self._record(n, "its delivery", lambda: self.store.mark_delivered(n.id, self.clock(), ref))
+        await self.record(n, "its delivery", lambda: self.store.mark_delivered(n.id, self.clock(), ref))
         self.sent += 1
         log.info(
             "notification #%s delivered: incident #%s %s to %s %s",
@@ -284,13 +254,13 @@ class Deliverer:
         too_old = (now - n.created_at).total_seconds() > self.settings.alerts.retry_for
         if e.permanent or too_old:
             why = e.message if e.permanent else f"gave up after {n.attempts} tries: {e.message}"
-            await self._record(n, "that it failed for good", lambda: self.store.mark_dead(n.id, now, why))
+            await self.record(n, "that it failed for good", lambda: self.store.mark_dead(n.id, now, why))
             log.error("notification #%s to %s %s failed for good: %s", n.id, n.channel, n.target, why)
-            await self._record(n, "its fallback", lambda: self._fallback(n, why))
+            await self.record(n, "its fallback", lambda: self._fallback(n, why))
             return
         delay = backoff(n.attempts, e.retry_after)
         not_before = now + timedelta(seconds=delay)
-        await self._record(n, "its retry", lambda: self.store.mark_retry(n.id, now, not_before, e.message))
+        await self.record(n, "its retry", lambda: self.store.mark_retry(n.id, now, not_before, e.message))
         log.warning(
             "notification #%s to %s %s failed (try %d), retrying in %.0fs: %s",
             n.id,
@@ -301,20 +271,17 @@ class Deliverer:
             e.message,
         )
         if (now - first).total_seconds() >= self.settings.alerts.fallback_after:
-            await self._record(n, "its fallback", lambda: self._fallback(n, e.message))
+            await self.record(n, "its fallback", lambda: self._fallback(n, e.message))
 
     def _fallback(self, n: Notification, why: str) -> None:
         if n.fallback_sent or n.fallback_of is not None:
             return
         targets: list[tuple[str, str]] = []
         route = next((r for r in self.settings.routes if r.name == n.route), None)
-        if n.channel in ("slack", "apprise"):
-            emails = (route.emails if route else []) or self.settings.email.fallback_to
-            targets = [("email", e) for e in emails] if self.transports.mailer else []
-        elif n.channel == "email" and (self.transports.slack_bot or self.transports.slack_webhook):
-            fallback = self.settings.slack.fallback_channel
-            channels = (route.slack_channels if route else []) or ([fallback] if fallback else [])
-            targets = [("slack", c) for c in channels]
+        failing = registry.get(n.channel)
+        other = registry.get(failing.fallback_to) if failing is not None and failing.fallback_to else None
+        if other is not None and other.problem(self.transports) is None:
+            targets = [(other.name, t) for t in other.fallback_targets(self.settings, route)]
         if not targets:
             log.error("notification #%s: no fallback channel configured for route %s", n.id, n.route)
             return
@@ -322,7 +289,12 @@ class Deliverer:
         targets = [t for t in targets if t not in already]
         if not targets:  # the other channel gets this incident's alerts anyway: a copy would be a duplicate
             self.store.mark_fallback_sent(n.id)
-            log.warning("notification #%s: %s keeps failing (%s); the route's other channel has it", n.id, n.channel, why)
+            log.warning(
+                "notification #%s: %s keeps failing (%s); the route's other channel has it",
+                n.id,
+                n.channel,
+                why,
+            )
             return
         # Everything queued for the incident on the failing target follows, as one message that
         # shows the incident as it is now: the newest queued row holds the latest facts (a resolve
@@ -354,146 +326,12 @@ class Deliverer:
             ", ".join(c for c, _ in targets),
         )
 
-    # -- channels --------------------------------------------------------------------------
-
     async def _send(self, n: Notification) -> dict:
-        if n.channel == "slack":
-            return await self._slack(n)
-        if n.channel == "email":
-            return await self._email(n)
-        if n.channel == "apprise":
-            return await self._apprise(n)
-        raise TransportError(f"unknown channel {n.channel!r}", permanent=True)
-
-    async def _slack(self, n: Notification) -> dict:
-        t = self.transports
-        if t.slack_bot is not None:
-            bot = t.slack_bot
-            ts = self.store.slack_thread(n.incident_id, n.target)
-            if ts is not None:
-                ref = SlackRef(n.target, ts)
-                try:
-                    await self._in_thread("slack", bot.update, ref, n.alert)
-                except TransportError as e:
-                    if not (e.permanent and "message_not_found" in e.message):
-                        raise
-                    ts = None  # the message was deleted: start a new one
-                else:
-                    reply = await self._in_thread("slack", bot.reply, ref, n.alert)
-                    return {"channel": ref.channel, "ts": ref.ts, "reply_ts": getattr(reply, "ts", None)}
-            if ts is None and n.attempts > 1:
-                found = await self._adopt(bot, n)
-                if found is not None:
-                    return found
-            ref = await self._in_thread("slack", bot.post, n.target, n.alert)
-            # posted: from here on a database error must not count as a failed send (a second post)
-            await self._record(
-                n,
-                "its Slack thread",
-                lambda: self.store.save_slack_thread(n.incident_id, n.target, ref.ts, self.clock()),
-            )
-            return {"channel": ref.channel, "ts": ref.ts}
-        if t.slack_webhook is not None:
-            await self._in_thread("slack", t.slack_webhook.post, n.alert)
-            return {"webhook": True}
-        raise TransportError(
-            "Slack is not configured: set WATCHER_SLACK__TOKEN (or slack.webhook_url)", permanent=True
-        )
-
-    async def _adopt(self, bot, n: Notification) -> dict | None:
-        """After a try that may have posted (a crash in flight, a lost answer): adopt what Slack holds.
-
-        Looks for this incident's message (by its metadata) among the channel's latest;
-        when found, it becomes the incident's thread and is edited to show the
-        incident as it is now, instead of a second message that would show the old
-        state forever. A lookup refused for good (no history scope...) is logged and
-        watcher posts; a transient failure is a failed try, retried as any other.
-        """
-        find = getattr(bot, "find_posted", None)
-        if find is None:
-            return None
-        try:
-            ref = await self._in_thread("slack", find, n.target, n.alert)
-        except TransportError as e:
-            if not e.permanent:
-                raise  # Slack is unreachable: a post would fail too; try both again later
-            log.warning(
-                "notification #%s: cannot look for a message already posted in %s (%s); posting, which may "
-                "duplicate the alert (add the channels:history and groups:history scopes)",
-                n.id,
-                n.target,
-                e.message,
-            )
-            return None
-        if ref is None:
-            return None
-        await self._record(
-            n,
-            "its Slack thread",
-            lambda: self.store.save_slack_thread(n.incident_id, n.target, ref.ts, self.clock()),
-        )
-        log.warning(
-            "notification #%s: incident #%s was already posted in %s (ts %s) by a try that did not finish; "
-            "adopting that message instead of posting again",
-            n.id,
-            n.incident_id,
-            n.target,
-            ref.ts,
-        )
-        await self._in_thread("slack", bot.update, ref, n.alert)
-        return {"channel": ref.channel, "ts": ref.ts, "adopted": True}
-
-    async def _email(self, n: Notification) -> dict:
-        mailer = self.transports.mailer
-        if mailer is None:
-            raise TransportError("email is not configured: set email.host and email.sender", permanent=True)
-        thread = self.store.email_thread(n.incident_id, n.target)
-        seq = thread[1] + 1 if thread else 0
-        delivery = await self._in_thread("email", mailer.send, n.alert, [n.target], seq)
-        ref = dict(getattr(delivery, "ref", {}) or {})
-        root = thread[0] if thread else ref.get("message_id", "")
-        await self._record(
-            n, "its email thread", lambda: self.store.save_email_thread(n.incident_id, n.target, root, seq)
-        )
-        return ref
-
-    async def _apprise(self, n: Notification) -> dict:
-        title, body = apprise_text(n.alert)
-
-        def send() -> bool:
-            import apprise
-
-            ap = apprise.Apprise()
-            if not ap.add(n.target):
-                raise TransportError("invalid Apprise URL (check its scheme and tokens)", permanent=True)
-            return bool(ap.notify(title=title, body=body, body_format=apprise.NotifyFormat.MARKDOWN))
-
-        if not await self._in_thread("apprise", send):
-            raise TransportError("the Apprise service did not accept the notification")
-        return {"apprise": True}
-
-
-def apprise_text(alert: Alert) -> tuple[str, str]:
-    """Title and Markdown body for Apprise channels (Teams, Discord, Telegram, PagerDuty, webhooks)."""
-    from watcher.alerts.playbook import neutralise
-
-    state = (
-        "resolved"
-        if alert.state == "resolved"
-        else (f"acknowledged by {alert.acknowledged_by}" if alert.acknowledged_by else "open")
-    )
-    title = f"{alert.vendor_name} {alert.kind}: {neutralise(alert.title)} ({state})"
-    lines = [f"**{neutralise(alert.title)}** — {alert.kind}, vendor status {alert.status}"]
-    if alert.event_text:
-        lines.append(neutralise(alert.event_text))
-    if alert.latest_update:
-        lines.append("> " + neutralise(alert.latest_update[:500]))
-    if alert.url and alert.url.startswith(("http://", "https://")):
-        lines.append(alert.url)
-    if alert.playbook:
-        lines.append("")
-        lines.append(alert.playbook)
-    return title[:250], "\n".join(lines)
+        """Hand the row to its channel (the one send path: :meth:`Channel.send`)."""
+        channel = registry.get(n.channel)
+        if channel is None:
+            raise TransportError(f"unknown channel {n.channel!r}", permanent=True)
+        return await channel.send(self, n)
 
 
 def _span(seconds: float) -> str:
@@ -507,11 +345,15 @@ def _span(seconds: float) -> str:
 
 def channel_timeout(settings: Settings, channel: str) -> float:
     """Seconds one send on ``channel`` may take before its client gives up."""
-    if channel == "slack":
-        return float(settings.slack.timeout)
-    if channel == "email":
-        return float(settings.email.timeout)
-    return 60.0
+    ch = registry.get(channel)
+    return ch.timeout(settings) if ch is not None else 60.0
+
+
+def _follow_up(channel: str) -> str:
+    ch = registry.get(channel)
+    if ch is not None and ch.edits_in_place:
+        return f"{ch.label()} edits that message"
+    return "this one replies in its thread"
 
 
 def wait_reasons(rows: list[Notification], now: datetime, settings: Settings) -> dict[int, str]:
@@ -548,7 +390,7 @@ def wait_reasons(rows: list[Notification], now: datetime, settings: Settings) ->
             ahead = first_by_thread[thread]
             out[n.id] = (
                 f"waiting behind #{ahead.id} (same incident and target: it must go first, "
-                f"{'Slack edits that message' if n.channel == 'slack' else 'this one replies in its thread'})"
+                f"{_follow_up(n.channel)})"
             )
         elif n.not_before > now:
             if n.last_error:

@@ -24,16 +24,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
-import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from watcher import i18n
+from watcher.alerts.alternatives import best_first, can_replace, latency_ms
 from watcher.alerts.model import Alert, AlertAction, Alternative
+from watcher.alerts.names import (
+    plain_name as plain_name,  # re-exported: the web form and the CLI import it here
+)
 from watcher.alerts.oncall import rotation
 from watcher.alerts.relevance import Relevance, judge
-from watcher.alerts.routing import quiet_until, subscription_targets, targets_for
+from watcher.alerts.routing import RoutedTarget, quiet_until, subscription_targets, targets_for
 from watcher.catalog import VendorSpec
 from watcher.config import Settings, read_secret
 from watcher.incidents.correlate import Change
@@ -72,60 +75,34 @@ def resolved_playbook(vendor_name: str, duration: str | None, locale: str) -> st
     return heading + "\n" + i18n.t(locale, "resolved.body", vendor_name=name).strip() + "\n"
 
 
-NAME_MAX = 80
-_SLACK_ID = re.compile(r"\b[UWBSTCGD][A-Z0-9]{7,}\b")
-_NAME_PUNCT = set(" -'’.,()")
+@dataclass(slots=True)
+class PlannedAlert:
+    """One incident change's alert, worked out before the write transaction (:meth:`AlertEngine.plan_notify`)."""
+
+    inc: Incident
+    action: AlertAction
+    now: datetime
+    clear_ack: bool = False
+    extra_targets: tuple[tuple[str, str], ...] = ()
+    alert: Alert | None = None
+    """None: nobody is told (no route, muted, nothing sent before); the ack may still end."""
+    routed: list[tuple[RoutedTarget, datetime | None]] = field(default_factory=list)
+    """The routes' targets, each with the end of its quiet hours (None: send now)."""
+    previous: list[tuple[str, str, str]] = field(default_factory=list)
+    """(channel, target, route) already told about the incident: they hear of every change."""
+    note: str = ""
+    """Why nothing is sent, for the log line written with the incident's id."""
 
 
-def plain_name(text: str | None) -> str:
-    """An acknowledger's name as typed on the acknowledge page, if it is a plain display name.
+class AlertWrites:
+    """The writes of a plan: run inside the transaction that saves the incidents (ids known by then)."""
 
-    Letters (any script), digits, spaces and ``- ' . , ( )`` only: no Slack ids
-    (``U0VICTIM01`` would ping that user), no ``@`` or ``<...>`` mentions, no control,
-    bidi or zero-width characters (a newline would forge a log line). Raises
-    ValueError with the message to show.
-    """
-    name = " ".join((text or "").split(" ")).strip()
-    if not name:
-        raise ValueError("Enter your name: it is shown to the team as who acknowledged.")
-    if len(name) > NAME_MAX:
-        raise ValueError(f"That name is too long: {NAME_MAX} characters at most.")
-    bad = sorted({c for c in name if not (unicodedata.category(c)[0] in "LMN" or c in _NAME_PUNCT)})
-    if bad:
-        shown = ", ".join(repr(c) if c.isprintable() else f"U+{ord(c):04X}" for c in bad[:5])
-        raise ValueError(
-            f"Enter a plain display name (letters, digits, spaces and - ' . , only); not allowed: {shown}."
-        )
-    if any(any(c.isdigit() for c in m.group()) for m in _SLACK_ID.finditer(name)):
-        raise ValueError("Enter your name as people know it, not a Slack member id (like U0123ABCD).")
-    return name
+    def __init__(self, engine: AlertEngine, planned: list[PlannedAlert]):
+        self.engine = engine
+        self.planned = planned
 
-
-def _can_replace(affected: VendorSpec | None, other: VendorSpec) -> bool:
-    """Whether ``other`` does some of what ``affected`` does: a CRM is no stand-in for an LLM.
-
-    A vendor with no categories (one the user added without saying) matches all.
-    """
-    if affected is None or not affected.categories or not other.categories:
-        return True
-    return bool(set(affected.categories) & set(other.categories))
-
-
-_STATE_RANK = {"operational": 0, "degraded": 1, "maintenance": 2, "unknown": 3, "outage": 4}
-
-
-def best_first(alternatives) -> tuple[Alternative, ...]:
-    """Healthy first, then the closest to the same job (shared categories), then the fastest measured."""
-    return tuple(
-        sorted(
-            alternatives,
-            key=lambda a: (
-                _STATE_RANK.get(a.state, 5),
-                -a.match,
-                a.latency_ms if a.latency_ms is not None else float("inf"),
-            ),
-        )
-    )
+    def __call__(self) -> int:
+        return sum(self.engine.write(p) for p in self.planned)
 
 
 class AlertEngine:
@@ -154,31 +131,48 @@ class AlertEngine:
     # -- incident changes -------------------------------------------------------------
 
     def on_changes(self, changes: list[Change]) -> int:
-        """Queue what these incident changes call for; returns how many notifications were written."""
+        """Queue what these (already saved) incident changes call for; returns how many notifications.
+
+        For callers whose incidents are written already. The pipeline instead calls
+        :meth:`plan` before its write transaction and runs the plan inside it.
+        """
+        return self.plan(changes)()
+
+    def plan(self, changes: list[Change]) -> AlertWrites:
+        """Everything slow about the alerts these changes call for, before any write: routing, mutes,
+        relevance, the other vendors' state and latency, the playbook (prompt library included).
+
+        Reads only. The incidents may not be saved yet (a new one has no id): what
+        needs the id (the alert's incident id, its acknowledge and board links) and
+        every row is left to the returned :class:`AlertWrites`, which the caller runs
+        once the incidents are saved, inside the same transaction: so the database's
+        write lock is held for ids, links and rows only.
+        """
+        planned: list[PlannedAlert] = []
         if not self.settings.alerts.enabled:
-            return 0
-        n = 0
+            return AlertWrites(self, planned)
+        batch = [ch.incident for ch in changes]
         for ch in changes:
             inc = ch.incident
-            if inc.backfilled or inc.id is None or not ch.events:
+            if inc.backfilled or not ch.events:
                 continue
             types = {e.type for e in ch.events}
+            clear_ack = False
             if EventType.RESOLVED in types:
                 action = AlertAction.RESOLVED
-                self.store.clear_ack(inc.id, self.clock())
+                clear_ack = True
             elif EventType.OPENED in types:
                 action = AlertAction.OPENED
             elif types & _UPDATE_EVENTS:
                 action = AlertAction.UPDATED
-                if EventType.REOPENED in types:
-                    self.store.clear_ack(inc.id, self.clock())
+                clear_ack = EventType.REOPENED in types
             else:
                 continue
             text = "; ".join(
                 self._event_words(e) for e in ch.events if e.type is not EventType.VENDOR_UPDATE
             )
-            n += self.notify(inc, action, event_text=text)
-        return n
+            planned.append(self.plan_notify(inc, action, event_text=text, clear_ack=clear_ack, batch=batch))
+        return AlertWrites(self, planned)
 
     def notify(
         self,
@@ -186,11 +180,36 @@ class AlertEngine:
         action: AlertAction,
         *,
         event_text: str = "",
-        extra_targets=(),
+        extra_targets: Sequence[tuple[str, str]] = (),
         notify_user: str | None = None,
     ) -> int:
+        """Plan and write at once, for a saved incident (acknowledge, reminders, escalation)."""
+        return self.write(
+            self.plan_notify(
+                inc, action, event_text=event_text, extra_targets=extra_targets, notify_user=notify_user
+            )
+        )
+
+    def plan_notify(
+        self,
+        inc: Incident,
+        action: AlertAction,
+        *,
+        event_text: str = "",
+        extra_targets: Sequence[tuple[str, str]] = (),
+        notify_user: str | None = None,
+        clear_ack: bool = False,
+        batch: Sequence[Incident] = (),
+    ) -> PlannedAlert:
+        """Who hears about this change of ``inc``, and the alert they get, with no write.
+
+        ``batch``: the incidents being saved with this one (a maintenance that
+        started in the same poll mutes it, as if it were saved already).
+        ``clear_ack``: the change ends the acknowledgement (resolved, reopened).
+        """
         now = self.clock()
-        muted = action is not AlertAction.RESOLVED and self._muted(inc, now)
+        p = PlannedAlert(inc, action, now, clear_ack=clear_ack, extra_targets=tuple(extra_targets))
+        muted = action is not AlertAction.RESOLVED and self._muted(inc, now, batch)
         rel = judge(self.vendors.get(inc.vendor), inc, self.settings.alerts.locale)
         routed = {
             rt.target.key: rt
@@ -201,71 +220,83 @@ class AlertEngine:
         }
         for rt in self._subscribed(inc):
             routed.setdefault(rt.target.key, rt)  # a configured route naming the channel wins
-        previous = self.store.alerted_targets(inc.id)
+        previous = self.store.alerted_targets(inc.id) if inc.id is not None else []
+        p.previous = list(previous)
         if action is AlertAction.OPENED and not routed:
-            log.info(
-                "%s: incident #%s (%s) matches no route: stored, not alerted", inc.vendor, inc.id, inc.kind
-            )
+            p.note = "matches no route: stored, not alerted"
         if not routed and not previous and not extra_targets:
-            return 0
+            return p
         if muted:
-            log.info("%s: incident #%s %s not alerted: %s", inc.vendor, inc.id, action, muted)
-            return 0
+            p.note = f"{action} not alerted: {muted}"
+            return p
         if action is not AlertAction.OPENED and not previous and action is not AlertAction.UPDATED:
-            return 0  # a resolve or ack for something nobody was told about
-        alert = self.build_alert(inc, action, event_text=event_text, relevance=rel)
+            return p  # a resolve or ack for something nobody was told about
+        alert = self.build_alert(inc, action, event_text=event_text, relevance=rel, acked=not clear_ack)
         if notify_user:
             alert = dataclasses.replace(alert, notify_user=notify_user)
+        p.alert = alert
+        told = {f"{c}:{t}" for c, t, _ in previous}
+        for key, rt in routed.items():
+            if action is AlertAction.RESOLVED and key not in told:
+                continue  # never told them it opened: no resolve out of nowhere
+            p.routed.append((rt, quiet_until(rt.quiet_hours, inc.kind.value, now)))
+        return p
+
+    def write(self, p: PlannedAlert) -> int:
+        """Write one planned alert: the ack it ends, its outbox rows, the alert state. Only ids, links
+        and rows: what is slow was done by :meth:`plan_notify`. Returns the rows written."""
+        inc = p.inc
+        if inc.id is None:
+            raise ValueError("the incident must be saved before its alerts are written")
+        if p.clear_ack:
+            self.store.clear_ack(inc.id, self.clock())
+        if p.note:
+            log.info("%s: incident #%s (%s) %s", inc.vendor, inc.id, inc.kind, p.note)
+        if p.alert is None:
+            return 0
+        alert = self._link(p.alert, inc.id, p.now)
         count = 0
         done: set[str] = set()
-        for key, rt in routed.items():
-            if action is AlertAction.RESOLVED and key not in {f"{c}:{t}" for c, t, _ in previous}:
-                continue  # never told them it opened: no resolve out of nowhere
-            not_before = quiet_until(rt.quiet_hours, inc.kind.value, now)
+
+        def put(channel: str, target: str, route: str, not_before: datetime | None = None) -> None:
+            nonlocal count
             self.store.enqueue(
                 incident_id=inc.id,
-                action=action,
-                channel=rt.target.channel,
-                target=rt.target.address,
-                route=rt.route,
-                alert=alert,
-                now=now,
-                not_before=not_before,
-            )
-            done.add(key)
-            count += 1
-        for channel, target, route in previous:
-            key = f"{channel}:{target}"
-            if key in done:
-                continue
-            self.store.enqueue(
-                incident_id=inc.id,
-                action=action,
+                action=p.action,
                 channel=channel,
                 target=target,
                 route=route,
                 alert=alert,
-                now=now,
+                now=p.now,
+                not_before=not_before,
             )
-            done.add(key)
+            done.add(f"{channel}:{target}")
             count += 1
-        for channel, target in extra_targets:
+
+        for rt, not_before in p.routed:
+            put(rt.target.channel, rt.target.address, rt.route, not_before)
+        for channel, target, route in p.previous:
             if f"{channel}:{target}" not in done:
-                self.store.enqueue(
-                    incident_id=inc.id,
-                    action=action,
-                    channel=channel,
-                    target=target,
-                    route="oncall",
-                    alert=alert,
-                    now=now,
-                )
-                count += 1
-        if count and self.store.alert_state(inc.id) is None and action is AlertAction.OPENED:
-            self.store.save_alert_state(inc.id, first_alert_at=now, escalation_level=0)
+                put(channel, target, route)
+        for channel, target in p.extra_targets:
+            if f"{channel}:{target}" not in done:
+                put(channel, target, "oncall")
+        if count and p.action is AlertAction.OPENED and self.store.alert_state(inc.id) is None:
+            self.store.save_alert_state(inc.id, first_alert_at=p.now, escalation_level=0)
         if count:
             self.on_enqueue()
         return count
+
+    def _link(self, alert: Alert, incident_id: int, now: datetime) -> Alert:
+        """The alert with what needs the incident's id: the id, the signed acknowledge link, the board link."""
+        from watcher.alerts.signing import ack_link
+
+        a = self.settings.alerts
+        ack_url = None
+        if a.public_url and self.ack_secret:
+            ack_url = ack_link(a.public_url, self.ack_secret, incident_id, a.ack_link_ttl, now=now.timestamp())
+        board = f"{a.public_url.rstrip('/')}/incidents/{incident_id}" if a.public_url else None
+        return dataclasses.replace(alert, incident_id=incident_id, ack_url=ack_url, incident_url=board)
 
     def _subscribed(self, inc: Incident):
         """Slack channels subscribed to this incident's vendor and kind with ``/watcher subscribe``."""
@@ -288,7 +319,7 @@ class AlertEngine:
             cached = self._shared = (version, self_down, mutes)
         return cached[1], cached[2]
 
-    def _muted(self, inc: Incident, now: datetime) -> str | None:
+    def _muted(self, inc: Incident, now: datetime, batch: Sequence[Incident] = ()) -> str | None:
         judged = inc.vendor != SELF_VENDOR and inc.kind in (IncidentKind.OUTAGE, IncidentKind.DEGRADATION)
         self_down, mutes = self._shared_state(now)
         if judged and self_down:
@@ -300,7 +331,14 @@ class AlertEngine:
                 )
         if inc.is_maintenance:
             return None
-        for other in self.store.open_incidents(inc.vendor):
+        others = {o.id: o for o in self.store.open_incidents(inc.vendor)}
+        for b in batch:  # being saved with this one: as they will be
+            if b.vendor == inc.vendor and b is not inc:
+                if b.is_open:
+                    others[b.id if b.id is not None else -id(b)] = b
+                elif b.id is not None:
+                    others.pop(b.id, None)
+        for other in others.values():
             if other.is_maintenance and other.phase is MaintenancePhase.IN_PROGRESS:
                 covered = set(other.components)
                 if covered and inc.components and set(inc.components) <= covered:
@@ -386,9 +424,20 @@ class AlertEngine:
     # -- building the Alert ------------------------------------------------------------------
 
     def build_alert(
-        self, inc: Incident, action: AlertAction, *, event_text: str = "", relevance: Relevance | None = None
+        self,
+        inc: Incident,
+        action: AlertAction,
+        *,
+        event_text: str = "",
+        relevance: Relevance | None = None,
+        acked: bool = True,
     ) -> Alert:
-        from watcher.alerts.signing import ack_link
+        """The alert for ``inc`` now. ``acked`` False: the change ends its acknowledgement (not shown).
+
+        The id-dependent parts (incident id, acknowledge and board links) are filled
+        when ``inc`` has an id; a plan made before the incident is saved gets them
+        in :meth:`write` (:meth:`_link`).
+        """
         from watcher.status import all_statuses
 
         now = self.clock()
@@ -402,19 +451,19 @@ class AlertEngine:
                 name=s.vendor.name,
                 state=s.state.value,
                 reason=s.reason,
-                latency_ms=self._latency_ms(s.vendor.id, now),
+                latency_ms=latency_ms(self.store, s.vendor.id, now),
                 note=s.vendor.comparison.get(loc) or s.vendor.comparison.get("en", ""),
                 match=len(set(vendor.categories) & set(s.vendor.categories)) if vendor else 0,
             )
             for s in statuses
-            if s.vendor.id != inc.vendor and _can_replace(vendor, s.vendor)
+            if s.vendor.id != inc.vendor and can_replace(vendor, s.vendor)
         )
-        ack = self.store.ack(inc.id) if inc.id is not None else None
+        ack = self.store.ack(inc.id) if inc.id is not None and acked else None
         started = inc.started_at or inc.opened_at
         duration = None
         if inc.resolved_at and started:
             duration = i18n.format_duration((inc.resolved_at - started).total_seconds(), loc)
-        used_for = ()
+        used_for: tuple[str, ...] = ()
         if inc.vendor in self.settings.vendors:
             used_for = tuple(self.settings.vendors[inc.vendor].used_for)
         a = self.settings.alerts
@@ -422,10 +471,7 @@ class AlertEngine:
             playbook = self._playbook(inc, vendor, used_for, alternatives, now, rel)
         else:  # over: no "what to do now" in red, only how to get back to work
             playbook = resolved_playbook(vendor.name if vendor else inc.vendor, duration, loc)
-        ack_url = None
-        if a.public_url and self.ack_secret and inc.id is not None:
-            ack_url = ack_link(a.public_url, self.ack_secret, inc.id, a.ack_link_ttl, now=now.timestamp())
-        return Alert(
+        alert = Alert(
             incident_id=inc.id or 0,
             vendor=inc.vendor,
             vendor_name=vendor.name if vendor else inc.vendor,
@@ -449,8 +495,6 @@ class AlertEngine:
             ack_reason=ack.reason if ack else None,
             playbook=playbook,
             alternatives=alternatives,
-            ack_url=ack_url,
-            incident_url=f"{a.public_url.rstrip('/')}/incidents/{inc.id}" if a.public_url else None,
             is_maintenance=inc.is_maintenance,
             scheduled_for=inc.scheduled_for.isoformat() if inc.scheduled_for else None,
             scheduled_until=inc.scheduled_until.isoformat() if inc.scheduled_until else None,
@@ -459,6 +503,7 @@ class AlertEngine:
             locale=loc,
             timezone=a.timezone,
         )
+        return self._link(alert, inc.id, now) if inc.id is not None else alert
 
     @staticmethod
     def _reason(inc: Incident, loc: str) -> str:
@@ -483,19 +528,6 @@ class AlertEngine:
         if event.type is EventType.COMPONENTS_CHANGED:
             return i18n.t(loc, key, components=text)
         return i18n.t(loc, key)
-
-    def _latency_ms(self, vendor_id: str, now: datetime) -> float | None:
-        """Median first-token time of our own probes of this vendor in the last hour, if any."""
-        rows = getattr(self.store, "probe_results", None)
-        if rows is None:
-            return None
-        cutoff = now - timedelta(hours=1)
-        values = sorted(
-            (r["ttft_s"] or r["total_s"]) * 1000
-            for r in rows(vendor_id, limit=20)
-            if r["ok"] and (r["ttft_s"] or r["total_s"]) and datetime.fromisoformat(r["at"]) >= cutoff
-        )
-        return values[len(values) // 2] if values else None
 
     def _playbook(self, inc, vendor, used_for, alternatives, now, rel: Relevance) -> str:
         from watcher.alerts.playbook import PlaybookFacts, render_playbook

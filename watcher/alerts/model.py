@@ -28,6 +28,8 @@ class AlertAction(StrEnum):
     REMINDER = "reminder"
     ESCALATION = "escalation"
     TEST = "test"
+    REPORT = "report"
+    """The weekly report: no incident (``incident_id`` 0); the content is :attr:`Alert.message`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,10 @@ class Alert:
     """``alerts.locale``: the language every renderer writes in (``watcher/locales/<locale>``)."""
     timezone: str = "UTC"
     """``alerts.timezone``: the zone every time is shown in."""
+    message: dict[str, Any] | None = None
+    """A message about no incident (the weekly report), rendered by its author for each format, so
+    that it can wait in the outbox like an alert: ``{"slack": {"text", "blocks"}, "email": {"subject",
+    "text", "html"}, "text": {"title", "body"}}`` (``text`` is plain text, for any other channel)."""
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -33,11 +33,9 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import stat
 import string
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
@@ -47,6 +45,9 @@ from zoneinfo import ZoneInfo
 
 from watcher import i18n
 from watcher.alerts.model import Alternative
+from watcher.alerts.neutralise import NEUTRAL_LIMIT as NEUTRAL_LIMIT
+from watcher.alerts.neutralise import neutralise as neutralise  # re-exported: renderers import it here
+from watcher.alerts.prompt_library import scan_prompt_library, tokens
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,6 @@ DEFAULT_LOCALE = i18n.DEFAULT
 
 BUDGET = 2500
 """Target size of a rendered shipped playbook (characters): one Slack section is 3000 after escaping."""
-NEUTRAL_LIMIT = 500
-"""Default cap of :func:`neutralise`."""
-MAX_PROMPT_FILES_SCANNED = 500
-MAX_PROMPT_DEPTH = 6
-FIRST_LINE_BYTES = 200
 MAX_TEMPLATE_BYTES = 64 * 1024
 
 PLACEHOLDERS: dict[str, str] = {
@@ -82,79 +78,6 @@ PLACEHOLDERS: dict[str, str] = {
 }
 
 _VENDOR_DIR = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-# -- neutralise ----------------------------------------------------------------------------------
-
-# Invisible and control characters (C0/C1 except whitespace, soft hyphen, zero-width and bidi
-# controls, variation selectors, Hangul fillers, tags, lone surrogates): dropped. Whitespace
-# (including \n, \r, \t, U+2028/2029, U+0085) is collapsed to one space afterwards.
-_INVISIBLE = re.compile(
-    "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
-    "\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
-    "\ud800-\udfff\U000e0000-\U000e0fff]"
-)
-_SPACES = re.compile(r"\s+")
-# "@here" and friends anywhere (Discord honours them mid-word), and any "@name" at a word start
-# (Telegram, Teams, Mattermost user mentions); e-mail addresses (a@b.com) are left alone.
-_MENTION = re.compile(r"@(?=channel|here|everyone|all\b)|(?<![\w.])@(?=\w)", re.IGNORECASE)
-# "_" is kept only inside a word (snake_case), where neither CommonMark nor Slack makes emphasis.
-_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
-# Look-alikes, one character for one, so that the result reads the same and stays inert.
-_LOOKALIKES = str.maketrans(
-    {
-        "<": "‹",
-        ">": "›",
-        "[": "(",
-        "]": ")",
-        "*": "∗",
-        "~": "∼",
-        "`": "‘",
-        "\\": "⧵",
-    }
-)
-_LEADING = re.compile(r"^(?:[#=+\-]|\d{1,9}[.)](?=\s|$))")
-_LEADING_MAP = str.maketrans({"#": "＃", "=": "＝", "+": "＋", "-": "‐", ".": "．", ")": "）"})
-
-
-def neutralise(text: str, *, limit: int = NEUTRAL_LIMIT) -> str:
-    """Make untrusted vendor text inert inside our Markdown, whatever renders it later.
-
-    - control and invisible characters are dropped, every run of whitespace
-      (newlines included) becomes one space, so no line of Markdown can start
-      inside it;
-    - cut to ``limit`` characters, ending with "…";
-    - ``<`` ``>`` become ‹ ›: no ``<!channel>``, ``<@U…>``, ``<a href>``,
-      ``<script>``, ``<http://…>`` auto-link can form;
-    - ``[`` ``]`` become ( ): no ``[label](url)`` link, no reference link;
-      a bare URL stays visible as plain text;
-    - ``@`` before channel/here/everyone/all, and at the start of any word,
-      becomes ＠: no broadcast or user mention on any platform;
-    - ``*`` ``~`` `````, ``\\`` and ``_`` (except inside a word) become
-      look-alikes: no emphasis, strike, code or escape;
-    - a leading ``#`` ``-`` ``+`` ``=`` or ``1.`` becomes a look-alike: no
-      heading, bullet or list if a template places the text at a line start.
-
-    Every replacement is one character for one look-alike that is not itself
-    replaced, so ``neutralise(neutralise(x)) == neutralise(x)``. Cost is linear
-    in ``limit``: the input is cut to a few times the limit first.
-    """
-    if text is None:
-        return ""
-    if not isinstance(text, str):
-        text = str(text)
-    limit = max(1, int(limit))
-    text = text[: limit * 4 + 64]
-    text = _INVISIBLE.sub("", text)
-    text = _SPACES.sub(" ", text).strip()
-    if len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
-    text = _MENTION.sub("＠", text)
-    text = _UNDERSCORE.sub("ˍ", text)
-    text = text.translate(_LOOKALIKES)
-    if m := _LEADING.match(text):
-        text = m.group(0).translate(_LEADING_MAP) + text[m.end() :]
-    return text
 
 
 # -- facts -------------------------------------------------------------------------------------
@@ -246,7 +169,7 @@ def render_playbook(
     kind = facts.kind if known_kind else "outage"
     if facts.notice:
         kind, known_kind = "notice", True
-    prompts = _scan_prompt_library(prompt_library) if prompt_library is not None else None
+    prompts = scan_prompt_library(prompt_library) if prompt_library is not None else None
 
     def values(limits: _Limits) -> dict[str, str]:
         return _values(facts, loc, now, limits, prompt_library is not None, prompts)
@@ -388,7 +311,9 @@ def _values(
     values = {
         "vendor": vendor,
         "vendor_name": vendor_name,
-        "kind_label": _t(loc, f"kind.{facts.kind}" if i18n.has(loc, f"playbook.kind.{facts.kind}") else "kind.unknown"),
+        "kind_label": _t(
+            loc, f"kind.{facts.kind}" if i18n.has(loc, f"playbook.kind.{facts.kind}") else "kind.unknown"
+        ),
         "title": neutralise(facts.title, limit=limits.title) or "—",
         "status": _status(facts.status, loc),
         "components": _components(facts.components, loc, limits.component_chars),
@@ -399,7 +324,9 @@ def _values(
         ),
         "scope": neutralise(facts.scope, limit=600),
         # the client note says what the alternatives list shows: backup tools only when one is healthy
-        "fallback_plan": _t(loc, "plan_backup" if _healthy(facts.alternatives, facts.vendor) else "plan_manual"),
+        "fallback_plan": _t(
+            loc, "plan_backup" if _healthy(facts.alternatives, facts.vendor) else "plan_manual"
+        ),
     }
     values.update(_since(_aware(facts.started_at), now_local, loc))
     values.update(_window(facts, now_local, loc))
@@ -466,7 +393,7 @@ def _healthy(alternatives: tuple[Alternative, ...], affected: str) -> bool:
 def _alternatives(alternatives: tuple[Alternative, ...], affected: str, loc: str, limits: _Limits) -> str:
     affected_key = (affected or "").strip().lower()
     seen: set[str] = {affected_key}
-    healthy: list[tuple[int, float, int, Alternative]] = []
+    healthy: list[tuple[int, int, float, int, Alternative]] = []
     for i, alt in enumerate(alternatives or ()):
         key = (alt.vendor or "").strip().lower()
         rank = _HEALTH_RANK.get((alt.state or "").strip().lower())
@@ -612,108 +539,6 @@ def _window(facts: PlaybookFacts, now_local: datetime, loc: str) -> dict[str, st
 
 # -- saved prompts -------------------------------------------------------------------------------
 
-_PROMPT_SUFFIXES = (".md", ".txt")
-# fmt: off
-_STOPWORDS = frozenset({
-    "a", "an", "and", "the", "of", "for", "to", "in", "on", "with", "by", "or", "our", "your", "new", "from", "into", "at", "as", "is", "are",
-    "de", "des", "du", "la", "le", "les", "et", "en", "un", "une", "pour", "par", "sur", "aux", "au", "avec", "ou", "nos", "vos",
-})
-# fmt: on
-
-
-def _scan_prompt_library(root: Path) -> list[tuple[str, str]] | None:
-    """(relative path, first line) of up to :data:`MAX_PROMPT_FILES_SCANNED` prompt files; None if unusable.
-
-    Symlinks are never followed out of the folder: a file link is used only if
-    its target resolves inside the folder, a directory link is not entered.
-    Only the first :data:`FIRST_LINE_BYTES` bytes of a regular file are read.
-    """
-    try:
-        base = Path(root).resolve(strict=True)
-        if not base.is_dir():
-            return None
-        with os.scandir(base):
-            pass
-    except (OSError, RuntimeError, ValueError):
-        return None
-    found: list[tuple[str, str]] = []
-    budget = MAX_PROMPT_FILES_SCANNED
-    stack: list[tuple[Path, int]] = [(base, 0)]
-    while stack and budget > 0:
-        folder, depth = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = []
-                for entry in it:
-                    entries.append(entry)
-                    if len(entries) >= budget:
-                        break
-        except OSError:
-            continue
-        subdirs: list[Path] = []
-        for entry in sorted(entries, key=lambda e: e.name):
-            if budget <= 0:
-                break
-            budget -= 1
-            if entry.name.startswith("."):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if depth < MAX_PROMPT_DEPTH:
-                        subdirs.append(Path(entry.path))
-                    continue
-            except OSError:
-                continue
-            if not entry.name.lower().endswith(_PROMPT_SUFFIXES):
-                continue
-            path = Path(entry.path)
-            first = _first_line(path, base)
-            if first is not None:
-                found.append((path.relative_to(base).as_posix(), first))
-        stack.extend((d, depth + 1) for d in reversed(subdirs))
-    return sorted(found)
-
-
-def _first_line(path: Path, base: Path) -> str | None:
-    """The first non-blank line of a prompt file inside ``base``; None to skip the file."""
-    try:
-        real = path.resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    if not real.is_relative_to(base):
-        return None  # a link out of the library: not ours to read or list
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(real, flags)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        head = os.read(fd, FIRST_LINE_BYTES)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    for line in head.decode("utf-8", errors="replace").splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
-
-
-def _tokens(text: str) -> set[str]:
-    """Lower-case, accent-free words of 2+ letters, minus stop words, with a plural "s" dropped."""
-    text = unicodedata.normalize("NFKD", text.lower())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    out: set[str] = set()
-    for word in re.findall(r"[^\W_]+", text):
-        if len(word) < 2 or word in _STOPWORDS or word.isdigit():
-            continue
-        if (len(word) > 2 and word.endswith("s")) or (len(word) > 3 and word.endswith("x")):
-            word = word[:-1]
-        out.add(word)
-    return out
-
 
 def _saved_prompts(
     prompts: list[tuple[str, str]] | None, used_for: tuple[str, ...], loc: str, max_lines: int
@@ -724,11 +549,11 @@ def _saved_prompts(
         return _t(loc, "prompts_empty")
     wanted: set[str] = set()
     for task in used_for or ():
-        wanted |= _tokens(str(task))
+        wanted |= tokens(str(task))
     scored = []
     for rel, first in prompts:
-        name_hits = len(wanted & _tokens(rel.rsplit(".", 1)[0]))
-        line_hits = len(wanted & _tokens(first))
+        name_hits = len(wanted & tokens(rel.rsplit(".", 1)[0]))
+        line_hits = len(wanted & tokens(first))
         if name_hits or line_hits:
             scored.append((-(2 * name_hits + line_hits), rel))
     if scored:

@@ -21,7 +21,8 @@ from watcher.config import QuietHours, RouteSettings
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One place a notification goes: ``slack`` channel id, ``email`` address or ``apprise`` URL."""
+    """One place a notification goes: a registered channel's name and its address there
+    (``slack`` channel id, ``email`` address, ``apprise`` URL, ...)."""
 
     channel: str
     address: str
@@ -63,6 +64,13 @@ def route_matches(
     return True
 
 
+def route_targets(route: RouteSettings) -> list[Target]:
+    """Every target a route names, channel by channel in the registry's order (Slack, email, Apprise, ...)."""
+    from watcher.alerts.channels import registry
+
+    return [Target(ch.name, address) for ch in registry.channels() for address in ch.route_targets(route)]
+
+
 def targets_for(
     routes: list[RouteSettings], vendor: str, kind: str, components: list[str], impact: str | None = None
 ) -> list[RoutedTarget]:
@@ -71,11 +79,7 @@ def targets_for(
     for route in routes:
         if not route_matches(route, vendor, kind, components, impact):
             continue
-        for t in (
-            [Target("slack", c) for c in route.slack_channels]
-            + [Target("email", e) for e in route.emails]
-            + [Target("apprise", u) for u in route.apprise]
-        ):
+        for t in route_targets(route):
             seen.setdefault(t.key, RoutedTarget(t, route.name, route.quiet_hours, route.quiet_notices))
     return list(seen.values())
 

@@ -18,7 +18,7 @@ import http.client
 import logging
 import socket
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.error import URLError
 
 from slack_sdk import WebClient
@@ -190,12 +190,18 @@ def incident_metadata(alert: Alert) -> dict[str, Any]:
     }
 
 
+def sdk_timeout(seconds: float) -> int:
+    """``seconds`` for slack_sdk's ``timeout``, which is annotated ``int`` but handed to urllib as is:
+    fractions work and tests rely on them (half a second to a hung server), so no rounding."""
+    return cast(int, seconds)
+
+
 class SlackBot:
     """Posts with a bot token: one message per incident, edited in place, updates in its thread."""
 
     def __init__(self, token: str, base_url: str = "https://slack.com/api/", timeout: float = 10):
         self.client = WebClient(
-            token=token, base_url=base_url, timeout=timeout, retry_handlers=[], logger=_sdk_log
+            token=token, base_url=base_url, timeout=sdk_timeout(timeout), retry_handlers=[], logger=_sdk_log
         )
 
     def __repr__(self) -> str:  # never the token
@@ -218,6 +224,19 @@ class SlackBot:
             text=text,
             blocks=blocks,
             metadata=incident_metadata(alert),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return SlackRef(resp.get("channel") or channel, str(resp["ts"]))
+
+    def post_message(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> SlackRef:
+        """Post a message rendered elsewhere (the weekly report): a new message, no incident metadata."""
+        resp = self._call(
+            channel,
+            self.client.chat_postMessage,
+            channel=channel,
+            text=text,
+            blocks=blocks,
             unfurl_links=False,
             unfurl_media=False,
         )
@@ -291,14 +310,17 @@ class SlackWebhook:
     """
 
     def __init__(self, url: str, timeout: float = 10):
-        self.client = WebhookClient(url, timeout=timeout, retry_handlers=[], logger=_sdk_log)
+        self.client = WebhookClient(url, timeout=sdk_timeout(timeout), retry_handlers=[], logger=_sdk_log)
 
     def __repr__(self) -> str:  # the URL is a secret
         return "SlackWebhook(url=…)"
 
     def post(self, alert: Alert) -> None:
         text, blocks = render_message(alert)
-        blocks = [b for b in blocks if b.get("type") != "actions"]  # clicks would go nowhere
+        self.post_message(text, [b for b in blocks if b.get("type") != "actions"])  # clicks would go nowhere
+
+    def post_message(self, text: str, blocks: list[dict[str, Any]]) -> None:
+        """Post a rendered message to the webhook's channel; raises :class:`TransportError`."""
         try:
             resp = self.client.send(text=text, blocks=blocks, unfurl_links=False, unfurl_media=False)
         except Exception as e:

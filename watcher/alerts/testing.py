@@ -2,15 +2,20 @@
 
 It bypasses the outbox on purpose: the admin wants to know *now* whether the
 token, the channel, the SMTP login work, with the transport's own error if not.
+It does not bypass the channels: each target gets the sample through its
+channel's :meth:`~watcher.alerts.channels.base.Channel.send`, the same code the
+outbox runs, so a test message looks exactly like a real one.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
-from watcher.alerts.deliver import Transports, apprise_text
+from watcher.alerts.channels import DirectOutlet, Transports, registry
 from watcher.alerts.model import Alert, AlertAction, Alternative, TransportError
 from watcher.config import RouteSettings, Settings
+from watcher.store.outbox import Notification
 
 
 def sample_alert(settings: Settings, store=None) -> Alert:
@@ -98,47 +103,35 @@ def send_test_alerts(
     ``store``: the daemon's database, for the real state of the other watched vendors."""
     transports = Transports.from_settings(settings)
     alert = sample_alert(settings, store)
+    return asyncio.run(_send_all(settings, transports, routes, alert))
+
+
+async def _send_all(
+    settings: Settings, transports: Transports, routes: list[RouteSettings], alert: Alert
+) -> list[tuple[str, str | None]]:
+    out = DirectOutlet(settings, transports)
+    now = out.clock()
     results: list[tuple[str, str | None]] = []
     for route in routes:
-        for channel in route.slack_channels:
-            results.append((f"slack:{channel}", _try(lambda c=channel: _slack(transports, c, alert))))
-        for address in route.emails:
-            results.append((f"email:{address}", _try(lambda a=address: _email(transports, a, alert))))
-        for url in route.apprise:
-            shown = url.split("://", 1)[0] + "://…"  # Apprise URLs carry tokens: never print them
-            results.append((f"apprise:{shown}", _try(lambda u=url: _apprise(u, alert))))
+        for channel in registry.channels():
+            for target in channel.route_targets(route):
+                n = Notification(
+                    id=0,
+                    incident_id=0,
+                    action=AlertAction.TEST,
+                    channel=channel.name,
+                    target=target,
+                    route=route.name,
+                    alert=alert,
+                    state="sending",
+                    attempts=1,
+                    not_before=now,
+                    created_at=now,
+                )
+                error: str | None = None
+                try:
+                    await channel.send(out, n)
+                except TransportError as e:
+                    error = e.message
+                results.append((f"{channel.name}:{channel.shown(target)}", error))
     return results
-
-
-def _try(fn) -> str | None:
-    try:
-        fn()
-    except TransportError as e:
-        return e.message
-    return None
-
-
-def _slack(t: Transports, channel: str, alert: Alert) -> None:
-    if t.slack_bot is not None:
-        t.slack_bot.post(channel, alert)
-    elif t.slack_webhook is not None:
-        t.slack_webhook.post(alert)
-    else:
-        raise TransportError("Slack is not configured: set WATCHER_SLACK__TOKEN or slack.token_file")
-
-
-def _email(t: Transports, address: str, alert: Alert) -> None:
-    if t.mailer is None:
-        raise TransportError("email is not configured: set email.host and email.sender")
-    t.mailer.send(alert, [address], "test-" + datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
-
-
-def _apprise(url: str, alert: Alert) -> None:
-    import apprise
-
-    title, body = apprise_text(alert)
-    ap = apprise.Apprise()
-    if not ap.add(url):
-        raise TransportError("invalid Apprise URL")
-    if not ap.notify(title=title, body=body):
-        raise TransportError("the Apprise service did not accept the notification")

@@ -397,7 +397,10 @@ def timeline(events: list, notifications: list, ack) -> list[TimelineEntry]:
 
 
 def channel_label(channel: str) -> str:
-    return {"slack": "Slack", "email": "email", "apprise": "Apprise"}.get(channel, channel)
+    """The channel's name for people, from the channel registry (an unknown one as it is)."""
+    from watcher.alerts.channels import registry
+
+    return registry.label(channel)
 
 
 def delivery_state(note) -> str:

@@ -1,0 +1,174 @@
+"""Adding a channel is one class and one registration: a toy "pager" channel, routed to and delivered.
+
+The pager posts JSON to a real HTTP server on 127.0.0.1. Nothing of watcher is
+replaced: the incident comes from the real pipeline (a vendor page served
+locally), the engine routes it through :func:`watcher.alerts.routing.targets_for`,
+the outbox row is sent by the real :class:`~watcher.alerts.deliver.Deliverer`
+(its first try fails with a 503 and is retried after its backoff), and the
+labels of the board and the metrics (a pager row counted under its own label) come from the same registry.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from alerting import AlertHarness
+
+from watcher.alerts.channels import Channel, Outlet, Transports, registry
+from watcher.alerts.deliver import channel_timeout
+from watcher.alerts.model import TransportError
+from watcher.alerts.routing import targets_for
+
+UPDATE = ("investigating", "<!channel> Claude API requests are failing.", "2026-10-07T13:01:00Z")
+
+
+class Pager:
+    """A pager service on 127.0.0.1: records every JSON page; answers ``status``."""
+
+    def __init__(self) -> None:
+        self.pages: list[dict[str, Any]] = []
+        self.status = 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if outer.status == 200:
+                    outer.pages.append(json.loads(body))
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/page"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class PagerChannel(Channel):
+    """The whole channel: targets per route name (the toy has no config section), and a send."""
+
+    name = "pager"
+    labels = {"en": "Pager", "fr": "Bipeur"}
+
+    def __init__(self, targets_by_route: dict[str, list[str]]):
+        self.targets_by_route = targets_by_route
+
+    def route_targets(self, route) -> list[str]:
+        return list(self.targets_by_route.get(route.name, []))
+
+    def timeout(self, settings) -> float:
+        return 3.0
+
+    def render(self, alert) -> dict[str, Any]:
+        return {
+            "incident": alert.incident_id,
+            "action": alert.action.value,
+            "title": alert.title,
+            "state": alert.state,
+        }
+
+    async def send(self, out: Outlet, n) -> dict[str, Any]:
+        page = self.render(n.alert)
+
+        def post() -> int:
+            req = urllib.request.Request(
+                n.target, data=json.dumps(page).encode(), headers={"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=3) as resp:
+                    return resp.status
+            except urllib.error.HTTPError as e:
+                raise TransportError(f"pager answered {e.code}", permanent=e.code < 500) from None
+
+        status = await out.in_thread(self.name, post)
+        return {"status": status}
+
+
+@pytest.fixture
+def pager():
+    p = Pager()
+    yield p
+    p.close()
+
+
+def test_a_registered_toy_channel_is_routed_to_and_delivered_through_the_outbox(
+    vendor_server, tmp_path, pager
+):
+    with registry.registered(PagerChannel({"oncall": [pager.url]})):
+        h = AlertHarness(vendor_server, tmp_path, {"routes": [{"name": "oncall"}]}, transports=Transports())
+        try:
+            [routed] = targets_for(h.settings.routes, "anthropic", "outage", [])
+            assert (routed.target.channel, routed.target.address, routed.route) == (
+                "pager",
+                pager.url,
+                "oncall",
+            )
+
+            pager.status = 503  # the pager has a bad minute: the outbox retries, as for Slack
+            h.outage(UPDATE)
+            h.poll()
+            h.deliver()
+            [row] = h.rows()
+            assert (row.channel, row.target, row.state, row.attempts) == ("pager", pager.url, "pending", 1)
+            assert "503" in (row.last_error or "")
+
+            pager.status = 200
+            h.clock.tick(600)
+            h.deliver()
+            [page] = pager.pages
+            [inc] = h.store.open_incidents("anthropic")
+            assert page == {"incident": inc.id, "action": "opened", "title": inc.title, "state": "open"}
+            assert [r.state for r in h.rows()] == ["delivered"]
+
+            # the labels and lists shown elsewhere come from the same registry
+            from watcher.web.views import channel_label
+
+            assert channel_label("pager") == "Pager"
+            assert registry.label("pager", "fr") == "Bipeur"
+            assert "pager" in registry.names()
+            assert channel_timeout(h.settings, "pager") == 3.0
+            from watcher.web.context import WebContext
+            from watcher.web.prometheus import metrics_text
+
+            ctx = WebContext(h.settings, h.store, h.vendors, started_at=h.clock(), clock=h.clock, runtime={})
+            figures = metrics_text(ctx).decode()
+            assert 'watcher_outbox_notifications{channel="pager",state="delivered"} 1.0' in figures
+            assert 'watcher_delivery_failures_total{channel="pager"} 1.0' in figures
+            assert 'watcher_outbox_notifications{channel="apprise",state="pending"} 0.0' in figures
+        finally:
+            h.close()
+    assert registry.get("pager") is None, "unregistered after the block"
+    assert registry.names()[:3] == ("slack", "email", "apprise")
+
+
+def test_every_built_in_channel_renders_vendor_text_escaped_for_its_format():
+    """``Channel.render`` is what ``send`` sends: a vendor title trying mentions and markup stays inert."""
+    import dataclasses
+    import json as _json
+
+    from watcher.alerts.testing import sample_alert
+    from watcher.config import Settings
+
+    evil = "<!channel> <b>down</b> & @here [x](javascript:alert(1))"
+    alert = dataclasses.replace(sample_alert(Settings.model_validate({"watch": ["openai", "anthropic"]})), title=evil)
+    slack_text, blocks = registry.get("slack").render(alert)
+    shown = slack_text + _json.dumps(blocks)
+    assert "<!channel>" not in shown and "&lt;!channel&gt;" in shown
+    subject, text, html = registry.get("email").render(alert)
+    assert "<b>down</b>" not in html and "&lt;b&gt;down&lt;/b&gt;" in html
+    assert 'href="javascript' not in html
+    title, body = registry.get("apprise").render(alert)
+    assert "<!channel>" not in title + body and "@here" not in title + body
