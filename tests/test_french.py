@@ -443,3 +443,32 @@ def test_vendor_states_read_in_french(vendor_server, tmp_path):
         say(failing, "fr")
         == "tous les composants sont opérationnels (1 sources sur 2 en échec : feed : HTTP 503)"
     )
+
+
+def test_an_alerts_alternatives_say_their_state_in_french(vendor_server, tmp_path):
+    """The other vendors' one-line states, in the alert's playbook and its email: French, vendor words as is."""
+    h = AlertHarness(vendor_server, tmp_path, FR)
+    try:
+        vendor_server.set(
+            "/openai/api/v2/summary.json",
+            scenario.incident(
+                ("investigating", "Chat Completions are slower than usual.", "2026-10-07T12:50:00Z"),
+                name="Slow Chat Completions",
+                impact="minor",
+                component="Claude Code",  # the stand-in page's component names, served as OpenAI's
+                component_status="degraded_performance",
+                indicator="minor",
+                incident_id="zz1openai001",
+            ),
+        )
+        h.poll("openai")
+        h.outage(UPDATE_1)
+        h.poll()
+        alert = next(r.alert for r in h.rows() if r.alert.vendor == "anthropic")
+        [openai] = [a for a in alert.alternatives if a.vendor == "openai"]
+        assert "ralenti" in openai.reason, openai.reason
+        vendor_words = ["Slow Chat Completions", "Chat Completions are slower than usual.", "Claude Code"]
+        assert not english_words(openai.reason, vendor_words), openai.reason
+        assert_french("opened, with a degraded alternative", alert, vendor_words)
+    finally:
+        h.close()

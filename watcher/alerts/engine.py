@@ -401,7 +401,7 @@ class AlertEngine:
                 vendor=s.vendor.id,
                 name=s.vendor.name,
                 state=s.state.value,
-                reason=s.reason,
+                reason=s.reason_in(loc),  # the vendor-state line in the team's language
                 latency_ms=self._latency_ms(s.vendor.id, now),
                 note=s.vendor.comparison.get(loc) or s.vendor.comparison.get("en", ""),
                 match=len(set(vendor.categories) & set(s.vendor.categories)) if vendor else 0,
