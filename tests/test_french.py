@@ -472,3 +472,18 @@ def test_an_alerts_alternatives_say_their_state_in_french(vendor_server, tmp_pat
         assert_french("opened, with a degraded alternative", alert, vendor_words)
     finally:
         h.close()
+
+
+def test_an_incident_watcher_opened_from_component_states_has_a_french_title(vendor_server, tmp_path):
+    """No vendor incident yet, only a component down: the title watcher writes is French in the alert."""
+    h = AlertHarness(vendor_server, tmp_path, FR)
+    try:
+        h.serve(scenario.components_down("major_outage"))
+        h.poll()
+        [inc] = h.store.open_incidents("anthropic")
+        assert inc.title == "Major outage: Claude API (api.anthropic.com)"  # stored in English, as always
+        alert = h.rows()[0].alert
+        assert alert.title == "Panne majeure : Claude API (api.anthropic.com)", alert.title
+        assert_french("components alone", alert, ["Claude API (api.anthropic.com)"])
+    finally:
+        h.close()

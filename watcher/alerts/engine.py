@@ -38,6 +38,7 @@ from watcher.catalog import VendorSpec
 from watcher.config import Settings, read_secret
 from watcher.incidents.correlate import Change
 from watcher.incidents.model import EventType, Incident, MaintenancePhase
+from watcher.incidents.wording import say_title
 from watcher.model import SELF_VENDOR, IncidentKind
 
 log = logging.getLogger("watcher.alerts")
@@ -429,7 +430,7 @@ class AlertEngine:
             incident_id=inc.id or 0,
             vendor=inc.vendor,
             vendor_name=vendor.name if vendor else inc.vendor,
-            title=inc.title,
+            title=say_title(inc.title, loc),  # watcher's own titles (components alone) in the team's language
             kind=inc.kind.value,
             reason=self._reason(inc, loc),
             state=inc.state.value,
