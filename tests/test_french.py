@@ -484,6 +484,7 @@ def test_an_incident_watcher_opened_from_component_states_has_a_french_title(ven
         assert inc.title == "Major outage: Claude API (api.anthropic.com)"  # stored in English, as always
         alert = h.rows()[0].alert
         assert alert.title == "Panne majeure : Claude API (api.anthropic.com)", alert.title
+        assert alert.event_text == alert.title, alert.event_text  # what changed: it opened
         assert_french("components alone", alert, ["Claude API (api.anthropic.com)"])
     finally:
         h.close()
