@@ -6,6 +6,10 @@ and body) lives in ``watcher/locales/<lang>/messages.toml``, one flat table of
 language is one folder: ``watcher/locales/<lang>/messages.toml`` with the same
 keys (a missing key falls back to English, and ``tests/test_french.py`` shows
 what was left out). Dates and durations are formatted by Babel for the locale.
+
+Words watcher writes before it knows who reads them (a classifier reason, an incident event, a vendor's
+one-line state) are :class:`Said`: the English string, which remembers its key and values so it can be
+said again in any language; stored English is read back with :func:`parse`, from the same templates.
 """
 
 from __future__ import annotations
