@@ -32,7 +32,11 @@ ENGLISH = frozenset(
 
 UPDATE_1 = ("investigating", "We are investigating failing Claude API requests.", "2026-10-07T13:01:00Z")
 UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-10-07T13:20:00Z")
-USAGE = ("investigating", "The usage page is slow to load. Core functionality is not affected.", "2026-10-07T13:01:00Z")
+USAGE = (
+    "investigating",
+    "The usage page is slow to load. Core functionality is not affected.",
+    "2026-10-07T13:01:00Z",
+)
 
 FR = {
     "alerts": {"locale": "fr", "timezone": "Europe/Paris"},
@@ -55,6 +59,7 @@ VENDOR_TEXT = [
     "Elevated errors on platform.claude.com",
     "Core functionality is not affected",  # quoted from the update, in the scope line
 ]
+QUOTED = re.compile(r"« ([^»]*) »")  # the vendor's own words, quoted in a French sentence
 PRODUCT_NAMES = ["Anthropic", "OpenAI", "Claude API", "Claude", "ChatGPT", "watcher test-alert", "watcher"]
 
 
@@ -187,14 +192,26 @@ def test_the_weekly_report_is_in_french():
     busy.down_seconds = 10740
     busy.incidents_by_kind = {"outage": 1, "degradation": 1}
     busy.incidents = [
-        rpt.IncidentLine(1, "Claude API unavailable", "outage", start + timedelta(days=2, hours=13),
-                         start + timedelta(days=2, hours=14)),
-        rpt.IncidentLine(2, "Elevated errors on platform.claude.com", "degradation",
-                         start + timedelta(days=3), None),
+        rpt.IncidentLine(
+            1,
+            "Claude API unavailable",
+            "outage",
+            start + timedelta(days=2, hours=13),
+            start + timedelta(days=2, hours=14),
+        ),
+        rpt.IncidentLine(
+            2, "Elevated errors on platform.claude.com", "degradation", start + timedelta(days=3), None
+        ),
     ]
     busy.open_at_end, busy.tta, busy.unacknowledged, busy.ttr = 1, [600.0], 1, [5340.0]
     busy.ttft_median, busy.ttft_prev_median = 0.82, 0.64
-    busy.canary_passed, busy.canary_total, busy.probe_requests, busy.tokens, busy.cost = 9, 10, 40, 12345, 0.0123
+    busy.canary_passed, busy.canary_total, busy.probe_requests, busy.tokens, busy.cost = (
+        9,
+        10,
+        40,
+        12345,
+        0.0123,
+    )
     quiet = rpt.VendorReport("openai", "OpenAI", week)
     report = rpt.Report(start, start + timedelta(days=7), "Europe/Paris", start, [busy, quiet], "fr")
     fallback, blocks = rpt.render_slack_blocks(report)
@@ -230,14 +247,14 @@ def test_the_board_page_is_in_french(vendor_server, tmp_path):
         assert "Je m'en occupe" in text and "Incidents en cours" in text
         assert "a duré 24 min" in text, text
         incident = w.page(f"/incidents/{first}")
-        text = text_of(incident.find("body"))
-        # the timeline's details and the classifier's reason are the incident stage's English (not yet translated)
-        for node in incident.select(".tltext, .reason, .tllabel, .vstatus, .tldetail, .md, details"):
-            node.decompose()
-        text = text_of(incident.find("body"))
-        left = english_words(text)
+        text = text_of(incident.find("body")) + " " + text_of(incident.find("title"))
+        # the whole page: timeline labels, watcher's own event texts, delivery details, the classifier's
+        # reason; only the vendor's words (quoted in « »), the playbook's own prose is checked elsewhere
+        left = english_words(QUOTED.sub(" ", text), ["team@example.com"])
         assert not left, f"incident page: English left: {sorted(left)}\n{text}"
-        assert "Chronologie" in text
+        assert "Chronologie" in text and "Ouverture" in text and "Résolution" in text
+        assert "inutilisable pour les utilisateurs concernés" in text or "fonctionne, mais moins bien" in text
+        assert "l'incident n'est plus listé comme en cours sur la page d'état" in text, text
     finally:
         w.close()
 
@@ -277,3 +294,201 @@ def test_the_demo_is_in_french():
     assert not left, f"demo: English left: {sorted(left)}\n{text}"
     assert "Alerte à marketing-oncall@example.com (ouverture)" in text
     assert "résolu au bout de 8 h 49 min" in text
+
+
+# --- watcher's own words about incidents and vendors ----------------------------------------------
+
+
+def _outside_quotes(text: str) -> set[str]:
+    """English words of ``text`` once the vendor's words quoted in « » are left out."""
+    return english_words(QUOTED.sub(" ", text))
+
+
+def test_every_classifier_reason_of_the_corpus_reads_in_french():
+    """Each reason the classifier gives on the labelled corpus: stored in English, said in French."""
+    from pathlib import Path
+
+    from watcher.incidents import wording
+    from watcher.incidents.classify import classify_record
+
+    rows = [json.loads(line) for line in (Path(__file__).parents[1] / "data" / "incidents.jsonl").open()]
+    seen_kinds = set()
+    for row in rows:
+        result = classify_record(row)
+        stored = str(result.reason)  # what the store keeps: plain English
+        assert wording.read_reason(stored) == stored, stored  # read back exactly
+        french = wording.say_reason(stored, "fr")
+        assert french != stored
+        left = _outside_quotes(french)
+        assert not left, f"reason: English left: {sorted(left)} in {french!r} (from {stored!r})"
+        seen_kinds.add(result.kind)
+        assert wording.say_reason(stored, "en") == stored
+    assert len(seen_kinds) == 5
+
+
+def test_an_old_row_and_a_reason_watcher_did_not_write_still_display():
+    from watcher.incidents import wording
+    from watcher.incidents.model import EventType
+
+    # written by an earlier watcher, same English: read back and said in French
+    old = '"failing" and "unable" in the updates: unusable for the users it concerns (outage)'
+    assert wording.say_reason(old, "fr") == (
+        "« failing » et « unable » dans les mises à jour : inutilisable pour les utilisateurs concernés (panne)"
+    )
+    # words watcher cannot read back (a detector's reason, older wording): shown as stored, never lost
+    for text in ("chat requests fail: 5 of 5 in 10 min", "", "something: else (outage)"):
+        assert wording.say_reason(text, "fr") == text
+    assert (
+        wording.say_event(EventType.VENDOR_UPDATE, "We are investigating.", "fr") == "We are investigating."
+    )
+    assert (
+        wording.say_event(EventType.RESOLVED, "a reason from the future", "fr") == "a reason from the future"
+    )
+
+
+def test_every_incident_event_text_watcher_writes_reads_in_french():
+    """Every text the incident stage writes into a timeline event, through the real reconcile()."""
+    from datetime import UTC, datetime
+
+    from watcher.i18n import Said
+    from watcher.incidents import correlate, wording
+    from watcher.incidents.model import EventType
+    from watcher.model import ComponentStatus, IncidentKind
+
+    reason = '"down" in the title: unusable for the users it concerns (outage)'
+    texts = {
+        EventType.MERGED: Said("incident_event.merged", title="Claude API unavailable"),
+        EventType.MEASURED: Said("incident_event.probes_cleared"),
+        EventType.STATUS_CHANGED: Said(
+            "incident_event.status_changed", old="investigating", new="identified"
+        ),
+        EventType.REOPENED: Said("incident_event.reopened", status="identified"),
+        EventType.KIND_CHANGED: correlate._kind_changed(
+            IncidentKind.DEGRADATION, IncidentKind.OUTAGE, reason
+        ),
+        EventType.COMPONENTS_CHANGED: correlate._component_title(
+            {n: ComponentStatus.PARTIAL_OUTAGE for n in ("A", "B", "C", "D", "E")}
+        ),
+        EventType.OPENED: correlate._component_title({"Chat": ComponentStatus.DEGRADED}),
+    }
+    resolved = [
+        Said(f"incident_event.{k}")
+        for k in ("maintenance_unlisted", "probes_working", "unlisted", "components_ok")
+    ] + [Said("incident_event.vendor_marked", status="resolved")]
+    upgrade = f"degradation → outage (classifier model 0123abcd): {reason}"  # watcher/incidents/reclassify.py
+    cases = [
+        *texts.items(),
+        *((EventType.RESOLVED, r) for r in resolved),
+        (EventType.KIND_CHANGED, upgrade),
+        (EventType.MEASURED, Said("incident_event.probes_confirm", what="Claude API unavailable")),
+    ]
+    for kind, said in cases:
+        stored = str(said)
+        french = wording.say_event(kind, stored, "fr")
+        assert french != stored, stored
+        left = _outside_quotes(french.replace("Claude API unavailable", " "))
+        assert not left, f"{kind}: English left: {sorted(left)} in {french!r} (from {stored!r})"
+    assert wording.say_event(
+        EventType.COMPONENTS_CHANGED, str(texts[EventType.COMPONENTS_CHANGED]), "fr"
+    ) == ("Panne partielle : A, B, C et 2 autres")
+    # the text the incident stage keeps is the English it always wrote (old rows read the same)
+    assert str(resolved[-1]) == "vendor marked it resolved"
+    assert str(texts[EventType.OPENED]) == "Degraded performance: Chat"
+    # and a real reconcile() writes them: a component-only incident, then all well again
+    from watcher.model import Component, Snapshot
+
+    ctx = correlate.Context("anthropic", "anthropic/summary", datetime(2026, 10, 7, 13, tzinfo=UTC))
+    down = Snapshot(components=(Component("c1", "Chat", ComponentStatus.MAJOR_OUTAGE),))
+    [opened] = correlate.reconcile(ctx, down, [])
+    [back] = correlate.reconcile(
+        ctx, Snapshot(components=(Component("c1", "Chat", ComponentStatus.OPERATIONAL),)), [opened.incident]
+    )
+    for ev in [*opened.events, *back.events]:
+        french = wording.say_event(ev.type, str(ev.text), "fr")
+        assert not _outside_quotes(french), french
+    assert wording.say_title(str(opened.incident.title), "fr") == "Panne majeure : Chat"
+
+
+def test_vendor_states_read_in_french(vendor_server, tmp_path):
+    """The one-line state of each vendor fixture, and the fixed ones, in French."""
+    from test_vendor_state_evidence import TABLE, _state_of
+
+    from watcher.i18n import Said, say
+
+    for fixture, (vendor, _, _) in TABLE.items():
+        (tmp_path / fixture).mkdir()
+        st = _state_of(vendor_server, tmp_path / fixture, fixture, vendor)
+        french = st.reason_in("fr")
+        extra = [*st.vendor.capabilities, *(i.title for i in st.incidents), *(c.name for c in st.components)]
+        left = english_words(french, extra)
+        assert not left, f"{fixture}: English left: {sorted(left)} in {french!r} (from {st.reason!r})"
+        assert st.reason_in("en") == st.reason
+    st = _state_of(
+        vendor_server,
+        tmp_path,
+        "summary-anthropic-claude-incident-2026-10-07.json",
+        "anthropic",
+        uses=["api", "chat app"],
+    )
+    assert st.reason_in("fr") == (
+        "pas utilisé par l'équipe : Claude Console (platform.claude.com) : ralenti "
+        "(Elevated errors on platform.claude.com) ; API et application de chat : en service"
+    ), st.reason_in("fr")
+    for key in ("no_source", "not_polled", "network_unreachable", "no_recent_data", "all_operational"):
+        assert not english_words(say(Said(f"vendor_state.{key}"), "fr"))
+    failing = Said(
+        "vendor_state.with_failing",
+        reason=Said("vendor_state.all_operational"),
+        n=1,
+        total=2,
+        failure=Said("vendor_state.source_error", source="feed", error="HTTP 503"),
+    )
+    assert (
+        say(failing, "fr")
+        == "tous les composants sont opérationnels (1 sources sur 2 en échec : feed : HTTP 503)"
+    )
+
+
+def test_an_alerts_alternatives_say_their_state_in_french(vendor_server, tmp_path):
+    """The other vendors' one-line states, in the alert's playbook and its email: French, vendor words as is."""
+    h = AlertHarness(vendor_server, tmp_path, FR)
+    try:
+        vendor_server.set(
+            "/openai/api/v2/summary.json",
+            scenario.incident(
+                ("investigating", "Chat Completions are slower than usual.", "2026-10-07T12:50:00Z"),
+                name="Slow Chat Completions",
+                impact="minor",
+                component="Claude Code",  # the stand-in page's component names, served as OpenAI's
+                component_status="degraded_performance",
+                indicator="minor",
+                incident_id="zz1openai001",
+            ),
+        )
+        h.poll("openai")
+        h.outage(UPDATE_1)
+        h.poll()
+        alert = next(r.alert for r in h.rows() if r.alert.vendor == "anthropic")
+        [openai] = [a for a in alert.alternatives if a.vendor == "openai"]
+        assert "ralenti" in openai.reason, openai.reason
+        vendor_words = ["Slow Chat Completions", "Chat Completions are slower than usual.", "Claude Code"]
+        assert not english_words(openai.reason, vendor_words), openai.reason
+        assert_french("opened, with a degraded alternative", alert, vendor_words)
+    finally:
+        h.close()
+
+
+def test_an_incident_watcher_opened_from_component_states_has_a_french_title(vendor_server, tmp_path):
+    """No vendor incident yet, only a component down: the title watcher writes is French in the alert."""
+    h = AlertHarness(vendor_server, tmp_path, FR)
+    try:
+        h.serve(scenario.components_down("major_outage"))
+        h.poll()
+        [inc] = h.store.open_incidents("anthropic")
+        assert inc.title == "Major outage: Claude API (api.anthropic.com)"  # stored in English, as always
+        alert = h.rows()[0].alert
+        assert alert.title == "Panne majeure : Claude API (api.anthropic.com)", alert.title
+        assert alert.event_text == alert.title, alert.event_text  # what changed: it opened
+        assert_french("components alone", alert, ["Claude API (api.anthropic.com)"])
+    finally:
+        h.close()

@@ -6,6 +6,10 @@ and body) lives in ``watcher/locales/<lang>/messages.toml``, one flat table of
 language is one folder: ``watcher/locales/<lang>/messages.toml`` with the same
 keys (a missing key falls back to English, and ``tests/test_french.py`` shows
 what was left out). Dates and durations are formatted by Babel for the locale.
+
+Words watcher writes before it knows who reads them (a classifier reason, an incident event, a vendor's
+one-line state) are :class:`Said`: the English string, which remembers its key and values so it can be
+said again in any language; stored English is read back with :func:`parse`, from the same templates.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import re
 import string
 import tomllib
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from importlib import resources
@@ -67,10 +72,114 @@ def has(locale: str | None, key: str) -> bool:
 
 
 def reason_words(text: str, locale: str | None) -> str:
-    """A vendor state's reason (watcher/status.py) in the locale when it is one of the fixed phrases
-    (``all components operational``, ``no recent data``...); anything else as given."""
+    """A vendor state's reason (watcher/status.py) in the locale.
+
+    A reason made by watcher.status is a :class:`Said` and is said again in ``locale``; a plain string
+    (one that went through JSON) is translated when it is one of the fixed phrases
+    (``all components operational``, ``no recent data``...); anything else as given.
+    """
+    if callable(getattr(text, "say", None)):
+        return say(text, locale)
     key = "reason." + (text or "").strip().lower().replace(" ", "_")
     return t(locale, key) if text and key in messages(lang(locale)) else text
+
+
+# -- words that can be said again in another language ---------------------------------------------
+
+
+class Said(str):
+    """English text that remembers how it was made: a message key and its values.
+
+    It *is* the English string (every reader that wants a string, JSON and the logs get the English
+    words), and :meth:`say` says it again in another language from the same key and values. Values
+    may themselves be :class:`Said` or :class:`Listed` (a status word, a list of parts): each is said
+    in the same language. Vendor words (titles, component names, errors) are plain strings, kept as is.
+    """
+
+    key: str
+    values: dict[str, object]
+
+    def __new__(cls, key: str, /, **values: object) -> Said:
+        self = super().__new__(cls, _say(DEFAULT, key, values))
+        self.key = key
+        self.values = values
+        return self
+
+    def say(self, locale: str | None) -> str:
+        return _say(locale, self.key, self.values)
+
+    def __reduce__(self):  # copy and pickle keep the key, not only the English
+        return (_said, (self.key, self.values))
+
+
+def _said(key: str, values: dict[str, object]) -> Said:
+    return Said(key, **values)
+
+
+class Listed(str):
+    """Items joined with the locale's words: ``sep`` between them, ``last`` (if given) before the last one."""
+
+    items: tuple[object, ...]
+    sep: str
+    last: str | None
+
+    def __new__(cls, items: Sequence[object], sep: str, last: str | None = None) -> Listed:
+        self = super().__new__(cls, _join(DEFAULT, tuple(items), sep, last))
+        self.items, self.sep, self.last = tuple(items), sep, last
+        return self
+
+    def say(self, locale: str | None) -> str:
+        return _join(locale, self.items, self.sep, self.last)
+
+    def __reduce__(self):
+        return (Listed, (self.items, self.sep, self.last))
+
+
+def say(value: object, locale: str | None) -> str:
+    """``value`` in ``locale`` when it knows how (a ``str`` with a ``say(locale)`` method, such as
+    :class:`Said` and :class:`Listed`), else as given."""
+    speak = getattr(value, "say", None)
+    if isinstance(value, str) and callable(speak):
+        return str(speak(locale))
+    return "" if value is None else str(value)
+
+
+def _say(locale: str | None, key: str, values: dict[str, object]) -> str:
+    return t(locale, key, **{k: say(v, locale) for k, v in values.items()})
+
+
+def _join(locale: str | None, items: tuple[object, ...], sep: str, last: str | None) -> str:
+    words = [say(i, locale) for i in items]
+    if last is not None and len(words) > 1:
+        return t(locale, sep).join(words[:-1]) + t(locale, last) + words[-1]
+    return t(locale, sep).join(words)
+
+
+@lru_cache(maxsize=256)
+def _pattern(key: str) -> re.Pattern[str] | None:
+    text = messages(DEFAULT).get(key)
+    if text is None:
+        return None
+    out, pos = [], 0
+    for m in re.finditer(r"\$(?:(\$)|(\w+)|\{(\w+)\})", text):
+        out.append(re.escape(text[pos : m.start()]))
+        name = m.group(2) or m.group(3)
+        out.append(re.escape("$") if m.group(1) else f"(?P<{name}>.+?)")
+        pos = m.end()
+    out.append(re.escape(text[pos:]))
+    return re.compile("".join(out), re.DOTALL)
+
+
+def parse(text: str, key: str) -> dict[str, str] | None:
+    """The values of ``text`` when it is the English of ``key`` (``vendor marked it $status`` and
+    ``vendor marked it resolved`` → ``{"status": "resolved"}``), else None.
+
+    This is how words stored in English (incident events, classifier reasons) are said again in
+    another language: the English text *is* the key and its values, written out.
+    """
+    pattern = _pattern(key)
+    m = pattern.fullmatch(text) if pattern is not None and text else None
+    return m.groupdict() if m else None
 
 
 def zone(name: str | None) -> tzinfo:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from watcher import i18n
 from watcher.catalog import VendorSpec
+from watcher.i18n import Listed, Said
 from watcher.incidents.model import Incident, MaintenancePhase
 from watcher.model import ComponentStatus, IncidentKind, VendorState
 from watcher.store.base import SourceRecord
@@ -25,11 +27,16 @@ class VendorStatus:
     vendor: VendorSpec
     state: VendorState
     reason: str
+    """English (what the CLI, the API and the logs show); :meth:`reason_in` says it in another language."""
     incidents: list[Incident] = field(default_factory=list)
     maintenances: list[Incident] = field(default_factory=list)
     failing_sources: list[SourceRecord] = field(default_factory=list)
     components: list[ComponentTruth] = field(default_factory=list)
     """Per-component truth (:func:`evidence`): the same on the board, the CLI, the API and in alerts."""
+
+    def reason_in(self, locale: str | None) -> str:
+        """The reason in ``locale``: watcher's words translated, the vendor's (titles, names, errors) as they are."""
+        return i18n.say(self.reason, locale)
 
     def to_json(self) -> dict:
         return {
@@ -89,7 +96,7 @@ def vendor_status(
     maintenances = [i for i in open_incidents if i.is_maintenance]
     if not vendor.sources:
         return VendorStatus(
-            vendor, VendorState.UNKNOWN, "no machine-readable status source known", incidents, maintenances
+            vendor, VendorState.UNKNOWN, Said("vendor_state.no_source"), incidents, maintenances
         )
     by_key = {r.key: r for r in records}
     healthy: list[SourceRecord] = []
@@ -107,24 +114,28 @@ def vendor_status(
             healthy.append(rec)
 
     if not healthy:
-        reason = _failure_reason(failing, network_up) if failing else "not polled yet"
-        return VendorStatus(vendor, VendorState.UNKNOWN, reason, incidents, maintenances, failing)
+        why = _failure_reason(failing, network_up) if failing else Said("vendor_state.not_polled")
+        return VendorStatus(vendor, VendorState.UNKNOWN, why, incidents, maintenances, failing)
 
     state, reason, ev = _state(vendor, healthy, incidents, maintenances)
     if failing:
-        reason += (
-            f" ({len(failing)} of {len(vendor.sources)} sources failing: {_failure_reason(failing, True)})"
+        reason = Said(
+            "vendor_state.with_failing",
+            reason=reason,
+            n=len(failing),
+            total=len(vendor.sources),
+            failure=_failure_reason(failing, True),
         )
     return VendorStatus(vendor, state, reason, incidents, maintenances, failing, ev.components)
 
 
-def _failure_reason(failing: list[SourceRecord], network_up: bool) -> str:
+def _failure_reason(failing: list[SourceRecord], network_up: bool) -> Said:
     if not network_up and all(r.error_kind == "network" for r in failing):
-        return "network unreachable"
+        return Said("vendor_state.network_unreachable")
     first = next((r for r in failing if r.error), None)
     if first is None:
-        return "no recent data"
-    return f"{first.key.split('/', 1)[-1]}: {first.error}"
+        return Said("vendor_state.no_recent_data")
+    return Said("vendor_state.source_error", source=first.key.split("/", 1)[-1], error=first.error)
 
 
 _LEVEL = {  # VendorState by severity, for "worst of" and for capping by the page's own word
@@ -153,11 +164,11 @@ _FROM_KIND = {
     IncidentKind.DEGRADATION: VendorState.DEGRADED,
     IncidentKind.HALLUCINATION_SPIKE: VendorState.DEGRADED,
 }
-_WORDS = {
-    ComponentStatus.DEGRADED: "degraded",
-    ComponentStatus.PARTIAL_OUTAGE: "partial outage",
-    ComponentStatus.MAJOR_OUTAGE: "major outage",
-    ComponentStatus.MAINTENANCE: "under maintenance",
+_WORDS = {  # a component's own status, in words (vendor_state.word.* in the locale files)
+    ComponentStatus.DEGRADED,
+    ComponentStatus.PARTIAL_OUTAGE,
+    ComponentStatus.MAJOR_OUTAGE,
+    ComponentStatus.MAINTENANCE,
 }
 
 
@@ -194,6 +205,7 @@ class Evidence:
 
     state: VendorState
     reason: str
+    """A :class:`~watcher.i18n.Said`: the English words, which :func:`watcher.i18n.say` says in another language."""
     components: list[ComponentTruth]
     unscoped: list[tuple[Incident, VendorState, bool]]
     """Open incidents naming no component: (incident, the state it stands for, whether it counts)."""
@@ -240,9 +252,9 @@ def evidence(
     for s in summaries:
         filtered_bad |= (s.get("filtered_worst") or "operational") not in ("operational", "unknown")
         for name, status in (s.get("components") or {}).items():
-            st = ComponentStatus(status)
-            if name not in published or st.severity > published[name].severity:
-                published[name] = st
+            cst = ComponentStatus(status)
+            if name not in published or cst.severity > published[name].severity:
+                published[name] = cst
         ind = _FROM_INDICATOR.get((s.get("indicator") or "").lower())
         if ind is not None:
             indicator_state = _worst(indicator_state or VendorState.OPERATIONAL, ind)
@@ -258,9 +270,10 @@ def evidence(
 
     unscoped: list[tuple[Incident, VendorState, bool]] = []
     for inc in incidents:
-        st = _FROM_KIND.get(inc.kind)
-        if st is None:
+        found = _FROM_KIND.get(inc.kind)
+        if found is None:
             continue  # api_change: a notice, not a state
+        st: VendorState = found
         if cap is not None and inc.origin != "probe":
             st = _BY_LEVEL[min(_LEVEL[st], _LEVEL[cap])]
         named = [c for c in inc.components if vendor.counts_component(c)]
@@ -290,58 +303,92 @@ def evidence(
         and not unscoped
         and not any(c.status is None and c.incidents for c in comps.values())
     )
-    if unexplained and _LEVEL[indicator_state] > _LEVEL[state]:
+    if unexplained and indicator_state is not None and _LEVEL[indicator_state] > _LEVEL[state]:
         state = indicator_state
     reason = _reason(vendor, state, comps, unscoped, incidents, in_progress, maint_titles, indicator_state)
     return Evidence(state, reason, list(comps.values()), unscoped)
 
 
-def _reason(vendor, state, comps, unscoped, incidents, in_progress, maint_titles, indicator_state) -> str:
-    from watcher.catalog.uses import label, used_capabilities
+def _reason(vendor, state, comps, unscoped, incidents, in_progress, maint_titles, indicator_state) -> Said:
+    """The vendor's state in one line, made of message keys (``vendor_state.*``) and the vendor's own words
+    (titles, component names): English as a string, any language with :func:`watcher.i18n.say`."""
+    from watcher.catalog.uses import used_capabilities
 
-    bad: list[str] = []
-    quiet: list[str] = []
+    bad: list[Said] = []
+    quiet: list[Said] = []
     for inc, st, used in unscoped:  # the vendor's own words first: they name what is wrong
-        text = f"{inc.title} ({inc.kind.value})"
+        text = Said("vendor_state.incident", title=inc.title, kind=Said(f"vendor_state.kind.{inc.kind.value}"))
         if st is VendorState.OPERATIONAL:
-            text += ", the page says all is well"
+            text = Said("vendor_state.page_says_well", text=text)
         (bad if used else quiet).append(text)
     for c in sorted(comps.values(), key=lambda c: -_LEVEL[c.state]):
         if c.state is VendorState.OPERATIONAL:
             continue
-        word = _WORDS.get(c.status) if c.status is not None and c.state is _FROM_COMPONENT.get(c.status) else None
-        text = f"{c.name} {word or c.state.value}"
+        own = c.status is not None and c.status in _WORDS and c.state is _FROM_COMPONENT.get(c.status)
+        word = c.status.value if own and c.status is not None else c.state.value
+        text = Said("vendor_state.component", name=c.name, state=Said(f"vendor_state.word.{word}"))
         named_by = [i.title for i in incidents if i.id in c.incidents and i.id is not None]
         if named_by:
-            text += f" ({named_by[0]})"
+            text = Said("vendor_state.named_by", text=text, title=named_by[0])
         (bad if c.used else quiet).append(text)
-    parts: list[str] = []
+    parts: list[object] = []
     if bad:
-        parts.append("; ".join(bad[:3]) + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""))
+        listed: object = Listed(bad[:3], "vendor_state.sep")
+        parts.append(Said("vendor_state.more", text=listed, n=len(bad) - 3) if len(bad) > 3 else listed)
     if state is VendorState.MAINTENANCE and not bad:
         what = in_progress[0].title if in_progress else (maint_titles[0] if maint_titles else None)
-        parts.append(f"maintenance in progress: {what}" if what else "components under maintenance")
+        parts.append(
+            Said("vendor_state.maintenance_in_progress", what=what) if what else Said("vendor_state.under_maintenance")
+        )
     if quiet:
-        parts.append("not used by the team: " + "; ".join(quiet[:3]) + (f" (+{len(quiet) - 3})" if len(quiet) > 3 else ""))
+        listed = Listed(quiet[:3], "vendor_state.sep")
+        if len(quiet) > 3:
+            listed = Said("vendor_state.not_used_more", text=listed, n=len(quiet) - 3)
+        parts.append(Said("vendor_state.not_used", parts=listed))
     ok = [c for c in comps.values() if c.used and c.state is VendorState.OPERATIONAL]
     caps = used_capabilities(vendor.uses)
     if caps:
-        fine = [label(cap) for cap in caps if _cap_fine(vendor, cap, comps)]
+        fine = [_Capability(cap) for cap in caps if _cap_fine(vendor, cap, comps)]
         if fine:
-            parts.append(" and ".join([", ".join(fine[:-1]), fine[-1]] if len(fine) > 1 else fine) + " operational")
+            what = Listed(fine, "vendor_state.list_sep", "vendor_state.list_and")
+            parts.append(Said("vendor_state.operational", what=what))
     elif ok and parts:
         names = [c.name for c in ok]
-        parts.append(
-            (" and ".join(names) if len(names) <= 2 else f"{len(names)} other components") + " operational"
+        what = (
+            Listed(names, "vendor_state.list_and")
+            if len(names) <= 2
+            else Said("vendor_state.other_components", n=len(names))
         )
+        parts.append(Said("vendor_state.operational", what=what))
     if not parts:
         if state is not VendorState.OPERATIONAL and indicator_state is not None:
-            return f"the page says {state.value}, naming no component"
+            return Said("vendor_state.page_says", state=Said(f"vendor_state.word.{state.value}"))
         notes = [i.title for i in incidents if i.kind is IncidentKind.API_CHANGE]
         if notes:
-            return f"operational; API change announced: {notes[0]}"
-        return "all components operational" if comps else ""
-    return "; ".join(parts)
+            return Said("vendor_state.api_change", title=notes[0])
+        return Said("vendor_state.all_operational") if comps else Said("vendor_state.none")
+    return Said("vendor_state.parts", parts=Listed(parts, "vendor_state.sep"))
+
+
+class _Capability(str):
+    """What the team uses a vendor for (``chat app``), in the catalog's words for each language."""
+
+    cap: str
+
+    def __new__(cls, cap: str) -> _Capability:
+        from watcher.catalog.uses import label
+
+        self = super().__new__(cls, label(cap))
+        self.cap = cap
+        return self
+
+    def say(self, locale: str | None) -> str:
+        from watcher.catalog.uses import label
+
+        return label(self.cap, i18n.lang(locale))
+
+    def __reduce__(self):
+        return (_Capability, (self.cap,))
 
 
 def _cap_fine(vendor: VendorSpec, cap: str, comps: dict[str, ComponentTruth]) -> bool:
@@ -359,11 +406,13 @@ def _state(
     if ev.reason:
         return ev.state, ev.reason, ev
     checks = [
-        f"{rec.key.split('/', 1)[-1]} {rec.summary['check']}" for rec in healthy if (rec.summary or {}).get("check")
+        Said("vendor_state.http_check", source=rec.key.split("/", 1)[-1], check=(rec.summary or {})["check"])
+        for rec in healthy
+        if (rec.summary or {}).get("check")
     ]
     if checks:  # HTTP checks only: say what they measured
-        return ev.state, "; ".join(checks[:3]), ev
-    return ev.state, "all components operational", ev
+        return ev.state, Listed(checks[:3], "vendor_state.sep"), ev
+    return ev.state, Said("vendor_state.all_operational"), ev
 
 
 def all_statuses(store, vendors: list[VendorSpec], now: datetime) -> list[VendorStatus]:

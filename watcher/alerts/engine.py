@@ -41,6 +41,7 @@ from watcher.catalog import VendorSpec
 from watcher.config import Settings, read_secret
 from watcher.incidents.correlate import Change
 from watcher.incidents.model import EventType, Incident, MaintenancePhase
+from watcher.incidents.wording import say_event, say_title
 from watcher.model import SELF_VENDOR, IncidentKind
 
 log = logging.getLogger("watcher.alerts")
@@ -450,7 +451,7 @@ class AlertEngine:
                 vendor=s.vendor.id,
                 name=s.vendor.name,
                 state=s.state.value,
-                reason=s.reason,
+                reason=s.reason_in(loc),  # the vendor-state line in the team's language
                 latency_ms=latency_ms(self.store, s.vendor.id, now),
                 note=s.vendor.comparison.get(loc) or s.vendor.comparison.get("en", ""),
                 match=len(set(vendor.categories) & set(s.vendor.categories)) if vendor else 0,
@@ -475,7 +476,7 @@ class AlertEngine:
             incident_id=inc.id or 0,
             vendor=inc.vendor,
             vendor_name=vendor.name if vendor else inc.vendor,
-            title=inc.title,
+            title=say_title(inc.title, loc),  # watcher's own titles (components alone) in the team's language
             kind=inc.kind.value,
             reason=self._reason(inc, loc),
             state=inc.state.value,
@@ -518,15 +519,15 @@ class AlertEngine:
         text = event.text.split("\n", 1)[0][:200]
         key = f"events.{event.type.value}"
         if key not in i18n.messages(i18n.lang(loc)):
-            return text  # English: the incident stage's own words
+            return say_event(event.type, text, loc)  # English as is; watcher's own words in the locale
         if event.type is EventType.OPENED:
-            return text  # the vendor's title
+            return say_title(text, loc)  # the vendor's title as is; watcher's own (components alone) translated
         if event.type is EventType.STATUS_CHANGED and "→" in text:
             old, new = (w.strip() for w in text.split("→", 1))
             old, new = (i18n.t(loc, f"status.{w}") if i18n.has(loc, f"status.{w}") else w for w in (old, new))
             return i18n.t(loc, key, old=old, new=new)
         if event.type is EventType.COMPONENTS_CHANGED:
-            return i18n.t(loc, key, components=text)
+            return say_event(event.type, text, loc)  # component names, or watcher's own title translated
         return i18n.t(loc, key)
 
     def _playbook(self, inc, vendor, used_for, alternatives, now, rel: Relevance) -> str:

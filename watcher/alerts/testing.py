@@ -39,7 +39,7 @@ def sample_alert(settings: Settings, store=None) -> Alert:
     if store is not None:
         from watcher.status import all_statuses
 
-        states = {s.vendor.id: (s.state.value, s.reason) for s in all_statuses(store, vendors, now)}
+        states = {s.vendor.id: (s.state.value, s.reason_in(loc)) for s in all_statuses(store, vendors, now)}
     alternatives = tuple(
         Alternative(
             v.id,

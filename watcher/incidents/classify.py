@@ -34,6 +34,9 @@ from operator import mul
 from pathlib import Path
 from typing import Any
 
+from watcher import i18n
+from watcher.i18n import Said
+from watcher.incidents import wording
 from watcher.incidents.features import FEATURES_VERSION, cue_words, describe, featurize
 from watcher.model import Classification, ComponentStatus, Evidence, IncidentKind, IncidentStatus
 
@@ -55,13 +58,8 @@ MAINTENANCE_STATUSES = frozenset(
 )
 UNPLANNED_STATUSES = frozenset({IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED, IncidentStatus.MONITORING})
 
-GLOSS = {
-    IncidentKind.OUTAGE: "unusable for the users it concerns",
-    IncidentKind.DEGRADATION: "works, but worse",
-    IncidentKind.API_CHANGE: "a change by design",
-    IncidentKind.HALLUCINATION_SPIKE: "wrong answers",
-    IncidentKind.MAINTENANCE: "planned work",
-}
+GLOSS = {kind: i18n.t("en", f"why.gloss.{kind.value}") for kind in IncidentKind}
+"""What each kind means, in English (``why.gloss.*`` in the locale files: every language has its own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +121,13 @@ class Contribution:
     """How much the feature pushed the winner above the runner-up (or toward a named kind)."""
 
 
-def _structural(evidence: Evidence) -> str | None:
+def _structural(evidence: Evidence) -> Said | None:
     if evidence.is_maintenance:
-        return "published as a scheduled maintenance (maintenance)"
+        return Said("why.structural_object")
     if (evidence.impact or "").strip().lower() == "maintenance":
-        return 'the vendor rates its impact "maintenance" (maintenance)'
+        return Said("why.structural_impact")
     if evidence.status in MAINTENANCE_STATUSES:
-        return f'the status "{evidence.status}" is a maintenance status (maintenance)'
+        return wording.structural_status(str(evidence.status))
     return None
 
 
@@ -184,10 +182,14 @@ def _phrases(contributions: Iterable[Contribution], limit: int = 3) -> list[Cont
     return chosen
 
 
-def _reason(kind: IncidentKind, chosen: list[Contribution], features: Mapping[str, float]) -> str:
-    """'"unable to" and "failing" in the updates; the vendor rates its impact critical: ... (outage)'."""
+def _reason(kind: IncidentKind, chosen: list[Contribution], features: Mapping[str, float]) -> Said:
+    """'"unable to" and "failing" in the updates; the vendor rates its impact critical: ... (outage)'.
+
+    Made of message keys and their values (:mod:`watcher.incidents.wording`): the English text is what is
+    stored, and any language can say it again.
+    """
     quoted: dict[str, list[str]] = {"title": [], "updates": []}
-    other: list[str] = []
+    other: list[Said] = []
     for c in chosen:
         kind_of, _, name = c.feature.partition("|")
         if kind_of in ("t", "b"):
@@ -195,23 +197,34 @@ def _reason(kind: IncidentKind, chosen: list[Contribution], features: Mapping[st
             where = "title" if kind_of == "t" else "updates"
         elif kind_of == "k":
             words = cue_words(c.feature, features)
-            where = name.partition(":")[0]
+            where, _, families = name.partition(":")
             if not words and c.words:
-                other.append(c.words)
+                other.append(wording.cues(where, families.split("+")))
         elif c.words:
-            other.append(c.words)
+            said = _signal(name)
+            if said is not None:
+                other.append(said)
             continue
         else:
             continue
         for w in words:
             if w not in quoted[where] and not any(f" {w} " in f" {q} " for q in quoted[where]):
                 quoted[where].append(w)
-    parts = [
-        " and ".join(f'"{w}"' for w in words[:3]) + f" in the {where}" for where, words in quoted.items() if words
-    ]
+    parts = [wording.quoted(where, words[:3]) for where, words in quoted.items() if words]
     parts.extend(other)
-    said = "; ".join(parts) if parts else "the wording as a whole"
-    return f"{said}: {GLOSS[kind]} ({kind.value})"
+    return wording.reason(kind.value, parts)
+
+
+def _signal(name: str) -> Said | None:
+    """A structured feature (``s|impact=critical``) as a part of a reason; what ``features.describe`` says."""
+    key, _, value = name.partition("=")
+    if key == "maintenance_object":
+        return wording.signal("maintenance_object")
+    if key == "no_body":
+        return wording.signal("no_body")
+    if key in ("impact", "worst", "component"):
+        return wording.signal(key, value.replace("_", " "))
+    return None
 
 
 def classify(evidence: Evidence, model: Model | None = None) -> Classification:

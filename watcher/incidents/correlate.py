@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from watcher.i18n import Said
+from watcher.incidents import wording
 from watcher.incidents.model import (
     EventType,
     Incident,
@@ -86,7 +88,9 @@ def reconcile(
     """Apply one snapshot. ``known`` must hold the vendor's open incidents and any
     incident whose key appears in the snapshot (open or resolved)."""
     if classifier is None:
-        from watcher.incidents.classify import classify as classifier
+        from watcher.incidents.classify import classify
+
+        classifier = classify
     by_key: dict[str, Incident] = {}
     incidents: list[Incident] = []
     for inc in known:
@@ -112,22 +116,25 @@ def reconcile(
             reports.append(r)
 
     for r in reports:
-        inc = by_key.get(r.key)
-        if inc is None and r.kind is not None:
-            inc = _measured_joins(ctx, incidents, r, touch)
-            if inc is not None:
-                by_key[r.key] = inc
-                inc.active_sources.add(ctx.source)
+        found = by_key.get(r.key)
+        if found is None and r.kind is not None:
+            joined = _measured_joins(ctx, incidents, r, touch)
+            if joined is not None:
+                by_key[r.key] = joined
+                joined.active_sources.add(ctx.source)
                 continue
-        if inc is None:
-            inc = _adoptable(incidents, r)
-            if inc is not None:
+        if found is not None:
+            inc = found
+        else:
+            adopted = _adoptable(incidents, r)
+            if adopted is not None:
+                inc = adopted
                 inc.keys.add(r.key)
                 by_key[r.key] = inc
                 inc.origin = "vendor"
                 touch(
                     inc,
-                    IncidentEvent(EventType.MERGED, ctx.now, f"vendor posted: {r.title}", source=ctx.source),
+                    IncidentEvent(EventType.MERGED, ctx.now, Said("incident_event.merged", title=r.title), source=ctx.source),
                 )
             else:
                 inc = _new(ctx, r)
@@ -157,18 +164,16 @@ def reconcile(
                 touch(
                     inc,
                     IncidentEvent(
-                        EventType.MEASURED, ctx.now, "our probes no longer see the problem", source=ctx.source
+                        EventType.MEASURED, ctx.now, Said("incident_event.probes_cleared"), source=ctx.source
                     ),
                 )
                 continue
             if inc.is_open:
-                what = (
-                    "maintenance no longer listed as upcoming or in progress"
+                what = Said(
+                    "incident_event.maintenance_unlisted"
                     if maint
                     else (
-                        "our probes see it working again"
-                        if inc.origin == "probe"
-                        else "no longer listed as open on the status page"
+                        "incident_event.probes_working" if inc.origin == "probe" else "incident_event.unlisted"
                     )
                 )
                 _resolve(ctx, inc, what, touch)
@@ -210,7 +215,10 @@ def _measured_joins(
             touch(
                 inc,
                 IncidentEvent(
-                    EventType.MEASURED, ctx.now, f"our probes confirm: {r.reason or r.title}", source=ctx.source
+                    EventType.MEASURED,
+                    ctx.now,
+                    Said("incident_event.probes_confirm", what=r.reason or r.title),
+                    source=ctx.source,
                 ),
             )
             return inc
@@ -276,7 +284,7 @@ def content_key(status: str, body: str) -> str:
 def _merge_report(ctx: Context, inc: Incident, r: Report, touch: Callable[..., None]) -> None:
     if r.kind is not None and inc.origin == "probe":
         if r.kind != inc.kind and inc.is_open:
-            touch(inc, IncidentEvent(EventType.KIND_CHANGED, ctx.now, f"{inc.kind} → {r.kind}: {r.reason}"))
+            touch(inc, IncidentEvent(EventType.KIND_CHANGED, ctx.now, _kind_changed(inc.kind, r.kind, r.reason)))
             inc.kind = r.kind
         if r.title != inc.title:
             inc.title = r.title
@@ -345,7 +353,10 @@ def _merge_report(ctx: Context, inc: Incident, r: Report, touch: Callable[..., N
             touch(
                 inc,
                 IncidentEvent(
-                    EventType.STATUS_CHANGED, ctx.now, f"{old} → {r.status}", status=r.status.value
+                    EventType.STATUS_CHANGED,
+                    ctx.now,
+                    Said("incident_event.status_changed", old=str(old), new=str(r.status)),
+                    status=r.status.value,
                 ),
             )
         else:
@@ -362,12 +373,15 @@ def _merge_report(ctx: Context, inc: Incident, r: Report, touch: Callable[..., N
 
     if r.status.is_closed:
         if inc.is_open:
-            _resolve(ctx, inc, f"vendor marked it {r.status}", touch, at=r.resolved_at)
+            _resolve(ctx, inc, Said("incident_event.vendor_marked", status=str(r.status)), touch, at=r.resolved_at)
     else:
         if not inc.is_open and fresh and not inc.backfilled:
             inc.state = IncidentState.OPEN
             inc.resolved_at = None
-            touch(inc, IncidentEvent(EventType.REOPENED, ctx.now, f"vendor posted a new {r.status} update"))
+            touch(
+                inc,
+                IncidentEvent(EventType.REOPENED, ctx.now, Said("incident_event.reopened", status=str(r.status))),
+            )
         if r.status is not IncidentStatus.UNKNOWN:
             inc.active_sources.add(ctx.source)
 
@@ -401,7 +415,7 @@ def _apply_components(
     synthetic = next((i for i in incidents if synthetic_key in i.keys and i.is_open), None)
     if synthetic is not None:
         if not down:
-            _resolve(ctx, synthetic, "all components operational again", touch)
+            _resolve(ctx, synthetic, Said("incident_event.components_ok"), touch)
         elif dict(synthetic.component_statuses) != down:
             synthetic.component_statuses = dict(down)
             synthetic.components = sorted(down)
@@ -427,18 +441,15 @@ def _apply_components(
         touch(inc, IncidentEvent(EventType.OPENED, ctx.now, inc.title, source=ctx.source))
 
 
-_STATUS_WORDS = {
-    ComponentStatus.DEGRADED: "degraded performance",
-    ComponentStatus.PARTIAL_OUTAGE: "partial outage",
-    ComponentStatus.MAJOR_OUTAGE: "major outage",
-}
-
-
 def _component_title(down: dict[str, ComponentStatus]) -> str:
+    """``Partial outage: Chat, API and 2 more``: the worst status and the names (English stored;
+    :func:`watcher.incidents.wording.say_title` says it in the team's language)."""
     worst = max(down.values(), key=lambda s: s.severity)
-    names = sorted(down)
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return f"{_STATUS_WORDS[worst].capitalize()}: {shown}"
+    return wording.component_title(worst.value, sorted(down))
+
+
+def _kind_changed(old: IncidentKind, new: IncidentKind, reason: str) -> Said:
+    return Said("incident_event.kind_changed", old=old.value, new=new.value, reason=reason)
 
 
 def _classify(ctx: Context, ch: Change, classifier: Classifier) -> None:
@@ -449,7 +460,7 @@ def _classify(ctx: Context, ch: Change, classifier: Classifier) -> None:
     first = not inc.reason
     if result.kind != inc.kind and not first and inc.is_open:
         ch.events.append(
-            IncidentEvent(EventType.KIND_CHANGED, ctx.now, f"{inc.kind} → {result.kind}: {result.reason}")
+            IncidentEvent(EventType.KIND_CHANGED, ctx.now, _kind_changed(inc.kind, result.kind, result.reason))
         )
     inc.kind = result.kind
     inc.reason = result.reason

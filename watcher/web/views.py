@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from watcher.incidents.model import EventType, Incident, MaintenancePhase
+from watcher import i18n
+from watcher.incidents import wording
+from watcher.incidents.model import Incident, MaintenancePhase
 from watcher.model import SELF_VENDOR, VendorState
 from watcher.status import VendorStatus, all_statuses
 from watcher.web import charts
@@ -40,20 +42,6 @@ STATE_LABELS = {
     "outage": "Down",
     "maintenance": "Maintenance",
     "unknown": "No data",
-}
-
-EVENT_LABELS = {
-    EventType.OPENED: "Opened",
-    EventType.VENDOR_UPDATE: "Vendor update",
-    EventType.STATUS_CHANGED: "Status changed",
-    EventType.KIND_CHANGED: "Reclassified",
-    EventType.COMPONENTS_CHANGED: "Components changed",
-    EventType.MERGED: "Another signal joined",
-    EventType.MAINTENANCE_STARTED: "Maintenance started",
-    EventType.RESOLVED: "Resolved",
-    EventType.REOPENED: "Reopened",
-    EventType.MEASURED: "Our probes",
-    EventType.BACKFILLED: "Recorded from history",
 }
 
 DELIVERY_LABELS = {
@@ -208,6 +196,14 @@ class IncidentView:
     def kind_label(self) -> str:
         return KIND_LABELS.get(self.incident.kind.value, self.incident.kind.value)
 
+    def title_in(self, locale: str | None) -> str:
+        """The title: the vendor's as written; one watcher wrote (components alone) in ``locale``."""
+        return wording.say_title(self.incident.title, locale)
+
+    def reason_in(self, locale: str | None) -> str:
+        """Why it is classified so, in ``locale`` (a detector's own reason stays as it was written)."""
+        return wording.say_reason(self.incident.reason, locale)
+
 
 def _views(ctx, incidents: list[Incident], now: datetime) -> list[IncidentView]:
     names = vendor_names(ctx)
@@ -315,7 +311,9 @@ def valid_id(incident_id) -> bool:
     return isinstance(incident_id, int) and 0 < incident_id <= MAX_ID
 
 
-def incident_detail(ctx, incident_id: int, now: datetime) -> IncidentDetail | None:
+def incident_detail(ctx, incident_id: int, now: datetime, locale: str | None = None) -> IncidentDetail | None:
+    """One incident with its timeline; the timeline's words in ``locale`` (default: ``alerts.locale``),
+    its times in ``alerts.timezone``."""
     if not valid_id(incident_id):
         return None
     inc = ctx.store.incident(incident_id)
@@ -339,8 +337,16 @@ def incident_detail(ctx, incident_id: int, now: datetime) -> IncidentDetail | No
         playbook=playbook,
         playbook_sent=sent,
         signals=signals,
-        timeline=timeline(events, notes, view.ack),
+        timeline=timeline(
+            events, notes, view.ack, locale or _setting(ctx, "locale"), _setting(ctx, "timezone")
+        ),
     )
+
+
+def _setting(ctx, name: str) -> str | None:
+    alerts = getattr(getattr(ctx, "settings", None), "alerts", None)
+    value = getattr(alerts, name, None)
+    return value if isinstance(value, str) else None
 
 
 def _built_playbook(engine, inc: Incident) -> str:
@@ -353,8 +359,14 @@ def _built_playbook(engine, inc: Incident) -> str:
         return ""
 
 
-def timeline(events: list, notifications: list, ack) -> list[TimelineEntry]:
-    """Every vendor update and signal, every alert sent with its delivery state, and the ack, by time."""
+def timeline(
+    events: list, notifications: list, ack, locale: str | None = None, timezone: str | None = None
+) -> list[TimelineEntry]:
+    """Every vendor update and signal, every alert sent with its delivery state, and the ack, by time.
+
+    Labels and watcher's own words in ``locale``; the vendor's words (titles, updates) as written.
+    """
+    loc = i18n.lang(locale)
     out: list[tuple[datetime, int, TimelineEntry]] = []
     for n, se in enumerate(events):
         ev = se.event
@@ -365,14 +377,17 @@ def timeline(events: list, notifications: list, ack) -> list[TimelineEntry]:
                 TimelineEntry(
                     at=ev.at,
                     type="event",
-                    label=EVENT_LABELS.get(ev.type, str(ev.type)),
-                    text=ev.text or "",
+                    label=i18n.t(loc, f"board.event.{ev.type.value}")
+                    if i18n.has(loc, f"board.event.{ev.type.value}")
+                    else str(ev.type),
+                    text=wording.say_event(ev.type, ev.text or "", loc),
                     source=ev.source,
                     status=ev.status,
                 ),
             )
         )
     for n, note in enumerate(notifications):
+        action = note.action.value
         out.append(
             (
                 _aware(note.created_at),
@@ -380,27 +395,41 @@ def timeline(events: list, notifications: list, ack) -> list[TimelineEntry]:
                 TimelineEntry(
                     at=note.created_at,
                     type="alert",
-                    label=f"Alert ({note.action.value}) to {channel_label(note.channel)} {note.target}",
+                    label=i18n.t(
+                        loc,
+                        "board.tl.alert_to",
+                        action=i18n.t(loc, f"board.action.{action}")
+                        if i18n.has(loc, f"board.action.{action}")
+                        else action,
+                        channel=channel_label(note.channel, loc),
+                        target=note.target,
+                    ),
                     text=note.alert.event_text or "",
                     status=delivery_state(note),
-                    detail=delivery_detail(note),
+                    detail=delivery_detail(note, loc, timezone),
                 ),
             )
         )
     if ack is not None:
-        text = f"by {ack.by} via {ack.via}" + (f": {ack.reason}" if ack.reason else "")
+        text = i18n.t(loc, "board.tl.ack_by", who=ack.by, via=ack.via)
+        if ack.reason:
+            text = i18n.t(loc, "board.tl.ack_reason", text=text, reason=ack.reason)
         out.append(
-            (_aware(ack.at), 20_000, TimelineEntry(at=ack.at, type="ack", label="Acknowledged", text=text))
+            (
+                _aware(ack.at),
+                20_000,
+                TimelineEntry(at=ack.at, type="ack", label=i18n.t(loc, "board.tl.acknowledged"), text=text),
+            )
         )
     out.sort(key=lambda t: (t[0], t[1]))
     return [e for _, _, e in out]
 
 
-def channel_label(channel: str) -> str:
-    """The channel's name for people, from the channel registry (an unknown one as it is)."""
+def channel_label(channel: str, locale: str | None = None) -> str:
+    """The channel's name for people, in the team's language, from the channel registry (an unknown one as it is)."""
     from watcher.alerts.channels import registry
 
-    return registry.label(channel)
+    return registry.label(channel, locale or "en")
 
 
 def delivery_state(note) -> str:
@@ -411,7 +440,38 @@ def delivery_state(note) -> str:
     return note.state
 
 
-def delivery_detail(note) -> str:
+def delivery_detail(note, locale: str | None = None, timezone: str | None = None) -> str:
+    """How the delivery went, in one line. Without ``locale`` (the JSON API): English, times in UTC."""
+    if locale is None:
+        return _delivery_detail_en(note)
+    loc = i18n.lang(locale)
+
+    def when(dt: datetime) -> str:
+        return i18n.format_time(dt, loc, timezone)
+
+    if note.state == "delivered" and note.delivered_at:
+        return i18n.t(loc, "board.tl.delivered_at", when=when(note.delivered_at))
+    error = note.last_error or i18n.t(loc, "board.tl.unknown_error")
+    if note.state == "dead":
+        tries = i18n.t(
+            loc, "board.tl.attempt_1" if note.attempts == 1 else "board.tl.attempt_n", n=note.attempts
+        )
+        return i18n.t(loc, "board.tl.gave_up", tries=tries, error=error)
+    if note.state == "pending" and note.held:
+        return i18n.t(loc, "board.tl.held_until", when=when(note.not_before))
+    if note.state == "pending" and note.attempts:
+        return i18n.t(
+            loc,
+            "board.tl.attempt_failed",
+            n=note.attempts,
+            error=note.last_error or "?",
+            when=when(note.not_before),
+        )
+    key = f"board.delivery.{note.state}"
+    return i18n.t(loc, key) if i18n.has(loc, key) else note.state
+
+
+def _delivery_detail_en(note) -> str:
     if note.state == "delivered" and note.delivered_at:
         return f"delivered {note.delivered_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     if note.state == "dead":
