@@ -12,6 +12,10 @@ Use in a test module::
 - ``store``: ``backend.open()``, closed after the test;
 - ``pg_url``: PostgreSQL only, the URL of a fresh schema.
 
+For code that opens its own store from the configuration (the daemon, the CLI, the
+harnesses of tests/alerting.py), ``backend.storage`` is the ``storage`` table of the
+settings and ``backend.storage_toml`` the same as a ``[storage]`` section of a config file.
+
 PostgreSQL is ``$TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``,
 the server these machines run). Each test gets its own schema ``t_<random>``,
 chosen through the URL (``options=-csearch_path=...``) and dropped afterwards.
@@ -102,6 +106,38 @@ class Backend:
         from watcher.store.postgres import PostgresStore
 
         return PostgresStore(self.spec, **kw)
+
+    @property
+    def storage(self) -> dict[str, str]:
+        """The ``storage`` settings that name this store (``Settings.model_validate({"storage": ...})``)."""
+        return {"path": self.spec} if self.kind == "sqlite" else {"url": self.spec}
+
+    @property
+    def storage_toml(self) -> str:
+        """The same as the ``[storage]`` section of a config file (ends with a newline)."""
+        key, value = next(iter(self.storage.items()))
+        return f'[storage]\n{key} = "{value}"\n'
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        """Rows of one read on this store's data, on a connection of its own (``?`` placeholders);
+        ``[]`` while the schema does not exist yet (a daemon still starting)."""
+        if self.kind == "sqlite":
+            import sqlite3
+
+            if not Path(self.spec).exists():
+                return []
+            try:
+                with sqlite3.connect(self.spec) as conn:
+                    return conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError:
+                return []
+        import psycopg
+
+        try:
+            with psycopg.connect(self.spec) as conn:
+                return conn.execute(sql.replace("?", "%s"), params).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
 
     @property
     def opener(self) -> str:
