@@ -29,7 +29,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -76,19 +76,31 @@ def schema_url(schema: str, base: str = PG_BASE_URL) -> str:
     return f"{base}{sep}options={quote('-csearch_path=' + schema, safe='')}"
 
 
-@contextmanager
-def pg_schema(base: str = PG_BASE_URL) -> Iterator[str]:
-    """A fresh, empty schema for one test; its URL. Dropped (with everything in it) afterwards."""
+def _create_schema(base: str = PG_BASE_URL) -> str:
     import psycopg
 
     name = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {name}")
+    return name
+
+
+def _drop_schemas(names: list[str], base: str = PG_BASE_URL) -> None:
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        for name in names:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@contextmanager
+def pg_schema(base: str = PG_BASE_URL) -> Iterator[str]:
+    """A fresh, empty schema for one test; its URL. Dropped (with everything in it) afterwards."""
+    name = _create_schema(base)
     try:
         yield schema_url(name, base)
     finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        _drop_schemas([name], base)
 
 
 @dataclass
@@ -97,6 +109,17 @@ class Backend:
     """``sqlite`` or ``postgres``."""
     spec: str
     """The SQLite file, or the PostgreSQL URL (with its schema)."""
+    extra_schemas: list[str] = field(default_factory=list)
+    """Schemas made by :meth:`another`, dropped with this backend's."""
+
+    def another(self, where: Path) -> Backend:
+        """A second, empty database of the same kind: a SQLite file in ``where``, or a fresh schema."""
+        if self.kind == "sqlite":
+            where.mkdir(parents=True, exist_ok=True)
+            return Backend("sqlite", str(where / "w.db"))
+        name = _create_schema()
+        self.extra_schemas.append(name)
+        return Backend("postgres", schema_url(name))
 
     def open(self, **kw):
         if self.kind == "sqlite":
@@ -154,7 +177,9 @@ def backend(request, tmp_path: Path) -> Iterator[Backend]:
         return
     need_postgres()
     with pg_schema() as url:
-        yield Backend("postgres", url)
+        b = Backend("postgres", url)
+        yield b
+        _drop_schemas(b.extra_schemas)
 
 
 @pytest.fixture
