@@ -24,7 +24,7 @@ from watcher.catalog import resolve
 from watcher.config import Settings
 from watcher.fetch import make_client
 from watcher.pipeline import Pipeline
-from watcher.store.sqlite import SQLiteStore
+from watcher.store import open_store
 
 SUMMARY = "/api/v2/summary.json"
 CHANNEL = "C0MKTG"
@@ -93,9 +93,9 @@ class AlertHarness:
         self.server = vendor_server
         self.settings = Settings.model_validate(merge(base, config or {}))
         self.vendors = resolve(self.settings)
-        if store is None:
-            store = backend.open() if backend is not None else SQLiteStore(self.settings.storage.path)
-        self.store = store
+        # opened from the settings, as the daemon opens it: on PostgreSQL that also tags what it writes
+        # with this host's location, the one a `watcher` command run here reads back
+        self.store = store if store is not None else open_store(self.settings)
         self.clock = Clock()
         self.engine = AlertEngine(self.settings, self.store, self.vendors, clock=self.clock)
         self.transports = transports or Transports()

@@ -15,6 +15,7 @@ import scenario
 from alerting import CHANNEL, UPDATE_1, UPDATE_2, mailer_for
 
 from watcher.alerts.deliver import wait_reasons
+from watcher.store import open_store
 
 # the fixtures: ``make`` builds alert harnesses on each store (SQLite, PostgreSQL), ``slack`` the stand-in
 make, slack = alerting.make, alerting.slack
@@ -187,7 +188,7 @@ def test_a_lost_answer_to_the_opening_post_is_adopted_not_posted_twice(make, sla
     assert done.ts == posted.ts and "Resolved" in done.all_text()
 
 
-def test_a_crash_between_post_and_record_adopts_the_message_after_restart(make, slack, backend):
+def test_a_crash_between_post_and_record_adopts_the_message_after_restart(make, slack):
     """kill -9 after Slack took the post, before the database knew: the next start re-sends the row,
     which finds the message already there and adopts it."""
     h = make()
@@ -197,7 +198,7 @@ def test_a_crash_between_post_and_record_adopts_the_message_after_restart(make, 
     assert h.store.claim(row.id, h.clock())
     h.transports.slack_bot.post(CHANNEL, row.alert)  # ...and the process dies here
     h.store.close()
-    h.store = h.deliverer.store = h.engine.store = backend.open()  # restart
+    h.store = h.deliverer.store = h.engine.store = open_store(h.settings)  # restart
     assert h.deliverer.recover() == 1
     h.deliver()
     [msg] = slack.messages(CHANNEL)
