@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from conftest import fixture_bytes
+from daemon_harness import start_daemon, wait_for
 from smtp_server import PASSWORD, USERNAME
 from test_cli import CLAUDE, run, write_config
-from test_daemon import start_daemon, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
