@@ -153,12 +153,24 @@ def anthropic_toml(url: str, *, used_for: Sequence[str] = (), uses: Sequence[str
     )
 
 
-def slack_toml(slack_server, channel: str = CHANNEL, *, route: str = "marketing", extra_route: str = "") -> str:
-    """A route named ``route`` to ``channel`` (``extra_route``: more keys of that route) and ``[slack]``
-    pointing at the Slack stand-in; the token goes in the environment (``WATCHER_SLACK__TOKEN``)."""
+def route_toml(channel: str = CHANNEL, *, name: str = "marketing", extra: str = "") -> str:
+    """A ``[[routes]]`` table named ``name`` to the Slack ``channel``; ``extra``: more of its keys."""
+    return f'[[routes]]\nname = "{name}"\nslack_channels = ["{channel}"]\n{extra}'
+
+
+def slack_toml(slack_server) -> str:
+    """``[slack]`` pointing at the Slack stand-in; the token goes in the environment (``WATCHER_SLACK__TOKEN``)."""
+    return f'[slack]\nbase_url = "{slack_server.api_url}"\ntimeout = 3\n'
+
+
+def email_toml(smtp_server, *, timeout: float | None = None) -> str:
+    """``[email]`` for the aiosmtpd of tests/smtp_server.py (STARTTLS, login); the password goes in the
+    environment (``WATCHER_EMAIL__PASSWORD``), its CA in ``SSL_CERT_FILE``."""
+    from smtp_server import USERNAME
+
     return (
-        f'[[routes]]\nname = "{route}"\nslack_channels = ["{channel}"]\n{extra_route}'
-        f'[slack]\nbase_url = "{slack_server.api_url}"\ntimeout = 3\n'
+        f'[email]\nhost = "127.0.0.1"\nport = {smtp_server.port}\nusername = "{USERNAME}"\n'
+        'sender = "watcher <alerts@example.com>"\n' + (f"timeout = {timeout}\n" if timeout is not None else "")
     )
 
 

@@ -10,7 +10,8 @@ import json
 
 import pytest
 from alerting import AlertHarness
-from smtp_server import PASSWORD, USERNAME
+from daemon_harness import email_toml, slack_toml
+from smtp_server import PASSWORD
 from test_cli import run
 
 CHANNEL = "C0MKTG"
@@ -28,20 +29,7 @@ def alert_config(tmp_path, slack, smtp, routes: str, backend=None) -> str:
     storage = backend.storage_toml if backend is not None else f'[storage]\npath = "{tmp_path / "w.db"}"\n'
     cfg = tmp_path / "alerts.toml"
     cfg.write_text(
-        f"""
-watch = ["anthropic", "openai"]
-{storage}
-{routes}
-[slack]
-base_url = "{slack.api_url}"
-timeout = 3
-[email]
-host = "127.0.0.1"
-port = {smtp.port}
-username = "{USERNAME}"
-sender = "watcher <alerts@example.com>"
-timeout = 5
-"""
+        f'watch = ["anthropic", "openai"]\n{storage}{routes}\n{slack_toml(slack)}{email_toml(smtp, timeout=5)}'
     )
     return str(cfg)
 

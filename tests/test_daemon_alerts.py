@@ -14,7 +14,16 @@ from urllib.parse import urlencode
 
 import httpx
 import scenario
-from daemon_harness import CHANNEL, Daemon, anthropic_toml, free_port, slack_toml, write_config
+from daemon_harness import (
+    CHANNEL,
+    Daemon,
+    anthropic_toml,
+    email_toml,
+    free_port,
+    route_toml,
+    slack_toml,
+    write_config,
+)
 from smtp_server import PASSWORD, USERNAME
 
 from watcher.alerts.slack_signature import sign
@@ -35,15 +44,10 @@ def test_watcher_run_alerts_slack_and_email_and_takes_an_acknowledgement(
         backend.storage_toml,
         f"[poll]\ninterval = 1\ntimeout = 2\n[web]\nport = {web_port}\n",
         anthropic_toml(vendor_server.url(SUMMARY), used_for=["blog drafts"]),
-        slack_toml(slack_server, extra_route='emails = ["team@example.com"]\n'),
-        f"""[email]
-host = "127.0.0.1"
-port = {smtp_server.port}
-username = "{USERNAME}"
-sender = "watcher <alerts@example.com>"
-[alerts]
-public_url = "http://127.0.0.1:{web_port}"
-""",
+        route_toml(extra='emails = ["team@example.com"]\n'),
+        slack_toml(slack_server),
+        email_toml(smtp_server),
+        f'[alerts]\npublic_url = "http://127.0.0.1:{web_port}"\n',
     )
     d = Daemon(
         cfg,
@@ -129,7 +133,8 @@ def test_watcher_run_probes_a_vendor_api_and_alerts_when_it_stops_answering(
         'watch = ["mistral"]\n',
         backend.storage_toml,
         "[web]\nenabled = false\n[vendors.mistral.sources.summary]\nenabled = false\n",
-        slack_toml(slack_server, route="m"),
+        route_toml(name="m"),
+        slack_toml(slack_server),
         f"""[probes]
 interval = 1
 fast_interval = 1

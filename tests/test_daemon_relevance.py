@@ -9,7 +9,7 @@ and posts to the Slack stand-in. The same incident, first on the Console's usage
 from __future__ import annotations
 
 import scenario
-from daemon_harness import CHANNEL, SUMMARY, Daemon, anthropic_toml, slack_toml, write_config
+from daemon_harness import CHANNEL, SUMMARY, Daemon, anthropic_toml, route_toml, slack_toml, write_config
 
 CONSOLE = "Claude Console (platform.claude.com)"
 BODY = (
@@ -35,6 +35,7 @@ def test_watcher_run_sends_a_quiet_notice_for_an_unused_component_and_pages_for_
         backend.storage_toml,
         "[poll]\ninterval = 1\ntimeout = 2\n[web]\nenabled = false\n",
         anthropic_toml(vendor_server.url(SUMMARY), used_for=["blog drafts"], uses=["api", "chat app"]),
+        route_toml(),
         slack_toml(slack_server),
     )
     d = Daemon(cfg, env={"WATCHER_SLACK__TOKEN": slack_server.token})

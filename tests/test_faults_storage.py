@@ -50,7 +50,7 @@ from pathlib import Path
 import httpx
 import pytest
 import scenario
-from daemon_harness import Daemon, anthropic_toml, free_port, slack_toml, write_config
+from daemon_harness import Daemon, anthropic_toml, free_port, route_toml, slack_toml, write_config
 from test_ops import _as_ordinary_user, _unshare_mount_ok
 
 from watcher import logs
@@ -84,7 +84,8 @@ class Watcher:
             f'[storage]\npath = "{self.dir / "w.db"}"\n',
             f"[poll]\ninterval = 1\ntimeout = 2\n[web]\nport = {port}\n",
             anthropic_toml(vendor_server.url(SUMMARY)),
-            slack_toml(slack_server, CHANNEL, route="ops"),
+            route_toml(CHANNEL, name="ops"),
+            slack_toml(slack_server),
         )
         prefix = list(prefix)
         if tmpfs:  # sh execs the watcher: the process we hold is the watcher itself, in the namespace
