@@ -1,9 +1,10 @@
 """A harness for alert tests: the real pipeline, store, engine and deliverer, on a test clock.
 
 A vendor page served from 127.0.0.1 is polled by the real pipeline into a real
-store (a SQLite file, or a PostgreSQL schema with ``backend`` from tests/store_backends.py); the incident changes go through the real :class:`AlertEngine` into
-the outbox, and :meth:`AlertHarness.deliver` runs the real :class:`Deliverer`
-against whatever transports the test set up (the Slack stand-in, aiosmtpd).
+store (a SQLite file, or either store with ``backend`` from tests/store_backends.py);
+the incident changes go through the real :class:`AlertEngine` into the outbox, and
+:meth:`AlertHarness.deliver` runs the real :class:`Deliverer` against whatever
+transports the test set up (the Slack stand-in, aiosmtpd).
 Only the clock is the test's: backoff, quiet hours and escalation are hours
 long, and tests must not sleep.
 """
@@ -137,7 +138,7 @@ class AlertHarness:
         self.store.close()
 
 
-# -- fixtures for delivery tests: ``from alerting import make, slack`` -----------------------------
+# -- fixtures for delivery tests: ``make, slack = alerting.make, alerting.slack`` -------------------
 
 
 @pytest.fixture
