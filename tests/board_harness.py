@@ -1,7 +1,8 @@
 """The status board and JSON API served for tests: the real pipeline, store and engine behind real HTTP.
 
 :class:`BoardWorld` wraps an :class:`~alerting.AlertHarness` (Anthropic's Statuspage
-served from 127.0.0.1 and polled by the real pipeline into a real SQLite file,
+served from 127.0.0.1 and polled by the real pipeline into a real store, a SQLite file
+or a PostgreSQL schema,
 OpenAI operational beside it) and serves the whole web app under uvicorn on a free
 127.0.0.1 port, built exactly as the daemon builds it::
 
@@ -10,6 +11,9 @@ OpenAI operational beside it) and serves the whole web app under uvicorn on a fr
 
 ``web`` settings (host, login) go in ``config["web"]``; the server itself always
 listens on 127.0.0.1, the login rules follow the *configured* host.
+
+The ``make`` fixture (``make = board_harness.make`` in a test module) builds worlds on each
+store (``backend``, tests/store_backends.py) and closes them after the test.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from alerting import AlertHarness
 from bs4 import BeautifulSoup
 from web_server import WebServer
@@ -33,9 +38,9 @@ UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-1
 
 class BoardWorld:
     def __init__(
-        self, vendor_server, tmp_path, config: dict[str, Any] | None = None, transports=None, store=None
+        self, vendor_server, tmp_path, config: dict[str, Any] | None = None, transports=None, backend=None
     ):
-        self.h = AlertHarness(vendor_server, tmp_path, config, transports=transports, store=store)
+        self.h = AlertHarness(vendor_server, tmp_path, config, transports=transports, backend=backend)
         self.ctx = WebContext(
             settings=self.h.settings,
             store=self.h.store,
@@ -104,6 +109,22 @@ class BoardWorld:
         self.http.close()
         self.web.stop()
         self.h.close()
+
+
+@pytest.fixture
+def make(vendor_server, tmp_path, backend):
+    """``make(config=None, transports=None)``: a :class:`BoardWorld` on each store (SQLite, PostgreSQL).
+    Several worlds of one test share the PostgreSQL schema but not the SQLite file."""
+    made = []
+
+    def build(config=None, transports=None) -> BoardWorld:
+        w = BoardWorld(vendor_server, tmp_path / f"w{len(made)}", config, transports=transports, backend=backend)
+        made.append(w)
+        return w
+
+    yield build
+    for w in made:
+        w.close()
 
 
 def text_of(node) -> str:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from test_daemon import start_daemon, wait_for
+from daemon_harness import start_daemon, wait_for
 
 INSTANCES = (("a", "paris"), ("b", "frankfurt"), ("c", "virginia"))
 """Names and locations of the three-instance clusters."""

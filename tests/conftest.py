@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from store_backends import backend  # noqa: E402,F401  (SQLite or PostgreSQL, for any test or fixture)
 from vendor_server import VendorServer  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -12,6 +12,10 @@ Use in a test module::
 - ``store``: ``backend.open()``, closed after the test;
 - ``pg_url``: PostgreSQL only, the URL of a fresh schema.
 
+For code that opens its own store from the configuration (the daemon, the CLI, the
+harnesses of tests/alerting.py), ``backend.storage`` is the ``storage`` table of the
+settings and ``backend.storage_toml`` the same as a ``[storage]`` section of a config file.
+
 PostgreSQL is ``$TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``,
 the server these machines run). Each test gets its own schema ``t_<random>``,
 chosen through the URL (``options=-csearch_path=...``) and dropped afterwards.
@@ -25,7 +29,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -72,19 +76,31 @@ def schema_url(schema: str, base: str = PG_BASE_URL) -> str:
     return f"{base}{sep}options={quote('-csearch_path=' + schema, safe='')}"
 
 
-@contextmanager
-def pg_schema(base: str = PG_BASE_URL) -> Iterator[str]:
-    """A fresh, empty schema for one test; its URL. Dropped (with everything in it) afterwards."""
+def _create_schema(base: str = PG_BASE_URL) -> str:
     import psycopg
 
     name = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {name}")
+    return name
+
+
+def _drop_schemas(names: list[str], base: str = PG_BASE_URL) -> None:
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        for name in names:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@contextmanager
+def pg_schema(base: str = PG_BASE_URL) -> Iterator[str]:
+    """A fresh, empty schema for one test; its URL. Dropped (with everything in it) afterwards."""
+    name = _create_schema(base)
     try:
         yield schema_url(name, base)
     finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        _drop_schemas([name], base)
 
 
 @dataclass
@@ -93,6 +109,17 @@ class Backend:
     """``sqlite`` or ``postgres``."""
     spec: str
     """The SQLite file, or the PostgreSQL URL (with its schema)."""
+    extra_schemas: list[str] = field(default_factory=list)
+    """Schemas made by :meth:`another`, dropped with this backend's."""
+
+    def another(self, where: Path) -> Backend:
+        """A second, empty database of the same kind: a SQLite file in ``where``, or a fresh schema."""
+        if self.kind == "sqlite":
+            where.mkdir(parents=True, exist_ok=True)
+            return Backend("sqlite", str(where / "w.db"))
+        name = _create_schema()
+        self.extra_schemas.append(name)
+        return Backend("postgres", schema_url(name))
 
     def open(self, **kw):
         if self.kind == "sqlite":
@@ -102,6 +129,38 @@ class Backend:
         from watcher.store.postgres import PostgresStore
 
         return PostgresStore(self.spec, **kw)
+
+    @property
+    def storage(self) -> dict[str, str]:
+        """The ``storage`` settings that name this store (``Settings.model_validate({"storage": ...})``)."""
+        return {"path": self.spec} if self.kind == "sqlite" else {"url": self.spec}
+
+    @property
+    def storage_toml(self) -> str:
+        """The same as the ``[storage]`` section of a config file (ends with a newline)."""
+        key, value = next(iter(self.storage.items()))
+        return f'[storage]\n{key} = "{value}"\n'
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        """Rows of one read on this store's data, on a connection of its own (``?`` placeholders);
+        ``[]`` while the schema does not exist yet (a daemon still starting)."""
+        if self.kind == "sqlite":
+            import sqlite3
+
+            if not Path(self.spec).exists():
+                return []
+            try:
+                with sqlite3.connect(self.spec) as conn:
+                    return conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError:
+                return []
+        import psycopg
+
+        try:
+            with psycopg.connect(self.spec) as conn:
+                return conn.execute(sql.replace("?", "%s"), params).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
 
     @property
     def opener(self) -> str:
@@ -118,7 +177,9 @@ def backend(request, tmp_path: Path) -> Iterator[Backend]:
         return
     need_postgres()
     with pg_schema() as url:
-        yield Backend("postgres", url)
+        b = Backend("postgres", url)
+        yield b
+        _drop_schemas(b.extra_schemas)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import base64
 import re
 from datetime import timedelta
 
+import board_harness
 import jsonschema
 import pytest
 from board_harness import UPDATE_1, UPDATE_2, BoardWorld
@@ -18,25 +19,15 @@ from starlette.routing import Route
 
 from watcher.web import api
 
+# the fixture: ``make(config=None)`` builds a BoardWorld on each store (SQLite, PostgreSQL)
+make = board_harness.make
+
 XSS = "<script>alert(1)</script>"
 
 
 @pytest.fixture
-def make(vendor_server, tmp_path):
-    made = []
-
-    def build(config=None) -> BoardWorld:
-        w = BoardWorld(vendor_server, tmp_path / f"w{len(made)}", config)
-        made.append(w)
-        return w
-
-    yield build
-    for w in made:
-        w.close()
-
-
-@pytest.fixture
 def world(make) -> BoardWorld:
+    """A :class:`BoardWorld` on each store: SQLite on a file, PostgreSQL in a fresh schema."""
     return make()
 
 

@@ -2,7 +2,8 @@
 
 The app runs under uvicorn on a free 127.0.0.1 port (tests/board_harness.py), built
 as the daemon builds it; incidents come from Anthropic's real Statuspage payload
-served from 127.0.0.1 and polled by the real pipeline into a real SQLite file.
+served from 127.0.0.1 and polled by the real pipeline into a real store: each test
+that takes a world runs on a SQLite file and on a PostgreSQL schema.
 Pages are read with BeautifulSoup, as text a reader sees.
 """
 
@@ -13,9 +14,9 @@ import json
 import re
 from datetime import timedelta
 
+import board_harness
 import pytest
 import scenario
-import store_backends
 from board_harness import UPDATE_1, UPDATE_2, BoardWorld, text_of
 from bs4 import BeautifulSoup
 
@@ -26,36 +27,17 @@ from watcher.model import SELF_VENDOR, IncidentKind, IncidentStatus
 from watcher.web import charts
 from watcher.web.auth import is_loopback
 
-# the fixture that runs a test on SQLite and on PostgreSQL (see store_backends.py)
-backend = store_backends.backend
+# the fixture: ``make(config=None, transports=None)`` builds a BoardWorld on each store (SQLite, PostgreSQL)
+make = board_harness.make
 
 XSS = "<script>alert(1)</script>"
 CHANNEL_PING = "<!channel>"
 
 
 @pytest.fixture
-def make(vendor_server, tmp_path):
-    made = []
-
-    def build(config=None, transports=None, store=None) -> BoardWorld:
-        w = BoardWorld(vendor_server, tmp_path / f"w{len(made)}", config, transports=transports, store=store)
-        made.append(w)
-        return w
-
-    yield build
-    for w in made:
-        w.close()
-
-
-@pytest.fixture
 def world(make) -> BoardWorld:
+    """A :class:`BoardWorld` on each store: SQLite on a file, PostgreSQL in a fresh schema."""
     return make()
-
-
-@pytest.fixture
-def any_world(make, backend) -> BoardWorld:
-    """``world`` on either store: SQLite on a file, PostgreSQL in a fresh schema."""
-    return make(store=backend.open())
 
 
 def vendor_card(soup, vendor: str):
@@ -383,8 +365,7 @@ def test_our_own_network_down_is_a_banner_not_a_vendor(world):
 # -- latency chart --------------------------------------------------------------------------------
 
 
-def test_vendor_with_probes_gets_a_24h_latency_chart_and_one_without_gets_none(any_world):
-    world = any_world
+def test_vendor_with_probes_gets_a_24h_latency_chart_and_one_without_gets_none(world):
     for i in range(0, 24 * 12, 1):  # every 5 minutes for a day
         world.probe("openai", minutes_ago=i * 5 + 1, ttft_s=0.4 + (0.4 if i < 6 else 0))
     world.probe("openai", minutes_ago=90, ttft_s=None)

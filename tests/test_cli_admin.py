@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from conftest import fixture_bytes
+from daemon_harness import email_toml, slack_toml, start_daemon, wait_for
 from smtp_server import PASSWORD, USERNAME
 from test_cli import CLAUDE, run, write_config
-from test_daemon import start_daemon, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -131,16 +131,7 @@ watch = ["anthropic"]
 control_urls = ["{slack.url}/"]
 [web]
 port = {web_port or closed_port()}
-[slack]
-base_url = "{slack.api_url}"
-timeout = 3
-[email]
-host = "127.0.0.1"
-port = {smtp.port}
-username = "{USERNAME}"
-sender = "watcher <alerts@example.com>"
-timeout = 5
-{extra}
+{slack_toml(slack)}{email_toml(smtp, timeout=5)}{extra}
 """
     )
     return cfg

@@ -1,4 +1,8 @@
-"""The alert commands as an admin runs them: test-alert, outbox, ack, mute, unmute."""
+"""The alert commands as an admin runs them: test-alert, outbox, ack, mute, unmute.
+
+The commands that read or write the store run on SQLite and on PostgreSQL (``backend``,
+tests/store_backends.py); the two that only check routes and channels run on SQLite.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +10,26 @@ import json
 
 import pytest
 from alerting import AlertHarness
-from smtp_server import PASSWORD, USERNAME
+from daemon_harness import email_toml, slack_toml
+from smtp_server import PASSWORD
 from test_cli import run
 
 CHANNEL = "C0MKTG"
 
 
-def alert_config(tmp_path, slack, smtp, routes: str) -> str:
+def config(tmp_path, backend, body: str = "", watch: str = '["anthropic", "openai"]', name="c.toml") -> str:
+    """A config file on ``backend``'s store (SQLite file or PostgreSQL schema); ``body`` after it."""
+    cfg = tmp_path / name
+    cfg.write_text(f"watch = {watch}\n{backend.storage_toml}{body}\n")
+    return str(cfg)
+
+
+def alert_config(tmp_path, slack, smtp, routes: str, backend=None) -> str:
+    """Routes, Slack (the stand-in) and SMTP (aiosmtpd); the store is ``backend``'s, default SQLite."""
+    storage = backend.storage_toml if backend is not None else f'[storage]\npath = "{tmp_path / "w.db"}"\n'
     cfg = tmp_path / "alerts.toml"
     cfg.write_text(
-        f"""
-watch = ["anthropic", "openai"]
-[storage]
-path = "{tmp_path / "w.db"}"
-{routes}
-[slack]
-base_url = "{slack.api_url}"
-timeout = 3
-[email]
-host = "127.0.0.1"
-port = {smtp.port}
-username = "{USERNAME}"
-sender = "watcher <alerts@example.com>"
-timeout = 5
-"""
+        f'watch = ["anthropic", "openai"]\n{storage}{routes}\n{slack_toml(slack)}{email_toml(smtp, timeout=5)}'
     )
     return str(cfg)
 
@@ -42,13 +42,14 @@ def secrets(slack, smtp) -> dict:
     }
 
 
-def test_test_alert_sends_a_sample_through_every_routed_channel(tmp_path, slack_server, smtp_server):
+def test_test_alert_sends_a_sample_through_every_routed_channel(tmp_path, slack_server, smtp_server, backend):
     slack_server.add_channel(CHANNEL)
     cfg = alert_config(
         tmp_path,
         slack_server,
         smtp_server,
         f'[[routes]]\nname = "m"\nslack_channels = ["{CHANNEL}"]\nemails = ["team@example.com"]',
+        backend,
     )
     r = run("test-alert", "--config", cfg, env=secrets(slack_server, smtp_server))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -78,9 +79,9 @@ def test_test_alert_without_routes_says_how_to_add_one(tmp_path, slack_server, s
 
 
 @pytest.fixture
-def incident_db(vendor_server, tmp_path):
+def incident_db(vendor_server, tmp_path, backend):
     """A database with one open, alerted (queued) Anthropic outage, made by the real pipeline."""
-    h = AlertHarness(vendor_server, tmp_path)
+    h = AlertHarness(vendor_server, tmp_path, backend=backend)
     h.outage()
     h.poll()
     [inc] = h.store.open_incidents("anthropic")
@@ -88,12 +89,8 @@ def incident_db(vendor_server, tmp_path):
     return inc.id
 
 
-def test_ack_from_the_cli_records_who_and_queues_the_update(tmp_path, incident_db, vendor_server):
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(
-        f'watch = ["anthropic", "openai"]\n[storage]\npath = "{tmp_path / "w.db"}"\n'
-        '[[routes]]\nname = "marketing"\nslack_channels = ["C0MKTG"]\n'
-    )
+def test_ack_from_the_cli_records_who_and_queues_the_update(tmp_path, incident_db, backend):
+    cfg = config(tmp_path, backend, '[[routes]]\nname = "marketing"\nslack_channels = ["C0MKTG"]')
     r = run(
         "ack", str(incident_db), "--by", "Ana", "--reason", "moving blog drafts to GPT", "--config", str(cfg)
     )
@@ -116,9 +113,8 @@ def test_ack_from_the_cli_records_who_and_queues_the_update(tmp_path, incident_d
         assert bad.returncode != 0 and "--by:" in bad.stderr
 
 
-def test_mute_and_unmute_from_the_cli(tmp_path):
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(f'watch = ["openai"]\n[storage]\npath = "{tmp_path / "w.db"}"\n')
+def test_mute_and_unmute_from_the_cli(tmp_path, backend):
+    cfg = config(tmp_path, backend, watch='["openai"]')
     r = run("mute", "openai", "--for", "2h", "--reason", "planned migration", "--config", str(cfg))
     assert r.returncode == 0, r.stderr
     assert "openai muted until" in r.stdout
@@ -132,27 +128,26 @@ def test_mute_and_unmute_from_the_cli(tmp_path):
     assert "was not muted" in r.stdout
 
 
-def test_outbox_on_an_empty_database_says_so(tmp_path):
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(f'watch = ["openai"]\n[storage]\npath = "{tmp_path / "w.db"}"\n')
+def test_outbox_on_an_empty_database_says_so(tmp_path, backend):
+    cfg = config(tmp_path, backend, watch='["openai"]')
     r = run("outbox", "--config", str(cfg))
     assert r.returncode == 0 and "outbox is empty" in r.stdout
 
 
 def test_test_alert_shows_the_real_state_of_the_watched_vendors_only(
-    tmp_path, slack_server, smtp_server, vendor_server
+    tmp_path, slack_server, smtp_server, vendor_server, backend
 ):
     """Issue 16, finding 8: no made-up Mistral or Gemini states and latencies for vendors nobody watches."""
     from datetime import UTC, datetime
 
-    h = AlertHarness(vendor_server, tmp_path)  # the daemon's database: both vendors polled just now
+    h = AlertHarness(vendor_server, tmp_path, backend=backend)  # the daemon's database: both polled just now
     h.clock.now = datetime.now(UTC)
     h.poll()
     h.poll("openai")
     h.close()
     slack_server.add_channel(CHANNEL)
     cfg = alert_config(
-        tmp_path, slack_server, smtp_server, f'[[routes]]\nname = "m"\nslack_channels = ["{CHANNEL}"]'
+        tmp_path, slack_server, smtp_server, f'[[routes]]\nname = "m"\nslack_channels = ["{CHANNEL}"]', backend
     )
     r = run("test-alert", "--config", cfg, env=secrets(slack_server, smtp_server))
     assert r.returncode == 0, r.stdout + r.stderr

@@ -18,7 +18,7 @@ import pytest
 import scenario
 import store_backends
 from cluster_harness import INSTANCES, Cluster
-from test_daemon import free_port
+from daemon_harness import free_port
 from test_faults import storm_config, storm_down, storm_tally
 
 pg_url = store_backends.pg_url  # the fixture: a fresh PostgreSQL schema (skips when there is none)

@@ -2,101 +2,74 @@
 
 The daemon polls a vendor page (127.0.0.1), posts to the Slack stand-in, mails
 aiosmtpd over STARTTLS with a login, serves the interactivity endpoint; a signed
-click on "Acknowledge" edits the Slack message in place; the resolve closes it.
+click on "Acknowledge" edits the Slack message in place; the resolve closes it. Each test
+runs on a SQLite file and on a PostgreSQL schema (tests/store_backends.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from urllib.parse import urlencode
 
 import httpx
 import scenario
+from daemon_harness import (
+    CHANNEL,
+    Daemon,
+    anthropic_toml,
+    email_toml,
+    free_port,
+    route_toml,
+    slack_toml,
+    write_config,
+)
 from smtp_server import PASSWORD, USERNAME
-from test_daemon import free_port, wait_for
 
 from watcher.alerts.slack_signature import sign
 
 SIGNING_SECRET = "8f14e45fceea167a5a36dedd4bea2543"
-CHANNEL = "C0MKTG"
 SUMMARY = "/claude/api/v2/summary.json"
 
 
 def test_watcher_run_alerts_slack_and_email_and_takes_an_acknowledgement(
-    vendor_server, slack_server, smtp_server, tmp_path
+    vendor_server, slack_server, smtp_server, tmp_path, backend
 ):
     slack_server.add_channel(CHANNEL)
     vendor_server.set(SUMMARY, scenario.operational())
     web_port = free_port()
-    db = tmp_path / "w.db"
-    cfg = tmp_path / "w.toml"
-    cfg.write_text(
-        f"""
-watch = ["anthropic"]
-[storage]
-path = "{db}"
-[poll]
-interval = 1
-timeout = 2
-[web]
-port = {web_port}
-[vendors.anthropic]
-used_for = ["blog drafts"]
-[vendors.anthropic.sources.summary]
-url = "{vendor_server.url(SUMMARY)}"
-[vendors.anthropic.sources.incidents]
-enabled = false
-[vendors.anthropic.sources.maintenances]
-enabled = false
-[vendors.anthropic.sources.history]
-enabled = false
-[[routes]]
-name = "marketing"
-slack_channels = ["{CHANNEL}"]
-emails = ["team@example.com"]
-[slack]
-base_url = "{slack_server.api_url}"
-timeout = 3
-[email]
-host = "127.0.0.1"
-port = {smtp_server.port}
-username = "{USERNAME}"
-sender = "watcher <alerts@example.com>"
-[alerts]
-public_url = "http://127.0.0.1:{web_port}"
-"""
+    cfg = write_config(
+        tmp_path / "w.toml",
+        'watch = ["anthropic"]\n',
+        backend.storage_toml,
+        f"[poll]\ninterval = 1\ntimeout = 2\n[web]\nport = {web_port}\n",
+        anthropic_toml(vendor_server.url(SUMMARY), used_for=["blog drafts"]),
+        route_toml(extra='emails = ["team@example.com"]\n'),
+        slack_toml(slack_server),
+        email_toml(smtp_server),
+        f'[alerts]\npublic_url = "http://127.0.0.1:{web_port}"\n',
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-    env.update(
-        WATCHER_SLACK__TOKEN=slack_server.token,
-        WATCHER_SLACK__SIGNING_SECRET=SIGNING_SECRET,
-        WATCHER_EMAIL__PASSWORD=PASSWORD,
-        WATCHER_ALERTS__ACK_SECRET="a-long-random-secret-for-ack-links",
-        SSL_CERT_FILE=str(smtp_server.ca_file),  # trust the test CA, as an admin would a private one
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watcher", "run", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    d = Daemon(
+        cfg,
+        env=dict(
+            WATCHER_SLACK__TOKEN=slack_server.token,
+            WATCHER_SLACK__SIGNING_SECRET=SIGNING_SECRET,
+            WATCHER_EMAIL__PASSWORD=PASSWORD,
+            WATCHER_ALERTS__ACK_SECRET="a-long-random-secret-for-ack-links",
+            SSL_CERT_FILE=str(smtp_server.ca_file),  # trust the test CA, as an admin would a private one
+        ),
     )
     try:
-        wait_for(lambda: vendor_server.hits[SUMMARY] >= 2, proc)
+        d.until(lambda: vendor_server.hits[SUMMARY] >= 2)
         vendor_server.set(
             SUMMARY,
             scenario.incident(
                 ("investigating", "All requests to the Claude API fail.", "2026-10-07T13:01:00Z")
             ),
         )
-        [msg] = wait_for(lambda: slack_server.messages(CHANNEL), proc)
+        [msg] = d.until(lambda: slack_server.messages(CHANNEL))
         assert "Claude API unavailable" in msg.all_text()
-        wait_for(lambda: smtp_server.messages, proc)
+        d.until(lambda: smtp_server.messages)
         first_mail = smtp_server.messages[0].message
         assert "Anthropic" in first_mail["Subject"] and "outage" in first_mail["Subject"]
         assert smtp_server.messages[0].login == USERNAME
@@ -127,8 +100,8 @@ public_url = "http://127.0.0.1:{web_port}"
             },
         )
         assert r.status_code == 200
-        edited = wait_for(
-            lambda: (m := slack_server.message(CHANNEL, msg.ts)) and "ana" in m.all_text() and m, proc
+        edited = d.until(
+            lambda: (m := slack_server.message(CHANNEL, msg.ts)) and "ana" in m.all_text() and m
         )
         assert edited.edited
         assert not any(
@@ -137,13 +110,10 @@ public_url = "http://127.0.0.1:{web_port}"
         ), "no Acknowledge button once acknowledged"
 
         vendor_server.set(SUMMARY, scenario.operational())
-        wait_for(lambda: "Resolved" in slack_server.message(CHANNEL, msg.ts).all_text(), proc)
-        wait_for(lambda: len(smtp_server.messages) >= 3, proc)  # opened, acknowledged, resolved
+        d.until(lambda: "Resolved" in slack_server.message(CHANNEL, msg.ts).all_text())
+        d.until(lambda: len(smtp_server.messages) >= 3)  # opened, acknowledged, resolved
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
+        err = d.stop_cleanly()
     assert slack_server.token not in err and PASSWORD not in err, "secrets never logged"
     assert len(slack_server.messages(CHANNEL)) == 1, "one Slack message for the whole incident"
     subjects = [m.message["Subject"] for m in smtp_server.messages]
@@ -153,28 +123,19 @@ public_url = "http://127.0.0.1:{web_port}"
 
 
 def test_watcher_run_probes_a_vendor_api_and_alerts_when_it_stops_answering(
-    vendor_server, slack_server, llm_server, tmp_path
+    vendor_server, slack_server, llm_server, tmp_path, backend
 ):
     slack_server.add_channel(CHANNEL)
     vendor_server.set("/control", b"ok")
     llm_server.openai.set(answer="4", models=["mistral-small"])
-    db = tmp_path / "w.db"
-    cfg = tmp_path / "w.toml"
-    cfg.write_text(
-        f"""
-watch = ["mistral"]
-[storage]
-path = "{db}"
-[web]
-enabled = false
-[vendors.mistral.sources.summary]
-enabled = false
-[[routes]]
-name = "m"
-slack_channels = ["{CHANNEL}"]
-[slack]
-base_url = "{slack_server.api_url}"
-[probes]
+    cfg = write_config(
+        tmp_path / "w.toml",
+        'watch = ["mistral"]\n',
+        backend.storage_toml,
+        "[web]\nenabled = false\n[vendors.mistral.sources.summary]\nenabled = false\n",
+        route_toml(name="m"),
+        slack_toml(slack_server),
+        f"""[probes]
 interval = 1
 fast_interval = 1
 canaries_per_run = 1
@@ -184,28 +145,20 @@ control_urls = ["{vendor_server.url("/control")}"]
 base_url = "{llm_server.base("openai")}"
 format = "openai"
 model = "mistral-small"
-"""
+""",
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-    env.update(
-        WATCHER_SLACK__TOKEN=slack_server.token,
-        WATCHER_PROBES__VENDORS__MISTRAL__KEY=llm_server.key("openai"),
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watcher", "run", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    d = Daemon(
+        cfg,
+        env=dict(
+            WATCHER_SLACK__TOKEN=slack_server.token,
+            WATCHER_PROBES__VENDORS__MISTRAL__KEY=llm_server.key("openai"),
+        ),
     )
     try:
-        wait_for(lambda: len(llm_server.openai.requests) >= 4, proc)
+        d.until(lambda: len(llm_server.openai.requests) >= 4)
         llm_server.openai.fail_next(10_000, status=503)
-        [msg] = wait_for(lambda: slack_server.messages(CHANNEL), proc)
+        [msg] = d.until(lambda: slack_server.messages(CHANNEL))
         assert "not answering" in msg.all_text()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
+        err = d.stop_cleanly()
     assert llm_server.key("openai") not in err

@@ -2,21 +2,15 @@
 
 Real processes on 127.0.0.1: the daemon polls the (real-fixture-based) Anthropic page
 and posts to the Slack stand-in. The same incident, first on the Console's usage page
-(not used), then on the Claude API (used).
+(not used), then on the Claude API (used). On a SQLite file and on a PostgreSQL schema
+(tests/store_backends.py).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-
 import scenario
-from test_daemon import wait_for
+from daemon_harness import CHANNEL, SUMMARY, Daemon, anthropic_toml, route_toml, slack_toml, write_config
 
-CHANNEL = "C0MKTG"
-SUMMARY = "/claude/api/v2/summary.json"
 CONSOLE = "Claude Console (platform.claude.com)"
 BODY = (
     "We are investigating elevated errors affecting usage data on the platform.claude.com Usage page and the "
@@ -31,51 +25,22 @@ def _has_ack(msg) -> bool:
 
 
 def test_watcher_run_sends_a_quiet_notice_for_an_unused_component_and_pages_for_a_used_one(
-    vendor_server, slack_server, tmp_path
+    vendor_server, slack_server, tmp_path, backend
 ):
     slack_server.add_channel(CHANNEL)
     vendor_server.set(SUMMARY, scenario.operational())
-    cfg = tmp_path / "w.toml"
-    cfg.write_text(
-        f"""
-watch = ["anthropic"]
-[storage]
-path = "{tmp_path / "w.db"}"
-[poll]
-interval = 1
-timeout = 2
-[web]
-enabled = false
-[vendors.anthropic]
-used_for = ["blog drafts"]
-uses = ["api", "chat app"]
-[vendors.anthropic.sources.summary]
-url = "{vendor_server.url(SUMMARY)}"
-[vendors.anthropic.sources.incidents]
-enabled = false
-[vendors.anthropic.sources.maintenances]
-enabled = false
-[vendors.anthropic.sources.history]
-enabled = false
-[[routes]]
-name = "marketing"
-slack_channels = ["{CHANNEL}"]
-[slack]
-base_url = "{slack_server.api_url}"
-timeout = 3
-"""
+    cfg = write_config(
+        tmp_path / "w.toml",
+        'watch = ["anthropic"]\n',
+        backend.storage_toml,
+        "[poll]\ninterval = 1\ntimeout = 2\n[web]\nenabled = false\n",
+        anthropic_toml(vendor_server.url(SUMMARY), used_for=["blog drafts"], uses=["api", "chat app"]),
+        route_toml(),
+        slack_toml(slack_server),
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-    env.update(WATCHER_SLACK__TOKEN=slack_server.token)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watcher", "run", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    d = Daemon(cfg, env={"WATCHER_SLACK__TOKEN": slack_server.token})
     try:
-        wait_for(lambda: vendor_server.hits[SUMMARY] >= 2, proc)
+        d.until(lambda: vendor_server.hits[SUMMARY] >= 2)
         # 1. the usage page of the Console, which this team does not use
         vendor_server.set(
             SUMMARY,
@@ -89,7 +54,7 @@ timeout = 3
                 incident_id="zz1usage0001",
             ),
         )
-        [notice] = wait_for(lambda: slack_server.messages(CHANNEL), proc)
+        [notice] = d.until(lambda: slack_server.messages(CHANNEL))
         text = notice.all_text()
         assert "Notice" in text
         assert "Core functionality is not affected, says Anthropic" in text
@@ -110,15 +75,12 @@ timeout = 3
                 incident_id="zz1api000002",
             ),
         )
-        msgs = wait_for(
-            lambda: len(slack_server.messages(CHANNEL)) >= 2 and slack_server.messages(CHANNEL), proc
+        msgs = d.until(
+            lambda: len(slack_server.messages(CHANNEL)) >= 2 and slack_server.messages(CHANNEL)
         )
         page = next(m for m in msgs if "Claude API" in m.all_text() and m.ts != notice.ts)
         assert "Notice" not in page.all_text().split("\n", 1)[0]
         assert _has_ack(page), "it pages as before: someone must take it on"
         assert "This touches what you use: Claude API (api.anthropic.com)" in page.all_text()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
+        d.stop_cleanly()

@@ -2,7 +2,8 @@
 
 Everything is real except the clock: the vendor page and the Slack Web API are
 HTTP servers on 127.0.0.1 (tests/vendor_server.py, tests/slack_server.py), email
-goes to aiosmtpd (tests/smtp_server.py), the database is a SQLite file.
+goes to aiosmtpd (tests/smtp_server.py). Each test runs on both stores: a SQLite file and
+a PostgreSQL schema (tests/store_backends.py).
 """
 
 from __future__ import annotations
@@ -12,39 +13,13 @@ import sys
 import textwrap
 from datetime import timedelta
 
-import pytest
+import alerting
 import scenario
-from alerting import AlertHarness
+from alerting import CHANNEL, UPDATE_1, UPDATE_2, mailer_for
 
-from watcher.alerts.deliver import Transports
-from watcher.alerts.slack import SlackBot
+# the fixtures: ``make`` builds alert harnesses on each store (SQLite, PostgreSQL), ``slack`` the stand-in
+make, slack = alerting.make, alerting.slack
 
-UPDATE_1 = ("investigating", "Claude API requests are failing.", "2026-10-07T13:01:00Z")
-UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-10-07T13:20:00Z")
-CHANNEL = "C0MKTG"
-
-
-@pytest.fixture
-def slack(slack_server):
-    slack_server.add_channel(CHANNEL)
-    return slack_server
-
-
-@pytest.fixture
-def make(vendor_server, tmp_path, slack):
-    made = []
-
-    def build(config=None, mailer=None, routes=None):
-        cfg = {"routes": routes or [{"name": "marketing", "slack_channels": [CHANNEL]}]}
-        cfg.update(config or {})
-        t = Transports(slack_bot=SlackBot(slack.token, base_url=slack.api_url, timeout=2), mailer=mailer)
-        h = AlertHarness(vendor_server, tmp_path, cfg, transports=t)
-        made.append(h)
-        return h
-
-    yield build
-    for h in made:
-        h.close()
 
 
 def test_one_incident_is_one_slack_message_updated_in_place_with_thread_replies(make, slack):
@@ -134,19 +109,16 @@ def test_a_permanent_slack_error_stops_retrying_and_says_what_to_fix(make, slack
     assert len(slack.calls("chat.postMessage")) == 1
 
 
-def test_a_kill_between_claim_and_send_delivers_exactly_once_after_restart(make, slack, tmp_path):
+def test_a_kill_between_claim_and_send_delivers_exactly_once_after_restart(make, slack, backend):
     h = make()
     h.outage(UPDATE_1)
     h.poll()
     [n] = h.rows()
-    db = h.settings.storage.path
     # another process claims the row and is killed with SIGKILL before it sends anything
-    script = textwrap.dedent(
+    script = backend.opener + textwrap.dedent(
         f"""
         import os, signal
         from datetime import datetime, UTC
-        from watcher.store.sqlite import SQLiteStore
-        s = SQLiteStore({str(db)!r})
         assert s.claim({n.id}, datetime.now(UTC))
         os.kill(os.getpid(), signal.SIGKILL)
         """
@@ -175,24 +147,6 @@ def test_a_vendor_update_with_mentions_and_markup_is_inert_in_slack(make, slack)
     for bad in ("<!channel>", "<!here>", "<@U0BOSS>", "<script>", "<http://evil.example"):
         assert bad not in text
     assert "please look" in text  # the words are still shown, only defused
-
-
-def mailer_for(smtp):
-    from smtp_server import PASSWORD, USERNAME
-
-    from watcher.alerts.email import SmtpMailer
-
-    return SmtpMailer(
-        "127.0.0.1",
-        smtp.port,
-        username=USERNAME,
-        password=PASSWORD,
-        starttls=True,
-        ssl=False,
-        timeout=5,
-        sender="watcher <alerts@example.com>",
-        ssl_context=smtp.client_context(),
-    )
 
 
 def test_slack_failing_past_the_limit_falls_back_to_email_and_slack_still_gets_it_later(

@@ -18,7 +18,7 @@ import time
 
 import pytest
 import scenario
-from test_daemon import free_port
+from daemon_harness import free_port
 
 from watcher.model import Snapshot
 from watcher.sources import parser_for

@@ -10,45 +10,16 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
+import alerting
 import scenario
-import store_backends
-from alerting import AlertHarness
-from test_delivery import mailer_for
+from alerting import CHANNEL, UPDATE_1, UPDATE_2, mailer_for
 
-from watcher.alerts.deliver import Transports, wait_reasons
-from watcher.alerts.slack import SlackBot
+from watcher.alerts.deliver import wait_reasons
+from watcher.store import open_store
 
-backend = store_backends.backend
-CHANNEL = "C0MKTG"
-UPDATE_1 = ("investigating", "Claude API requests are failing.", "2026-10-07T13:01:00Z")
-UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-10-07T13:20:00Z")
+# the fixtures: ``make`` builds alert harnesses on each store (SQLite, PostgreSQL), ``slack`` the stand-in
+make, slack = alerting.make, alerting.slack
 EMAILS = [f"oncall{i}@example.com" for i in range(8)]
-
-
-@pytest.fixture
-def slack(slack_server):
-    slack_server.add_channel(CHANNEL)
-    return slack_server
-
-
-@pytest.fixture
-def make(vendor_server, tmp_path, slack, backend):
-    made = []
-
-    def build(config=None, mailer=None, routes=None, slack_timeout=2):
-        cfg = {"routes": routes or [{"name": "marketing", "slack_channels": [CHANNEL]}]}
-        cfg.update(config or {})
-        t = Transports(
-            slack_bot=SlackBot(slack.token, base_url=slack.api_url, timeout=slack_timeout), mailer=mailer
-        )
-        h = AlertHarness(vendor_server, tmp_path, cfg, transports=t, store=backend.open())
-        made.append(h)
-        return h
-
-    yield build
-    for h in made:
-        h.close()
 
 
 def _timed_deliver(h) -> tuple[float, float]:
@@ -217,7 +188,7 @@ def test_a_lost_answer_to_the_opening_post_is_adopted_not_posted_twice(make, sla
     assert done.ts == posted.ts and "Resolved" in done.all_text()
 
 
-def test_a_crash_between_post_and_record_adopts_the_message_after_restart(make, slack, backend):
+def test_a_crash_between_post_and_record_adopts_the_message_after_restart(make, slack):
     """kill -9 after Slack took the post, before the database knew: the next start re-sends the row,
     which finds the message already there and adopts it."""
     h = make()
@@ -227,7 +198,7 @@ def test_a_crash_between_post_and_record_adopts_the_message_after_restart(make, 
     assert h.store.claim(row.id, h.clock())
     h.transports.slack_bot.post(CHANNEL, row.alert)  # ...and the process dies here
     h.store.close()
-    h.store = h.deliverer.store = h.engine.store = backend.open()  # restart
+    h.store = h.deliverer.store = h.engine.store = open_store(h.settings)  # restart
     assert h.deliverer.recover() == 1
     h.deliver()
     [msg] = slack.messages(CHANNEL)
@@ -303,8 +274,7 @@ def test_health_turns_unhealthy_when_the_oldest_alert_is_stuck_and_names_the_cha
 
     # watcher health, from another process, says the same (its clock is the real one: later still)
     cfg = tmp_path / "health.toml"
-    storage = f'url = "{backend.spec}"' if backend.kind == "postgres" else f'path = "{backend.spec}"'
-    cfg.write_text(f'watch = ["anthropic"]\n[storage]\n{storage}\n')
+    cfg.write_text('watch = ["anthropic"]\n' + backend.storage_toml)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     r = subprocess.run(
         [sys.executable, "-m", "watcher", "health", "--config", str(cfg)], capture_output=True, text=True, env=env

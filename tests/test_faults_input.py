@@ -8,16 +8,14 @@ bench/hostile_input.py).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import hostile
 import httpx
-from test_daemon import free_port, wait_for
+from daemon_harness import Daemon, free_port
 
 
 class LiveWatcher:
@@ -46,37 +44,15 @@ url = "{url or vendor_server.url(hostile.FEED_PATH)}"
 {extra}
 """
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "run", "--config", str(cfg)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            preexec_fn=preexec_fn,
-        )
-        self._lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.daemon = Daemon(cfg, preexec_fn=preexec_fn)
+        self.proc = self.daemon.proc
+        self.until = self.daemon.until
         self.base = f"http://127.0.0.1:{self.port}"
         self.http = httpx.Client(base_url=self.base, timeout=10, trust_env=False)
 
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self._lines.append(line)
-
     @property
     def log(self) -> str:
-        return "".join(self._lines)
-
-    def until(self, predicate, timeout: float = 20.0):
-        def check():
-            if self.proc.poll() is not None:
-                self._reader.join(timeout=5)
-                raise AssertionError(f"watcher exited with {self.proc.returncode}:\n{self.log[-4000:]}")
-            return predicate()
-
-        return wait_for(check, timeout=timeout)
+        return self.daemon.log
 
     def answers(self) -> bool:
         try:
@@ -86,13 +62,7 @@ url = "{url or vendor_server.url(hostile.FEED_PATH)}"
 
     def stop(self) -> None:
         self.http.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.daemon.stop(timeout=20)
 
 
 def test_web_app_answers_while_a_hostile_200kb_feed_is_parsed(tmp_path, vendor_server):

@@ -9,7 +9,11 @@ The same holds when the disk fills while an alert is being sent (the sender wait
 can record what it sent), and, once the fix proposed for the pipeline is in, when it fills
 between the incident's write and the next write of the same poll.
 
-Every test runs ``python -m watcher run`` against stand-ins on 127.0.0.1 only: the vendor
+SQLite only: every fault here is one of a database *file* (its disk, its permissions); the
+PostgreSQL counterparts (server gone, read-only role, row locked) are in tests/test_ops.py
+and tests/test_cluster_roles.py.
+
+Every test runs ``python -m watcher run`` (tests/daemon_harness.py) against stand-ins on 127.0.0.1 only: the vendor
 status page (tests/vendor_server.py) and the Slack Web API (tests/slack_server.py, which
 the daemon reaches through ``slack.base_url``); polls every second.
 
@@ -37,19 +41,16 @@ import errno
 import io
 import json
 import logging
-import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 import scenario
-from test_daemon import free_port, wait_for
+from daemon_harness import Daemon, anthropic_toml, free_port, route_toml, slack_toml, write_config
 from test_ops import _as_ordinary_user, _unshare_mount_ok
 
 from watcher import logs
@@ -77,54 +78,27 @@ class Watcher:
         self.vendor = vendor_server
         self.slack = slack_server
         port = free_port()
-        cfg = tmp_path / "w.toml"
-        cfg.write_text(
-            f"""
-watch = ["anthropic"]
-[storage]
-path = "{self.dir / "w.db"}"
-[poll]
-interval = 1
-timeout = 2
-[web]
-port = {port}
-[vendors.anthropic.sources.summary]
-url = "{vendor_server.url(SUMMARY)}"
-[vendors.anthropic.sources.incidents]
-enabled = false
-[vendors.anthropic.sources.maintenances]
-enabled = false
-[vendors.anthropic.sources.history]
-enabled = false
-[[routes]]
-name = "ops"
-slack_channels = ["{CHANNEL}"]
-[slack]
-base_url = "{slack_server.api_url}"
-timeout = 3
-"""
+        cfg = write_config(
+            tmp_path / "w.toml",
+            'watch = ["anthropic"]\n',
+            f'[storage]\npath = "{self.dir / "w.db"}"\n',
+            f"[poll]\ninterval = 1\ntimeout = 2\n[web]\nport = {port}\n",
+            anthropic_toml(vendor_server.url(SUMMARY)),
+            route_toml(CHANNEL, name="ops"),
+            slack_toml(slack_server),
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-        env["WATCHER_SLACK__TOKEN"] = slack_server.token
-        cmd = [*prefix, sys.executable, *(boot or ("-m", "watcher")), "run", "--config", str(cfg)]
+        prefix = list(prefix)
         if tmpfs:  # sh execs the watcher: the process we hold is the watcher itself, in the namespace
             mount = f'mount -t tmpfs -o size={TMPFS_SIZE} tmpfs "$0" && exec "$@"'
-            cmd = ["unshare", "-m", "sh", "-c", mount, str(self.dir), *cmd]
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
-        )
-        self._lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+            prefix = ["unshare", "-m", "sh", "-c", mount, str(self.dir), *prefix]
+        self.daemon = Daemon(cfg, env={"WATCHER_SLACK__TOKEN": slack_server.token}, prefix=prefix, boot=boot)
+        self.proc = self.daemon.proc
+        self.until = self.daemon.until
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15, trust_env=False)
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self._lines.append(line)
 
     @property
     def log(self) -> str:
-        return "".join(self._lines)
+        return self.daemon.log
 
     @property
     def files(self) -> Path:
@@ -132,17 +106,6 @@ timeout = 3
         if self.tmpfs:
             return Path(f"/proc/{self.proc.pid}/root") / str(self.dir).lstrip("/")
         return self.dir
-
-    def until(self, predicate, timeout: float = 20.0):
-        """``wait_for`` that fails with the daemon's log if the daemon died meanwhile."""
-
-        def check():
-            if self.proc.poll() is not None:
-                self._reader.join(timeout=5)
-                raise AssertionError(f"watcher exited with {self.proc.returncode}:\n{self.log[-4000:]}")
-            return predicate()
-
-        return wait_for(check, timeout=timeout)
 
     def health(self) -> tuple[int, dict] | None:
         try:
@@ -202,15 +165,7 @@ timeout = 3
 
     def stop(self) -> int:
         self.http.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self._reader.join(timeout=5)
-        return self.proc.returncode
+        return self.daemon.stop()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import scenario
 import store_backends
-from test_daemon import free_port, start_daemon, wait_for
+from daemon_harness import free_port, start_daemon, wait_for
 
 from watcher.catalog import resolve
 from watcher.catalog.checks import parse_condition

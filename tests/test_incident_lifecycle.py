@@ -1,6 +1,7 @@
 """One event on a vendor's page becomes one incident: opened, updated, resolved, classified.
 
-Real HTTP server on 127.0.0.1, real SQLite file, the real pipeline.
+Real HTTP server on 127.0.0.1, the real pipeline, every test on a SQLite file and on a
+PostgreSQL schema (tests/store_backends.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import scenario
-import store_backends
 
 from watcher.catalog import resolve
 from watcher.config import Settings
@@ -19,7 +19,6 @@ from watcher.incidents.model import EventType, IncidentState
 from watcher.model import IncidentKind, VendorState
 from watcher.pipeline import Pipeline
 from watcher.status import vendor_status
-from watcher.store.sqlite import SQLiteStore
 
 
 class Clock:
@@ -33,11 +32,11 @@ class Clock:
         self.now += timedelta(minutes=minutes)
 
 
-def _settings(server, tmp_path, **sources) -> Settings:
+def _settings(server, storage: dict, **sources) -> Settings:
     return Settings.model_validate(
         {
             "watch": ["anthropic"],
-            "storage": {"path": str(tmp_path / "w.db")},
+            "storage": storage,
             "vendors": {
                 "anthropic": {
                     "sources": {
@@ -54,10 +53,12 @@ def _settings(server, tmp_path, **sources) -> Settings:
 
 
 class Harness:
-    def __init__(self, server, tmp_path, store=None, **sources):
-        self.settings = _settings(server, tmp_path, **sources)
+    """The pipeline on ``backend``'s store (tests/store_backends.py), Anthropic's page on ``server``."""
+
+    def __init__(self, server, backend, **sources):
+        self.settings = _settings(server, backend.storage, **sources)
         self.vendors = resolve(self.settings)
-        self.store = store if store is not None else SQLiteStore(self.settings.storage.path)
+        self.store = backend.open()
         self.clock = Clock()
 
     def poll(self, source: str = "summary"):
@@ -79,13 +80,10 @@ class Harness:
         )
 
 
-backend = store_backends.backend
-
-
 @pytest.fixture
-def harness(vendor_server, tmp_path, backend):
+def harness(vendor_server, backend):
     """On the store under test: the tests using it run on SQLite and on PostgreSQL."""
-    h = Harness(vendor_server, tmp_path, store=backend.open())
+    h = Harness(vendor_server, backend)
     yield h
     h.store.close()
 
@@ -207,8 +205,8 @@ def test_degraded_component_alone_resolves_when_it_recovers(vendor_server, harne
     assert harness.store.incident(inc.id).state is IncidentState.RESOLVED
 
 
-def test_filtered_components_are_not_evidence(vendor_server, tmp_path):
-    h = Harness(vendor_server, tmp_path)
+def test_filtered_components_are_not_evidence(vendor_server, backend):
+    h = Harness(vendor_server, backend)
     h.settings.vendors["anthropic"].components = ["claude.ai"]
     h.vendors = resolve(h.settings)
     vendor_server.set("/api/v2/summary.json", scenario.components_down("major_outage"))
@@ -268,13 +266,13 @@ def _history_rss_for(summary: bytes) -> bytes:
 </channel></rss>""".encode()
 
 
-def test_json_incident_and_its_history_feed_item_are_one_incident(vendor_server, tmp_path):
+def test_json_incident_and_its_history_feed_item_are_one_incident(vendor_server, backend):
     from conftest import fixture_bytes
 
     summary = fixture_bytes("statuspage/summary-anthropic-claude-incident-2026-10-07.json")
     vendor_server.set("/api/v2/summary.json", summary)
     vendor_server.set("/history.rss", _history_rss_for(summary), content_type="application/rss+xml")
-    h = Harness(vendor_server, tmp_path, history={"url": vendor_server.url("/history.rss")})
+    h = Harness(vendor_server, backend, history={"url": vendor_server.url("/history.rss")})
     h.poll("summary")
     h.clock.tick()
     h.poll("history")

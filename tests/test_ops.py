@@ -1,4 +1,4 @@
-"""``/healthz`` and ``/metrics`` over real HTTP, on a real SQLite file.
+"""``/healthz`` and ``/metrics`` over real HTTP, on a real store.
 
 ``/metrics`` is parsed with prometheus-client's own parser and every figure is
 checked against what was put in the store. ``/healthz`` is made unhealthy the
@@ -18,8 +18,9 @@ own database file and directory read-only with chmod, and answers again (503,
 lives under /root.) The full-disk test mounts a tiny tmpfs in a private mount
 namespace (``unshare -m``) and is skipped where that is not permitted.
 
-``/metrics`` and the healthy ``/healthz`` also run on PostgreSQL (a fresh schema,
-tests/store_backends.py); PostgreSQL's own failures are made real too: the server
+Every test that takes ``world`` runs on SQLite and on PostgreSQL (a fresh schema,
+tests/store_backends.py); the file-only failures (read-only, full disk, locked by another
+process) are SQLite's alone; PostgreSQL's own failures are made real too: the server
 going away under a running store (a TCP proxy on 127.0.0.1 that the test cuts),
 another session holding the health row locked, and a role whose new sessions are
 read-only (as after a failover to a standby).
@@ -175,28 +176,27 @@ def value(got, name: str, **labels) -> float:
     return got[(name, frozenset(labels.items()))]
 
 
-@pytest.fixture
-def world(tmp_path):
-    settings = settings_for(tmp_path)
-    store = SQLiteStore(settings.storage.path)
-    vendors = resolve(settings)
-    ctx = WebContext(
-        settings, store, vendors, started_at=NOW - timedelta(days=1), clock=lambda: NOW, runtime={}
-    )
-    yield ctx
-    store.close()
-
-
-@pytest.fixture
-def any_world(tmp_path, backend):
-    """``world`` on either store: SQLite on a file, PostgreSQL in a fresh schema."""
-    settings = settings_for(tmp_path)
-    store = backend.open()
-    ctx = WebContext(
+def world_on(tmp_path, store, settings) -> WebContext:
+    return WebContext(
         settings, store, resolve(settings), started_at=NOW - timedelta(days=1), clock=lambda: NOW, runtime={}
     )
+
+
+@pytest.fixture
+def world(tmp_path, backend):
+    """The web context on each store: SQLite on a file, PostgreSQL in a fresh schema."""
+    ctx = world_on(tmp_path, backend.open(), settings_for(tmp_path, storage=backend.storage))
     yield ctx
-    store.close()
+    ctx.store.close()
+
+
+@pytest.fixture
+def sqlite_world(tmp_path):
+    """The web context on a SQLite file, for what only a file can do (another process locking it)."""
+    settings = settings_for(tmp_path)
+    ctx = world_on(tmp_path, SQLiteStore(settings.storage.path), settings)
+    yield ctx
+    ctx.store.close()
 
 
 def app_for(ctx):
@@ -206,8 +206,8 @@ def app_for(ctx):
 # -- /metrics -------------------------------------------------------------------------------------
 
 
-def test_metrics_are_prometheus_text_with_the_figures_from_the_store_and_the_process(any_world, backend):
-    ctx, store = any_world, any_world.store
+def test_metrics_are_prometheus_text_with_the_figures_from_the_store_and_the_process(world, backend):
+    ctx, store = world, world.store
     specs = summary_specs(ctx.vendors)
     save(store, specs["anthropic"], ok_at=NOW - timedelta(seconds=30), polls=120)
     save(store, specs["openai"], ok_at=NOW - timedelta(hours=2), polls=80, failures=3, error="timed out")
@@ -318,8 +318,8 @@ def test_metrics_are_prometheus_text_with_the_figures_from_the_store_and_the_pro
     assert value(got, "watcher_scrape_errors") == 0
 
 
-def test_metrics_say_whether_this_instance_leads_its_cluster(any_world):
-    ctx = any_world
+def test_metrics_say_whether_this_instance_leads_its_cluster(world):
+    ctx = world
     with Served(app_for(ctx)) as http:
         alone = samples(http.get("/metrics").text)
         assert not [k for k in alone if k[0] == "watcher_cluster_leader"], "no cluster gauge on a lone instance"
@@ -331,13 +331,14 @@ def test_metrics_say_whether_this_instance_leads_its_cluster(any_world):
     assert value(leader, "watcher_cluster_leader", instance="b", location="virginia") == 1
 
 
-def test_metrics_of_two_apps_do_not_mix(tmp_path):
-    """No global registry: each app reports its own store and runtime."""
+def test_metrics_of_two_apps_do_not_mix(tmp_path, backend):
+    """No global registry: each app reports its own store and runtime (two databases)."""
     out = []
     for n in (1, 2):
         d = tmp_path / str(n)
-        settings = settings_for(d)
-        store = SQLiteStore(settings.storage.path)
+        other = backend if n == 1 else backend.another(d)
+        settings = settings_for(d, storage=other.storage)
+        store = other.open()
         vendors = resolve(settings)
         for _ in range(n):
             incident(store, "openai", IncidentKind.OUTAGE, title=f"t{_}")
@@ -353,8 +354,7 @@ def test_metrics_of_two_apps_do_not_mix(tmp_path):
 # -- /healthz --------------------------------------------------------------------------------------
 
 
-def test_healthz_is_200_with_every_check_when_all_is_well(any_world, backend):
-    world = any_world
+def test_healthz_is_200_with_every_check_when_all_is_well(world, backend):
     fresh_sources(world.store, world.vendors)
     world.runtime.update(scheduler_running=True, polls=9)
     with Served(app_for(world)) as http:
@@ -420,7 +420,9 @@ def test_healthz_is_503_when_the_scheduler_stopped(world):
     assert resp.json()["reasons"] == ["scheduler is not running: nothing is being polled"]
 
 
-def test_healthz_does_not_hang_on_a_database_locked_by_another_process(world, monkeypatch):
+def test_healthz_does_not_hang_on_a_database_locked_by_another_process(sqlite_world, monkeypatch):
+    """SQLite only: a file locked by another process (PostgreSQL's row lock is tested further down)."""
+    world = sqlite_world
     monkeypatch.setattr(health, "DB_BUSY_TIMEOUT", 0.5)  # the checks live in watcher.health
     fresh_sources(world.store, world.vendors)
     other = sqlite3.connect(str(world.store.path), isolation_level=None)
@@ -523,6 +525,7 @@ def _as_ordinary_user() -> list[str] | None:
 
 
 def test_healthz_is_503_when_the_database_file_and_its_directory_are_made_read_only():
+    """SQLite only: file permissions (PostgreSQL's read-only case is a read-only role, below)."""
     prefix = _as_ordinary_user()
     if prefix is None:
         pytest.skip("running as root without setpriv: a chmod cannot stop this process")
@@ -556,7 +559,7 @@ def _unshare_mount_ok() -> bool:
 
 
 def test_healthz_is_503_when_the_disk_is_full():
-    """A 4 MB tmpfs of its own, filled up while watcher runs on it.
+    """SQLite only (a file on a full disk): a 4 MB tmpfs of its own, filled up while watcher runs on it.
 
     SQLite itself may still take a tiny write on a full disk (it reuses WAL
     frames after a checkpoint), so the check also looks at the free space next to

@@ -1,8 +1,9 @@
 """``/watcher`` slash commands over real HTTP and a real WebSocket, against the Slack stand-in.
 
 The web app runs under uvicorn (``make_server``, as the daemon runs it) on a free
-127.0.0.1 port, on the same SQLite store and AlertEngine as an :class:`AlertHarness`
-whose outbox delivers to the Slack stand-in (tests/slack_server.py). Commands are
+127.0.0.1 port, on the same store and AlertEngine as an :class:`AlertHarness` whose
+outbox delivers to the Slack stand-in (tests/slack_server.py); each test that takes a
+room runs on SQLite and on PostgreSQL (tests/store_backends.py). Commands are
 sent as Slack sends them: form-encoded fields, ``X-Slack-Signature`` v0 over the
 raw body. The stand-in also answers ``usergroups.users.list`` (who may mute) and
 serves the commands' ``response_url``.
@@ -47,14 +48,16 @@ UPDATE_2 = ("identified", "We found the cause and are deploying a fix.", "2026-1
 class Room:
     """The harness (pipeline, engine, outbox → Slack stand-in) plus the web app on the same store."""
 
-    def __init__(self, vendor_server, tmp_path, slack: SlackServer, slack_config: dict | None = None, **cfg):
+    def __init__(
+        self, vendor_server, tmp_path, slack: SlackServer, slack_config: dict | None = None, backend=None, **cfg
+    ):
         config = {
             "slack": {"token": slack.token, "base_url": slack.api_url, **(slack_config or {})},
             "routes": [{"name": "marketing", "slack_channels": [MKTG]}],
             **cfg,
         }
         transports = Transports(slack_bot=SlackBot(slack.token, base_url=slack.api_url, timeout=2))
-        self.h = AlertHarness(vendor_server, tmp_path, config, transports=transports)
+        self.h = AlertHarness(vendor_server, tmp_path, config, transports=transports, backend=backend)
         self.slack = slack
         self.web = WebServer(create_app(self.h.engine, signing_secret=SECRET, ack_secret=None)).start()
         self.http = httpx.Client(base_url=self.web.url, timeout=10, trust_env=False)
@@ -117,11 +120,12 @@ def slack(slack_server):
 
 
 @pytest.fixture
-def make_room(vendor_server, tmp_path, slack):
+def make_room(vendor_server, tmp_path, slack, backend):
+    """``make_room(slack_config=None, **config)``: a :class:`Room` on each store (SQLite, PostgreSQL)."""
     made = []
 
     def build(slack_config=None, **cfg) -> Room:
-        room = Room(vendor_server, tmp_path / str(len(made)), slack, slack_config, **cfg)
+        room = Room(vendor_server, tmp_path / str(len(made)), slack, slack_config, backend=backend, **cfg)
         made.append(room)
         return room
 
@@ -171,8 +175,8 @@ def test_a_replayed_button_click_is_refused_too(room):
     assert room.store.ack(inc.id).by == "ana"
 
 
-def test_without_a_signing_secret_commands_are_refused(vendor_server, tmp_path, slack):
-    h = AlertHarness(vendor_server, tmp_path)
+def test_without_a_signing_secret_commands_are_refused(vendor_server, tmp_path, slack, backend):
+    h = AlertHarness(vendor_server, tmp_path, backend=backend)
     web = WebServer(create_app(h.engine, signing_secret=None, ack_secret=None)).start()
     try:
         r = httpx.post(

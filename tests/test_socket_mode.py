@@ -20,8 +20,9 @@ APP_TOKEN = "xapp-1-test"
 
 
 @pytest.fixture
-def harness(vendor_server, tmp_path):
-    h = AlertHarness(vendor_server, tmp_path)
+def harness(vendor_server, tmp_path, backend):
+    """The alert harness on each store (SQLite, PostgreSQL): clicks write acknowledgements and mutes."""
+    h = AlertHarness(vendor_server, tmp_path, backend=backend)
     yield h
     h.close()
 

@@ -1,7 +1,8 @@
 """The web app over real HTTP: Slack button clicks and signed acknowledge links.
 
 The app runs under uvicorn (``make_server``, as the daemon runs it) on a free
-127.0.0.1 port, backed by a real SQLite file and the real AlertEngine; requests
+127.0.0.1 port, backed by a real store and the real AlertEngine (every test that takes a world runs
+on SQLite and on PostgreSQL: tests/store_backends.py); requests
 go through httpx. Slack's requests are built as Slack sends them (form-encoded
 ``payload=``, ``X-Slack-Signature`` v0 over the raw body), the clicked button
 taken from the message our renderer produced.
@@ -31,7 +32,6 @@ from watcher.catalog import resolve
 from watcher.config import Settings
 from watcher.incidents.model import EventType, Incident, IncidentEvent, IncidentState
 from watcher.model import IncidentKind, IncidentStatus
-from watcher.store.sqlite import SQLiteStore
 from watcher.web.app import create_app
 
 # the fixture that runs a test on SQLite and on PostgreSQL (see store_backends.py)
@@ -44,14 +44,12 @@ ACK_SECRET = "ack-secret-for-tests"
 class World:
     """A store with incidents, the engine, and the app served over HTTP."""
 
-    def __init__(
-        self, tmp_path, *, signing_secret=SIGNING_SECRET, ack_secret=ACK_SECRET, slack=None, store=None
-    ):
-        """``store``: another store to run on (PostgreSQL, from ``store_backends``); closed with the world."""
+    def __init__(self, tmp_path, backend, *, signing_secret=SIGNING_SECRET, ack_secret=ACK_SECRET, slack=None):
+        """``backend``: the store to run on (tests/store_backends.py); closed with the world."""
         self.settings = Settings.model_validate(
-            {"watch": ["openai", "anthropic"], "storage": {"path": str(tmp_path / "w.db")}, "slack": slack or {}}
+            {"watch": ["openai", "anthropic"], "storage": backend.storage, "slack": slack or {}}
         )
-        self.store = store if store is not None else SQLiteStore(self.settings.storage.path)
+        self.store = backend.open()
         self.engine = AlertEngine(self.settings, self.store, resolve(self.settings))
         self.web = WebServer(
             create_app(self.engine, signing_secret=signing_secret, ack_secret=ack_secret)
@@ -85,16 +83,9 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path):
-    w = World(tmp_path)
-    yield w
-    w.close()
-
-
-@pytest.fixture
-def any_world(tmp_path, backend):
-    """``world`` on either store: SQLite on a file, PostgreSQL in a fresh schema."""
-    w = World(tmp_path, store=backend.open())
+def world(tmp_path, backend):
+    """A :class:`World` on each store: SQLite on a file, PostgreSQL in a fresh schema."""
+    w = World(tmp_path, backend)
     yield w
     w.close()
 
@@ -219,9 +210,9 @@ def test_signed_acknowledge_click_acknowledges_the_incident_quickly(world):
 
 
 @pytest.fixture
-def admin_world(tmp_path):
+def admin_world(tmp_path, backend):
     """``world`` where maria (U0MARIA42) is a watcher admin."""
-    w = World(tmp_path, slack={"admins": ["U0MARIA42"]})
+    w = World(tmp_path, backend, slack={"admins": ["U0MARIA42"]})
     yield w
     w.close()
 
@@ -244,9 +235,7 @@ def test_mute_click_by_a_non_admin_is_refused_and_told_why(tmp_path, slack_serve
     """The Mute 1h button follows /watcher mute's rule: no admin, no mute; the clicker is told, alone."""
     slack_server.set_usergroup("S0ADMINS", ["U0BOSS001"])
     world = World(
-        tmp_path,
-        slack={"base_url": slack_server.api_url, "token": slack_server.token, **admins},
-        store=backend.open(),
+        tmp_path, backend, slack={"base_url": slack_server.api_url, "token": slack_server.token, **admins}
     )
     try:
         inc = world.incident()
@@ -380,8 +369,8 @@ def test_oversized_request_is_refused_before_it_is_read(world):
     assert nothing_recorded(world, inc)
 
 
-def test_without_a_signing_secret_the_endpoint_refuses_everything(tmp_path):
-    w = World(tmp_path, signing_secret=None)
+def test_without_a_signing_secret_the_endpoint_refuses_everything(tmp_path, backend):
+    w = World(tmp_path, backend, signing_secret=None)
     try:
         inc = w.incident()
         body = form_body(click_payload(inc, "ack"))
@@ -459,8 +448,7 @@ def test_submitting_the_confirmation_form_acknowledges(world):
     assert "already acknowledged incident" in again.text and "by Bob from marketing at" in again.text
 
 
-def test_an_ack_link_acts_once_a_replay_changes_nothing_and_sends_nothing(any_world):
-    world = any_world
+def test_an_ack_link_acts_once_a_replay_changes_nothing_and_sends_nothing(world):
     inc = world.incident()
     url = link_for(world, inc)
     form = parse_form(world.http.get(url).text)
@@ -487,8 +475,7 @@ def test_an_ack_link_acts_once_a_replay_changes_nothing_and_sends_nothing(any_wo
     "name",
     ["U0VICTIM01", "<@U0VICTIM01>", "@here", "<!channel>", "Bob\nINFO watcher: forged line", "Bob\u202eevil", ""],
 )
-def test_an_ack_link_takes_a_plain_display_name_only(any_world, name):
-    world = any_world
+def test_an_ack_link_takes_a_plain_display_name_only(world, name):
     inc = world.incident()
     url = link_for(world, inc)
     form = parse_form(world.http.get(url).text)
@@ -567,8 +554,8 @@ def test_a_valid_link_for_a_missing_incident_is_a_404(world):
     assert world.http.get(url).status_code == 404
 
 
-def test_without_an_ack_secret_links_are_refused(tmp_path):
-    w = World(tmp_path, ack_secret=None)
+def test_without_an_ack_secret_links_are_refused(tmp_path, backend):
+    w = World(tmp_path, backend, ack_secret=None)
     try:
         inc = w.incident()
         url = ack_link(w.web.url, ACK_SECRET, inc.id, 3600)
