@@ -83,3 +83,25 @@ class SlackSocket:
     def close(self):
         self.api.shutdown()
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def run_bridge(make_bridge, done, *, timeout: float = 10.0):
+    """Run a Socket Mode bridge on a loop of its own until ``done()`` holds (or ``timeout``), then close it.
+
+    ``make_bridge(loop)`` builds the bridge on that running loop (the engine's writes happen there);
+    returns the closed bridge, for its counters.
+    """
+
+    async def go():
+        bridge = make_bridge(asyncio.get_running_loop())
+        await asyncio.to_thread(bridge.start)
+        try:
+            for _ in range(int(timeout / 0.05)):
+                if done():
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await asyncio.to_thread(bridge.close)
+        return bridge
+
+    return asyncio.run(go())

@@ -147,6 +147,8 @@ def test_every_alert_message_type_is_in_french(vendor_server, tmp_path):
         assert "Début" in opened["slack blocks"] and "CEST" in opened["slack blocks"]
         assert "Je m'en occupe" in opened["slack blocks"]
         assert "Que faire" in opened["email text"] or "que faire" in opened["email text"]
+        # why: the classifier's own reason, said in French (the vendor's words it quotes in « »)
+        assert "inutilisable pour les utilisateurs concernés (panne)" in opened["email text"], opened["email text"]
     finally:
         h.close()
 

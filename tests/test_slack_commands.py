@@ -11,7 +11,6 @@ serves the commands' ``response_url``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from urllib.parse import urlencode
@@ -21,7 +20,7 @@ import pytest
 import scenario
 from alerting import AlertHarness
 from slack_server import SlackServer
-from socket_slack import SlackSocket
+from socket_slack import SlackSocket, run_bridge
 from web_server import WebServer
 
 from watcher.alerts.commands import (
@@ -563,29 +562,21 @@ def test_slash_commands_over_socket_mode(make_room, slack):
     socket = SlackSocket(envelopes)
     room.web.stop()  # Socket Mode only: the store belongs to this test's loop from here on
 
-    async def run():
-        bridge = SocketModeBridge(
-            room.h.engine,
-            asyncio.get_running_loop(),
-            "xapp-1-test",
-            base_url=socket.api_url,
-            bot_token=slack.token,
-            commands=SlashCommands(room.h.engine),  # user groups and response_url: the Slack stand-in
-        )
-        await asyncio.to_thread(bridge.start)
-        try:
-            for _ in range(200):
-                if len(socket.acks) == 3 and slack.responses("/commands/T0TEST/b/resp"):
-                    break
-                await asyncio.sleep(0.05)
-        finally:
-            await asyncio.to_thread(bridge.close)
-        return bridge.commands_answered
-
     try:
-        answered = asyncio.run(run())
+        bridge = run_bridge(
+            lambda loop: SocketModeBridge(
+                room.h.engine,
+                loop,
+                "xapp-1-test",
+                base_url=socket.api_url,
+                bot_token=slack.token,
+                commands=SlashCommands(room.h.engine),  # user groups and response_url: the Slack stand-in
+            ),
+            lambda: len(socket.acks) == 3 and slack.responses("/commands/T0TEST/b/resp"),
+        )
     finally:
         socket.close()
+    answered = bridge.commands_answered
     assert answered == 3
     acks = {a["envelope_id"]: a for a in socket.acks}
     assert set(acks) == {"env-status", "env-sub", "env-mute"}, "every envelope is acknowledged"

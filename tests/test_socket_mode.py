@@ -8,11 +8,9 @@ records the client's acknowledgement of that envelope.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from alerting import AlertHarness
-from socket_slack import SlackSocket
+from socket_slack import SlackSocket, run_bridge
 
 from watcher.alerts.socket_mode import SocketModeBridge
 
@@ -47,24 +45,14 @@ def test_a_click_over_socket_mode_acknowledges_and_is_acked_to_slack(harness):
         ]
     )
 
-    async def run():
-        bridge = SocketModeBridge(
-            harness.engine, asyncio.get_running_loop(), APP_TOKEN, base_url=slack.api_url
-        )
-        await asyncio.to_thread(bridge.start)
-        try:
-            for _ in range(200):
-                if harness.store.ack(inc.id) is not None and slack.acks:
-                    break
-                await asyncio.sleep(0.05)
-        finally:
-            await asyncio.to_thread(bridge.close)
-        return bridge.handled
-
     try:
-        handled = asyncio.run(run())
+        bridge = run_bridge(
+            lambda loop: SocketModeBridge(harness.engine, loop, APP_TOKEN, base_url=slack.api_url),
+            lambda: harness.store.ack(inc.id) is not None and slack.acks,
+        )
     finally:
         slack.close()
+    handled = bridge.handled
     ack = harness.store.ack(inc.id)
     assert ack is not None and (ack.by, ack.via) == ("ana", "slack")
     assert [a["envelope_id"] for a in slack.acks] == ["env-1"], "every envelope is acknowledged to Slack"

@@ -627,6 +627,73 @@ def test_a_dropped_connection_is_reopened(pg_url):
         s.close()
 
 
+def test_postgres_connections_come_from_a_pool_so_a_long_transaction_does_not_hold_up_others(pg_url):
+    """A slow board query or a long transaction in one thread; the daemon's writes go on in another."""
+    import threading
+
+    from watcher.store.postgres import PostgresStore
+
+    s = PostgresStore(pg_url)
+    inside, finished = threading.Event(), threading.Event()
+    release = threading.Event()
+
+    def long_transaction():
+        with s.transaction("hold"):
+            s.meta_set("held", "1")
+            inside.set()
+            release.wait(30)
+        finished.set()
+
+    t = threading.Thread(target=long_transaction)
+    t.start()
+    try:
+        assert inside.wait(30)
+        s.save_source(SourceRecord("a/b", "a", "statuspage", "https://x"))  # another connection, not blocked
+        assert [r.key for r in s.sources()] == ["a/b"]
+        assert s.meta_get("held") is None, "the other transaction's write is not visible before its commit"
+        assert not finished.is_set()
+    finally:
+        release.set()
+        t.join(30)
+    assert s.meta_get("held") == "1"
+    assert s._pool.opened == 2, "two threads at once: two connections, both kept for reuse"
+    s.close()
+
+
+def test_a_server_restart_ends_every_pooled_connection_and_the_next_call_still_works(pg_url):
+    import threading
+
+    import psycopg
+
+    from watcher.store.postgres import PostgresStore
+
+    s = PostgresStore(pg_url)
+    try:
+        barrier = threading.Barrier(3)
+
+        def busy():  # three connections in the pool
+            with s.transaction("fill"):
+                barrier.wait(30)
+
+        threads = [threading.Thread(target=busy) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        pids = [c.info.backend_pid for c in s._pool.idle]
+        assert len(pids) == 3
+        for pid in pids:
+            _terminate(pg_url, pid)
+        assert s.sources() == [], "a read after a restart is answered on a new connection"
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            alive = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
+            ).fetchone()[0]
+        assert alive == 0 and s._pool.opened == 1, "the dead connections were dropped, not kept"
+    finally:
+        s.close()
+
+
 def test_an_unreachable_server_is_a_plain_error_without_the_password():
     from watcher.store.postgres import PostgresStore
 

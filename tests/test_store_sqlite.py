@@ -127,7 +127,6 @@ def test_read_only_database_write_is_a_store_error(tmp_path):
     path = tmp_path / "w.db"
     store = SQLiteStore(path)
     # the same file read-only under the store, as after a disk or permission problem
-    store.conn.close()
-    store._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    store._pool.idle[:] = [sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)]
     with pytest.raises(StoreError, match="cannot save incident"):
         store.save_incident(sample(), [])

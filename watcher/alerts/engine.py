@@ -41,7 +41,7 @@ from watcher.catalog import VendorSpec
 from watcher.config import Settings, read_secret
 from watcher.incidents.correlate import Change
 from watcher.incidents.model import EventType, Incident, MaintenancePhase
-from watcher.incidents.wording import say_event, say_title
+from watcher.incidents.wording import say_event, say_reason, say_title
 from watcher.model import SELF_VENDOR, IncidentKind
 
 log = logging.getLogger("watcher.alerts")
@@ -508,9 +508,11 @@ class AlertEngine:
 
     @staticmethod
     def _reason(inc: Incident, loc: str) -> str:
-        """Why it was classified so: the classifier's own words in English, one line in another language."""
-        if "events.reason" not in i18n.messages(i18n.lang(loc)):
-            return inc.reason
+        """Why it was classified so: the classifier's own words, in the team's language; one generic line
+        in another language when they cannot be said in it (a detector's reason, older wording)."""
+        said = say_reason(inc.reason, loc)
+        if said != inc.reason or "events.reason" not in i18n.messages(i18n.lang(loc)):
+            return said
         return i18n.t(loc, "events.reason", kind=i18n.t(loc, f"kind_lc.{inc.kind.value}"))
 
     def _event_words(self, event) -> str:

@@ -1,8 +1,8 @@
 """The connection every query of the store goes through, on either database.
 
-One connection per store, used under one re-entrant lock (the event loop and a few
-worker threads share the store), with nestable transactions: an inner
-:meth:`Database.transaction` joins the outer one, so an incident and the alerts it
+A small pool of connections (:class:`Pool`: one for SQLite, a few for PostgreSQL) shared
+by the event loop and the worker threads, with nestable transactions: a transaction keeps
+its connection for its thread, and an inner :meth:`Database.transaction` joins the outer one, so an incident and the alerts it
 calls for stand or fall together. A database error becomes a
 :class:`~watcher.store.base.StoreError` that names what was being done.
 
@@ -18,6 +18,7 @@ yet writes nothing.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -30,11 +31,87 @@ from watcher.store.dialect import Dialect, marks
 from watcher.store.schema import migrate
 
 T = TypeVar("T")
+log = logging.getLogger("watcher.store")
 Row = dict[str, Any]
 
 
+class Pool:
+    """At most ``size`` connections of one dialect, reused last in, first out.
+
+    SQLite gets one (one file, one writer; the pool is then just its lock); PostgreSQL a few,
+    so a slow query of the board does not hold up the daemon's writes. Connections are opened
+    with the dialect's own ``connect``, so a server that cannot be reached is named in plain words
+    at the call that needed it, and one found lost is closed and replaced. Waiting for a free
+    connection is bounded: a store used by more threads than it has connections says so.
+    """
+
+    def __init__(self, dialect: Dialect, size: int, *, wait: float = 60.0):
+        self.dialect = dialect
+        self.size = size
+        self.wait = wait
+        self.idle: list[Any] = []
+        self.opened = 0
+        self.closed = False
+        self._cond = threading.Condition()
+
+    def acquire(self) -> Any:
+        with self._cond:
+            while True:
+                if self.closed:
+                    raise StoreError(f"the store for {self.dialect.where} is closed")
+                while self.idle:
+                    conn = self.idle.pop()
+                    if not self.dialect.lost(conn):
+                        return conn
+                    self._forget(conn)
+                if self.opened < self.size:
+                    self.opened += 1
+                    break
+                if not self._cond.wait(self.wait):
+                    raise StoreError(
+                        f"no free connection to {self.dialect.where} within {self.wait:g}s: all {self.size} are in "
+                        "use (a query that does not end?)"
+                    )
+        try:  # outside the condition: connecting may take seconds
+            return self.dialect.connect()
+        except BaseException:
+            with self._cond:
+                self.opened -= 1
+                self._cond.notify()
+            raise
+
+    def release(self, conn: Any) -> None:
+        with self._cond:
+            if self.closed or self.dialect.lost(conn):
+                self._forget(conn)
+            else:
+                self.idle.append(conn)
+            self._cond.notify()
+
+    def discard(self, conn: Any, *, idle_too: bool = False) -> None:
+        """Close a connection found lost; with ``idle_too`` the idle ones as well (a server restart
+        has ended them all, and each would fail once before being noticed)."""
+        with self._cond:
+            self._forget(conn)
+            if idle_too:
+                while self.idle:
+                    self._forget(self.idle.pop())
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            while self.idle:
+                self._forget(self.idle.pop())
+            self._cond.notify_all()
+
+    def _forget(self, conn: Any) -> None:
+        self.dialect.close(conn)
+        self.opened -= 1
+
+
 class Database:
-    """A dialect's connection with the store's lock, transactions, retries and fencing."""
+    """A dialect's connections with the store's transactions, retries and fencing."""
 
     def __init__(self, dialect: Dialect, *, location: str | None = None):
         self.dialect = dialect
@@ -47,22 +124,21 @@ class Database:
         with its observations and probe results (several instances share one PostgreSQL database)."""
         self.fence_epoch: int | None = None
         """The leader's epoch while this instance leads a cluster (see the module doc)."""
-        self._lock = threading.RLock()
-        self._conn: Any = None
-        self._depth = 0
-        self._closed = False
-        with self._lock:
-            conn = self._connection()
-            try:
-                migrate(dialect, conn)
-            except dialect.errors as e:
-                dialect.close(conn)
-                self._conn = None
-                raise StoreError(f"cannot migrate the database at {self.where}: {e}") from None
-            except StoreError:
-                dialect.close(conn)
-                self._conn = None
-                raise
+        self._pool = Pool(dialect, dialect.connections)
+        self._local = threading.local()
+        """This thread's connection while it is in a transaction, and how deep."""
+        conn = self._pool.acquire()
+        try:
+            migrate(dialect, conn)
+        except dialect.errors as e:
+            self._pool.discard(conn)
+            self._pool.close()
+            raise StoreError(f"cannot migrate the database at {self.where}: {e}") from None
+        except BaseException:
+            self._pool.discard(conn)
+            self._pool.close()
+            raise
+        self._pool.release(conn)
 
     @property
     def path(self) -> Path | None:
@@ -74,43 +150,51 @@ class Database:
         """Several instances may share this database: leadership, fencing and per-location state apply."""
         return self.backend == "postgresql"
 
+    @property
+    def _conn(self) -> Any:
+        """The connection this thread's transaction holds, else the one used last (tests reach for its
+        server process); None before the first."""
+        tx = getattr(self._local, "conn", None)
+        if tx is not None:
+            return tx
+        return self._pool.idle[-1] if self._pool.idle else None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.where!r})"
 
     # -- connection --------------------------------------------------------------------------------
 
-    def _connection(self) -> Any:
-        conn = self._conn
-        if conn is not None and not self.dialect.lost(conn):
-            return conn
-        if self._closed:
-            raise StoreError(f"the store for {self.where} is closed")
-        if self._depth:
-            raise StoreError(f"lost the connection to {self.where} during a transaction")
-        if conn is not None:
-            self.dialect.close(conn)
-            self._conn = None
-            import logging
-
-            logging.getLogger("watcher.store").warning("connection to %s lost; reconnecting", self.where)
-        self._conn = self.dialect.connect()
-        return self._conn
-
     def _run(self, what: str, fn: Callable[[Any], T], *, retry: bool = False) -> T:
-        """``fn(conn)`` under the lock; ``retry``: once more on a new connection if this one dropped."""
-        with self._lock:
-            for attempt in (0, 1):
-                conn = self._connection()
-                try:
-                    return fn(conn)
-                except self.dialect.errors as e:
-                    if retry and attempt == 0 and not self._depth and self.dialect.lost(conn):
+        """``fn(conn)`` on this thread's transaction, or on a connection of the pool for this call;
+        ``retry``: once more on a new connection if this one dropped."""
+        tx = getattr(self._local, "conn", None)
+        if tx is not None:
+            try:
+                return fn(tx)
+            except self.dialect.errors as e:
+                raise self.dialect.error(what, e, tx) from None
+        for attempt in (0, 1):
+            conn = self._pool.acquire()
+            try:
+                result = fn(conn)
+            except self.dialect.errors as e:
+                if self.dialect.lost(conn):
+                    self._pool.discard(conn, idle_too=True)
+                    log.warning("connection to %s lost; reconnecting", self.where)
+                    if retry and attempt == 0:
                         continue
-                    raise self.dialect.error(what, e, conn) from None
-            raise AssertionError("unreachable")
+                else:
+                    self._pool.release(conn)
+                raise self.dialect.error(what, e, conn) from None
+            except BaseException:
+                self._pool.release(conn)
+                raise
+            self._pool.release(conn)
+            return result
+        raise AssertionError("unreachable")
 
     def run(self, what: str, fn: Callable[[Any], T]) -> T:
-        """``fn`` with the raw connection, under the lock (for what only one database has)."""
+        """``fn`` with a raw connection (for what only one database has)."""
         return self._run(what, fn)
 
     # -- statements ----------------------------------------------------------------------------------
@@ -157,28 +241,29 @@ class Database:
 
     @contextmanager
     def _tx(self, what: str = "write") -> Iterator[Any]:
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self._conn
-                finally:
-                    self._depth -= 1
-                return
+        local = self._local
+        if getattr(local, "conn", None) is not None:
+            local.depth += 1
             try:
-                conn = self._connection()
-            except self.dialect.errors as e:
-                raise self.dialect.error(what, e, None) from None
-            self._depth = 1
-            try:
-                with self.dialect.transaction(conn):
-                    if self.fence_epoch is not None:
-                        self._check_fence(conn, what)
-                    yield conn
-            except self.dialect.errors as e:
-                raise self.dialect.error(what, e, conn) from None
+                yield local.conn
             finally:
-                self._depth = 0
+                local.depth -= 1
+            return
+        conn = self._pool.acquire()
+        local.conn, local.depth = conn, 1
+        try:
+            with self.dialect.transaction(conn):
+                if self.fence_epoch is not None:
+                    self._check_fence(conn, what)
+                yield conn
+        except self.dialect.errors as e:
+            raise self.dialect.error(what, e, conn) from None
+        finally:
+            local.conn, local.depth = None, 0
+            if self.dialect.lost(conn):
+                self._pool.discard(conn, idle_too=True)
+            else:
+                self._pool.release(conn)
 
     def _check_fence(self, conn: Any, what: str) -> None:
         # a leader that lost the lease without noticing (frozen, cut off) writes nothing
@@ -196,11 +281,7 @@ class Database:
         return int(row["version"]) if row else 0
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._conn is not None:
-                self.dialect.close(self._conn)
-                self._conn = None
+        self._pool.close()
 
 
 def whole_seconds(dt: datetime | None) -> datetime | None:

@@ -18,12 +18,15 @@ The schema is written once too (:mod:`watcher.store.schema`) with type words in 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from functools import lru_cache
 from typing import Any, ClassVar
 
 from watcher.store.base import StoreError
+
+Run = Callable[[Callable[[Any], Any]], Any]
+"""Calls a function with a connection of the store (and gives it back)."""
 
 
 def marks(n: int) -> str:
@@ -51,6 +54,9 @@ class Dialect(ABC):
     SQLite's ``BEGIN IMMEDIATE`` already holds the only write lock)."""
     skip_locked: ClassVar[str] = ""
     """Appended to a ``SELECT`` whose rows another instance may hold: those are left for later."""
+
+    connections: ClassVar[int] = 1
+    """How many connections the store's pool may open (:class:`~watcher.store.database.Pool`)."""
 
     where: str
     """The database in messages: a file path, or ``host:port`` (never a password)."""
@@ -109,8 +115,9 @@ class Dialect(ABC):
         """A real write of one ``meta`` row that waits at most ``timeout`` seconds for a lock."""
 
     @abstractmethod
-    def compact(self, conn: Any) -> Iterator[int]:
-        """Give free space back after a prune; yields the pages given back by each step."""
+    def compact(self, run: Run) -> Iterator[int]:
+        """Give free space back after a prune; yields the pages given back by each step. ``run(fn)``
+        calls ``fn`` with a connection for one step: nothing is held between steps."""
 
     @abstractmethod
     def optimize(self, conn: Any) -> None:

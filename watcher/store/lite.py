@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 from watcher.store.base import StoreError
-from watcher.store.dialect import Dialect, strip_null_order
+from watcher.store.dialect import Dialect, Run, strip_null_order
 from watcher.store.schema import TIMESTAMPS
 
 log = logging.getLogger("watcher.retention")
@@ -249,7 +249,7 @@ class SQLite(Dialect):
                 conn.execute("ROLLBACK")
             raise StoreError(str(e), problem=sqlite_problem(e)) from e
 
-    def compact(self, conn: sqlite3.Connection) -> Iterator[int]:
+    def compact(self, run: Run) -> Iterator[int]:
         """With ``auto_vacuum = INCREMENTAL``, :data:`VACUUM_STEP` pages per step. A file created
         before that is converted once by one ``VACUUM`` (which holds the lock for that one rewrite),
         the first time a sizeable share of it is free; until then SQLite reuses the free pages for
@@ -258,7 +258,7 @@ class SQLite(Dialect):
             return
 
         def pragma(p: str) -> int:
-            return int(next(iter(conn.execute(f"PRAGMA {p}").fetchone().values())))
+            return int(run(lambda c: next(iter(c.execute(f"PRAGMA {p}").fetchone().values()))))
 
         free = pragma("freelist_count")
         if not free:
@@ -266,7 +266,7 @@ class SQLite(Dialect):
         if pragma("auto_vacuum") == 2:  # incremental
             while free:
                 before = free
-                conn.execute(f"PRAGMA incremental_vacuum({VACUUM_STEP})").fetchall()
+                run(lambda c: c.execute(f"PRAGMA incremental_vacuum({VACUUM_STEP})").fetchall())
                 free = pragma("freelist_count")
                 if free >= before:
                     return
@@ -283,9 +283,8 @@ class SQLite(Dialect):
             pages * page_size / 1e6,
         )
         try:
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-            conn.execute("VACUUM")
-        except sqlite3.Error as e:  # busy (a reader), or no room for the copy: try again next run
+            run(lambda c: (c.execute("PRAGMA auto_vacuum = INCREMENTAL"), c.execute("VACUUM")))
+        except StoreError as e:  # busy (a reader), or no room for the copy: try again next run
             log.warning("retention: could not compact the database now: %s", e)
             return
         yield free

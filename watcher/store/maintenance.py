@@ -153,22 +153,24 @@ class MaintenanceQueries(Database):
 
     def compact(self) -> Iterator[int]:
         """Give free pages back to the filesystem; yields the pages given back by each step."""
-        with self._lock:
-            yield from self.dialect.compact(self._connection())
+        yield from self.dialect.compact(self._step)
+
+    def _step(self, fn: Any) -> Any:
+        return self._run("compact the database", fn)
 
     def optimize(self) -> None:
         """After a prune: checkpoint the WAL and refresh the planner's statistics (best effort)."""
-        with self._lock:
-            self.dialect.optimize(self._connection())
+        self._run("optimize", self.dialect.optimize)
 
     # -- health -----------------------------------------------------------------------------------------
 
     def health_write(self, key: str, value: str, *, timeout: float = 2.0) -> None:
         """A real write of one ``meta`` row, waiting at most ``timeout`` s for a lock;
         :class:`~watcher.store.base.StoreError` (with its ``problem``) when the database cannot take it."""
-        with self._lock:
-            conn = self._conn if self._conn is not None else None
-        self.dialect.health_write(conn, key, value, timeout)
+        if self.path is None or str(self.path) != ":memory:":
+            self.dialect.health_write(None, key, value, timeout)  # on a connection of its own
+        else:  # SQLite in memory: a write rolled back on the store's connection
+            self._run("check the database", lambda c: self.dialect.health_write(c, key, value, timeout))
 
     # -- figures ------------------------------------------------------------------------------------------
 
@@ -250,8 +252,7 @@ class MaintenanceQueries(Database):
     def size_stats(self) -> dict[str, Any]:
         """``size_bytes`` (what the database takes), ``free_bytes`` (free inside it, None when not known
         cheaply), and ``rows`` per table of :data:`SIZE_TABLES`."""
-        with self._lock:
-            size, free = self.dialect.size(self._connection())
+        size, free = self._run("measure the database", self.dialect.size)
         rows = {t: int(self._one(f"SELECT COUNT(*) AS n FROM {t}")["n"]) for t in SIZE_TABLES}  # type: ignore[index]
         return {"size_bytes": size, "free_bytes": free, "rows": rows}
 

@@ -21,7 +21,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from watcher.store.base import StoreError
-from watcher.store.dialect import Dialect
+from watcher.store.dialect import Dialect, Run
 from watcher.store.leader import InstanceRecord
 
 log = logging.getLogger("watcher.store.postgres")
@@ -180,6 +180,7 @@ class Postgres(Dialect):
     errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error,)
     for_update: ClassVar[str] = " FOR UPDATE"
     skip_locked: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
+    connections: ClassVar[int] = 4
 
     def __init__(self, url: str, *, connect_timeout: float = CONNECT_TIMEOUT, idle_transaction_timeout: float | None = None):
         self.url = url
@@ -278,7 +279,7 @@ class Postgres(Dialect):
             with suppress(Exception):
                 own.close()
 
-    def compact(self, conn: Any) -> Iterator[int]:
+    def compact(self, run: Run) -> Iterator[int]:
         """Nothing to do: autovacuum keeps the space of deleted rows for new ones (a ``VACUUM FULL``,
         which would give it back, locks each table while it rewrites it)."""
         yield from ()

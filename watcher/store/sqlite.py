@@ -18,8 +18,8 @@ class SQLiteStore(SQLStore):
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """The store's own connection (tests and benchmarks that fill a database fast)."""
-        conn: sqlite3.Connection = self._connection()
+        """The store's one connection (tests and benchmarks that fill a database fast)."""
+        conn: sqlite3.Connection = self._conn
         return conn
 
 
