@@ -222,7 +222,7 @@ class Daemon:
         self._was_leading = leads
         if leads:
             epoch = getattr(self.lease, "epoch", None)
-            if hasattr(self.store, "fence_epoch") and self.cluster:
+            if self.store.clustered:
                 self.store.fence_epoch = epoch
             # what the previous leader (or our own previous run) left claimed goes out again
             try:
@@ -235,8 +235,7 @@ class Daemon:
             if self.cluster:
                 log.warning("this instance leads the cluster now (epoch %s): alerting from here", epoch)
         elif not first:
-            if hasattr(self.store, "fence_epoch"):
-                self.store.fence_epoch = None  # a follower's own writes (its fetch state) go on
+            self.store.fence_epoch = None  # a follower's own writes (its fetch state) go on
             log.warning("this instance is a follower now: watching, not alerting")
         elif self.cluster:
             log.info("joined the cluster as a follower: watching, not alerting")
@@ -482,7 +481,7 @@ class Daemon:
             "watching %d vendors through %d sources (database %s)%s",
             len(self.vendors),
             len(self.sources),
-            getattr(self.store, "path", None) or self.store,
+            self.store.path or self.store.where,
             f"; instance {self.name!r} at {self.location!r}, {'leader' if self.leading() else 'follower'}"
             if self.cluster
             else "",

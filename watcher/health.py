@@ -157,11 +157,9 @@ def _check_store(store, now: datetime, timeout: float) -> DbCheck:
 
 async def check_database(store, now: datetime, *, timeout: float | None = None) -> DbCheck:
     timeout = DB_BUSY_TIMEOUT if timeout is None else timeout
-    path = getattr(store, "path", None)
+    path = store.path
     if path is not None and str(path) != ":memory:":
         job = asyncio.to_thread(check_database_sync, path, now, timeout)
-    elif getattr(store, "health_write", None) is None:
-        return DbCheck(True, error="this store has no health write: not checked")
     elif path is not None:  # SQLite in memory: a write rolled back on the store's own connection
         return _check_store(store, now, timeout)
     else:
@@ -173,7 +171,7 @@ async def check_database(store, now: datetime, *, timeout: float | None = None) 
 
 
 def _is_postgres(store) -> bool:
-    return getattr(store, "path", "") is None and getattr(store, "where", None) is not None
+    return bool(store.clustered)
 
 
 def _stale_after(interval: float) -> float:
@@ -267,7 +265,7 @@ async def check_health(ctx: HealthContext) -> Health:
             "writable": db.writable,
             "problem": db.problem,
             "error": db.error,
-            "path": None if postgres else str(getattr(ctx.store, "path", "")),
+            "path": None if postgres else str(ctx.store.path),
             "server": ctx.store.where if postgres else None,
             "free_bytes": db.free_bytes,
             "check_seconds": round(db.seconds, 3),

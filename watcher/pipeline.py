@@ -300,9 +300,8 @@ class Pipeline:
         rec.error = rec.error_kind = rec.error_since = None
         rec.failures = 0
         rec.last_success_at = at
-        touch = getattr(self.store, "touch_source", None)
-        if touch is not None and not recovered:
-            touch(rec)  # one small write: the summary and content hash are as stored
+        if not recovered:
+            self.store.touch_source(rec)  # one small write: the summary and content hash are as stored
         else:
             self.store.save_source(rec)
         return PollResult(Observation(spec.vendor, spec.key, at, changed=False))

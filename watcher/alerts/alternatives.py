@@ -42,9 +42,7 @@ def best_first(alternatives) -> tuple[Alternative, ...]:
 
 def latency_ms(store: Any, vendor_id: str, now: datetime) -> float | None:
     """Median first-token time of our own probes of this vendor in the last hour, if any."""
-    rows = getattr(store, "probe_results", None)
-    if rows is None:
-        return None
+    rows = store.probe_results
     cutoff = now - timedelta(hours=1)
     values = sorted(
         (r["ttft_s"] or r["total_s"]) * 1000

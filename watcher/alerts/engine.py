@@ -301,20 +301,13 @@ class AlertEngine:
 
     def _subscribed(self, inc: Incident):
         """Slack channels subscribed to this incident's vendor and kind with ``/watcher subscribe``."""
-        find = getattr(self.store, "subscriptions_for", None)
-        if find is None:  # a store without subscription tables
-            return []
-        return subscription_targets(find(inc.vendor), inc.vendor, inc.kind.value)
+        return subscription_targets(self.store.subscriptions_for(inc.vendor), inc.vendor, inc.kind.value)
 
     def _shared_state(self, now: datetime) -> tuple[bool, list]:
-        """Whether our own network incident is open, and the mutes: one small read while nothing changed.
-
-        A store without ``alert_state_version`` is read in full each time, as before.
-        """
-        version_of = getattr(self.store, "alert_state_version", None)
-        version = version_of() if version_of is not None else object()
+        """Whether our own network incident is open, and the mutes: one small read while nothing changed."""
+        version = self.store.alert_state_version()
         cached = self._shared
-        if cached is None or cached[0] != version or version_of is None:
+        if cached is None or cached[0] != version:
             self_down = bool(self.store.open_incidents(SELF_VENDOR))
             mutes = self.store.active_mutes(now)
             cached = self._shared = (version, self_down, mutes)
@@ -416,10 +409,8 @@ class AlertEngine:
     def _alerted_open(self) -> list[Incident]:
         """The open incidents somebody was alerted about, oldest first: with thousands of vendors each
         with an incident open, the tick reads the few that were alerted, not every one of them."""
-        ids_of = getattr(self.store, "alerted_open_incident_ids", None)
-        if ids_of is None:
-            return self.store.open_incidents()
-        found = [i for i in (self.store.incident(iid) for iid in ids_of()) if i is not None and i.is_open]
+        ids = self.store.alerted_open_incident_ids()
+        found = [i for i in (self.store.incident(iid) for iid in ids) if i is not None and i.is_open]
         return sorted(found, key=lambda i: (i.opened_at is not None, i.opened_at or datetime.min, i.id or 0))
 
     # -- building the Alert ------------------------------------------------------------------

@@ -220,8 +220,7 @@ def create_app(
         return f"{iid}:{params.get('e', '')}:{params.get('s', '')}"
 
     def _link_used(iid: int, params) -> tuple[str, Any] | None:
-        finder = getattr(engine.store, "ack_link_use", None)
-        return finder(_link_key(iid, params)) if finder is not None else None
+        return engine.store.ack_link_use(_link_key(iid, params))
 
     def _used_page(iid: int, used: tuple[str, Any]) -> HTMLResponse:
         by, at = used

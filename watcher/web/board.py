@@ -256,7 +256,7 @@ def routes(ctx) -> list[BaseRoute]:
         flash = None
         acked = request.query_params.get("acked", "")
         if acked.isdigit():
-            ack = ctx.store.ack(int(acked)) if hasattr(ctx.store, "ack") else None
+            ack = ctx.store.ack(int(acked))
             flash = i18n.t(
                 locale, "board.flash_acked_by" if ack else "board.flash_acked", id=acked, who=ack.by if ack else ""
             )

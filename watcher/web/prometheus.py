@@ -314,10 +314,7 @@ class StoreCollector(Collector):
 
     def _budget(self, vendors: list[str], now: datetime):
         p = self.ctx.settings.probes
-        state = {}
-        getter = getattr(self.ctx.store, "budget_state", None)
-        if getter is not None:
-            state = (getter("_all") or {}).get("vendors", {})
+        state = (self.ctx.store.budget_state("_all") or {}).get("vendors", {})
         today = now.astimezone(UTC).date().isoformat()
         spent_t = GaugeMetricFamily(
             "watcher_probe_budget_spent_tokens", "Probe tokens spent today (UTC day).", labels=["vendor"]

@@ -102,7 +102,7 @@ def vendor_names(ctx) -> dict[str, str]:
 def vendors(ctx, now: datetime, *, with_latency: bool = True) -> list[VendorView]:
     """Every watched vendor, in the configured order."""
     mutes: dict[str, Any] = {}  # vendor -> the store's mute row
-    for m in _call(ctx.store, "active_mutes", [], now):
+    for m in ctx.store.active_mutes(now):
         mutes.setdefault(m.vendor, m)
     out = []
     for st in all_statuses(ctx.store, ctx.vendors, now):
@@ -152,11 +152,8 @@ def latency_samples(store, vendor: str, now: datetime) -> list[tuple[datetime, f
 
 
 def _probe_rows(store, vendor: str, since: datetime) -> list[dict[str, Any]]:
-    """The vendor's probe results after ``since``, oldest first (either store: ``probe_results_since``)."""
-    if getattr(store, "probe_results_since", None) is not None:
-        return store.probe_results_since(vendor, since)
-    rows = _call(store, "probe_results", [], vendor, limit=5000)
-    return [r for r in reversed(rows) if r.get("at") and r["at"] > since.isoformat()]
+    """The vendor's probe results after ``since``, oldest first."""
+    return store.probe_results_since(vendor, since)
 
 
 # -- incidents ----------------------------------------------------------------------------------
@@ -208,7 +205,7 @@ class IncidentView:
 def _views(ctx, incidents: list[Incident], now: datetime) -> list[IncidentView]:
     names = vendor_names(ctx)
     return [
-        IncidentView(i, names.get(i.vendor, i.vendor), _call(ctx.store, "ack", None, i.id), now)
+        IncidentView(i, names.get(i.vendor, i.vendor), ctx.store.ack(i.id), now)
         for i in incidents
     ]
 
@@ -236,8 +233,7 @@ def maintenances(ctx, now: datetime) -> list[IncidentView]:
 def history(ctx, now: datetime, days: float = HISTORY_DAYS) -> list[IncidentView]:
     """Incidents resolved in the last ``days`` days (maintenance left out), most recent first."""
     cutoff = now - timedelta(days=days)
-    recent = getattr(ctx.store, "resolved_since", None)
-    found = recent(cutoff, limit=1000) if recent is not None else ctx.store.incidents(limit=1000)
+    found = ctx.store.resolved_since(cutoff, limit=1000)
     incs = [
         i
         for i in found
@@ -321,7 +317,7 @@ def incident_detail(ctx, incident_id: int, now: datetime, locale: str | None = N
         return None
     [view] = _views(ctx, [inc], now)
     events = list(ctx.store.events(incident_id))
-    notes = list(reversed(_call(ctx.store, "notifications", [], incident_id=incident_id, limit=1000)))
+    notes = list(reversed(ctx.store.notifications(incident_id=incident_id, limit=1000)))
     playbook, sent = "", False
     for n in reversed(notes):
         if n.alert.playbook:
@@ -490,12 +486,6 @@ def _delivery_detail_en(note) -> str:
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _call(store, name: str, default, *args, **kw):
-    """A store method that the store may not have (a store without the alert tables): ``default``."""
-    fn = getattr(store, name, None)
-    return fn(*args, **kw) if fn is not None else default
-
-
 def _aware(dt: datetime | None) -> datetime:
     if dt is None:
         return datetime.min.replace(tzinfo=UTC)
@@ -519,7 +509,7 @@ CHANGE_WORDS = {
 
 def recent_changes(store, limit: int = 10) -> list[dict[str, Any]]:
     """Who changed what, newest first: acknowledgements, mutes and Slack subscriptions (the audit log)."""
-    rows = _call(store, "audit_log", [], limit)
+    rows = store.audit_log(limit)
     out = []
     for r in rows:
         out.append(
