@@ -1,5 +1,8 @@
 """Adding a channel is one class and one registration: a toy "pager" channel, routed to and delivered.
 
+Routes reach it through configuration alone (a route's ``targets.pager``), as they would reach a channel
+added to watcher: no settings field and no routing code of its own.
+
 The pager posts JSON to a real HTTP server on 127.0.0.1. Nothing of watcher is
 replaced: the incident comes from the real pipeline (a vendor page served
 locally), the engine routes it through :func:`watcher.alerts.routing.targets_for`,
@@ -58,16 +61,11 @@ class Pager:
 
 
 class PagerChannel(Channel):
-    """The whole channel: targets per route name (the toy has no config section), and a send."""
+    """The whole channel: a name, its labels, a render and a send. Routes name its targets in their
+    ``targets`` table (``targets = { pager = [URL] }``): no settings field, no routing code."""
 
     name = "pager"
     labels = {"en": "Pager", "fr": "Bipeur"}
-
-    def __init__(self, targets_by_route: dict[str, list[str]]):
-        self.targets_by_route = targets_by_route
-
-    def route_targets(self, route) -> list[str]:
-        return list(self.targets_by_route.get(route.name, []))
 
     def timeout(self, settings) -> float:
         return 3.0
@@ -107,8 +105,9 @@ def pager():
 def test_a_registered_toy_channel_is_routed_to_and_delivered_through_the_outbox(
     vendor_server, tmp_path, pager
 ):
-    with registry.registered(PagerChannel({"oncall": [pager.url]})):
-        h = AlertHarness(vendor_server, tmp_path, {"routes": [{"name": "oncall"}]}, transports=Transports())
+    with registry.registered(PagerChannel()):
+        routes = [{"name": "oncall", "targets": {"pager": [pager.url]}}]
+        h = AlertHarness(vendor_server, tmp_path, {"routes": routes}, transports=Transports())
         try:
             [routed] = targets_for(h.settings.routes, "anthropic", "outage", [])
             assert (routed.target.channel, routed.target.address, routed.route) == (
@@ -152,6 +151,60 @@ def test_a_registered_toy_channel_is_routed_to_and_delivered_through_the_outbox(
             h.close()
     assert registry.get("pager") is None, "unregistered after the block"
     assert registry.names()[:3] == ("slack", "email", "apprise")
+
+
+def cli(monkeypatch, capsys, *argv: str) -> tuple[int, str, str]:
+    """``watcher ARGV`` in this process, so that the toy channel registered by the test is known to it."""
+    import os
+
+    from watcher.cli import main
+
+    for key in [k for k in os.environ if k.startswith("WATCHER_")]:
+        monkeypatch.delenv(key)
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def pager_config(tmp_path, targets: str) -> str:
+    cfg = tmp_path / "watcher.toml"
+    cfg.write_text(
+        f'watch = ["anthropic", "openai"]\n[storage]\npath = "{tmp_path / "w.db"}"\n'
+        f'[[routes]]\nname = "oncall"\ntargets = {{ {targets} }}\n'
+    )
+    return str(cfg)
+
+
+def test_the_commands_know_a_registered_channel_from_the_registry(tmp_path, pager, monkeypatch, capsys):
+    """``config check`` (the doctor's route lines), ``test-alert`` and the config's channel names: a route
+    naming only the pager has a target, gets the sample alert, and a misspelt channel is refused."""
+    with registry.registered(PagerChannel()):
+        cfg = pager_config(tmp_path, f'pager = ["{pager.url}"]')
+        code, out, err = cli(monkeypatch, capsys, "config", "check", "-c", cfg)
+        assert code == 0, out + err
+        assert f"route oncall: every vendor, 5 kind(s), impact >= none -> pager:{pager.url}" in out
+
+        code, out, err = cli(monkeypatch, capsys, "test-alert", "-c", cfg)
+        assert code == 0, out + err
+        assert f"pager:{pager.url}" in out and "ok" in out
+        [page] = pager.pages
+        assert page["action"] == "test" and page["incident"] == 0
+
+        bad = pager_config(tmp_path, f'pagr = ["{pager.url}"]')
+        code, out, err = cli(monkeypatch, capsys, "config", "check", "-c", bad)
+        assert code == 2
+        assert "routes.0.targets.pagr: no channel is called 'pagr' (route 'oncall'" in err
+        assert "the channels are: slack, email, apprise, pager. Did you mean 'pager'?" in err
+        code, out, err = cli(monkeypatch, capsys, "run", "-c", bad)
+        assert code == 2 and "'pagr'" in err, "the daemon does not start with alerts routed nowhere"
+
+        empty = pager_config(tmp_path, "pager = []")
+        code, out, err = cli(monkeypatch, capsys, "test-alert", "-c", empty)
+        assert code == 2
+        assert "have no slack_channels, emails, apprise or targets.pager target" in err
+    # once the pager is gone, a config that routes to it is refused: nothing is dropped silently
+    code, out, err = cli(monkeypatch, capsys, "config", "check", "-c", cfg)
+    assert code == 2 and "no channel is called 'pager'" in err and "slack, email, apprise." in err
 
 
 def test_every_built_in_channel_renders_vendor_text_escaped_for_its_format():

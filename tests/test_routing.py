@@ -44,6 +44,25 @@ def test_targets_are_deduplicated_across_routes_first_route_wins():
     }
 
 
+def test_a_routes_targets_table_adds_to_the_usual_fields_each_target_once():
+    """``targets.slack`` means the same as ``slack_channels``; both together are one list, in order."""
+    r = route(name="m", slack_channels=["C1"], targets={"slack": ["C1", "C2"], "email": ["a@example.com"]})
+    assert [rt.target.key for rt in targets_for([r], "openai", "outage", [])] == [
+        "slack:C1",
+        "slack:C2",
+        "email:a@example.com",
+    ]
+    assert r.channel_targets("slack") == ["C1", "C2"] and r.slack_channels == ["C1"], "written as it was"
+
+
+def test_a_targets_table_with_a_malformed_channel_name_is_refused():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="channel name 'Pager!'"):
+        route(name="m", targets={"Pager!": ["x"]})
+
+
 def test_quiet_hours_across_midnight_in_the_routes_time_zone():
     q = QuietHours(start=t(22, 0), end=t(7, 0), timezone="Europe/Paris")
     # 21:30 UTC = 22:30 in Paris (CET, winter): held until 07:00 Paris = 06:00 UTC next day

@@ -329,7 +329,7 @@ class SlashCommands:
             )
         if not subs:
             lines.append("None. `/watcher subscribe openai` adds one.")
-        routes = [r for r in self.engine.settings.routes if channel in r.slack_channels]
+        routes = [r for r in self.engine.settings.routes if channel in r.channel_targets("slack")]
         if routes:
             lines.append("")
             lines.append("*From watcher's config* (change it there)")

@@ -15,9 +15,20 @@ EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
 
 
 def settings_from(args: argparse.Namespace):
+    """The settings of ``-c`` (or ``$WATCHER_CONFIG``) and the environment, routes' channels checked.
+
+    The channel names of routes' ``targets`` are checked here, against the channel registry, because
+    the config (a lower stage) cannot know the channels; every command but ``init`` loads through this.
+    """
+    import os
+
+    from watcher.alerts.channels import registry
     from watcher.config import load_settings
 
-    return load_settings(args.config)
+    settings = load_settings(args.config)
+    path = args.config or os.environ.get("WATCHER_CONFIG")
+    registry.check_routes(settings.routes, f"in {path}" if path else "in the environment")
+    return settings
 
 
 def setup_logging(level: str, fmt: str = "human") -> None:

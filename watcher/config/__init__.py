@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from watcher.config.alerting import (
     KIND_NAMES,
+    USUAL_TARGET_FIELDS,
     AlertSettings,
     EmailSettings,
     KindName,
@@ -71,6 +72,7 @@ __all__ = [
     "ClusterSettings",
     "WebSettings",
     "KIND_NAMES",
+    "USUAL_TARGET_FIELDS",
     "KindName",
     "QuietHours",
     "RouteSettings",

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 
-from watcher.config.sections import Strict
+from watcher.config.sections import VALID_ID, Strict
 
 KIND_NAMES = ("outage", "degradation", "api_change", "hallucination_spike", "maintenance")
 KindName = Literal["outage", "degradation", "api_change", "hallucination_spike", "maintenance"]
@@ -41,8 +41,14 @@ class QuietHours(Strict):
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
 
 
+USUAL_TARGET_FIELDS = {"slack": "slack_channels", "email": "emails", "apprise": "apprise"}
+"""The built-in channels' own list in a route, the usual spelling: ``slack_channels = [...]`` means
+``targets.slack = [...]``. A channel added later has no field here: a route names it in ``targets``."""
+
+
 class RouteSettings(Strict):
-    """Who hears about what: matching incidents go to these Slack channels, addresses and Apprise URLs."""
+    """Who hears about what: matching incidents go to these Slack channels, addresses, Apprise URLs and
+    the targets of any other registered channel (``targets``)."""
 
     name: str = "default"
     vendors: list[str] = Field(default_factory=lambda: ["*"])
@@ -57,6 +63,13 @@ class RouteSettings(Strict):
     apprise: list[str] = Field(
         default_factory=list, description="Apprise URLs (Teams, Discord, PagerDuty, ...)."
     )
+    targets: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Targets per channel name ({ pager = [\"https://...\"] }): any registered channel, the "
+            "built-in ones too (added after their usual field's)."
+        ),
+    )
     quiet_hours: QuietHours | None = None
     quiet_notices: Literal["send", "report"] = Field(
         default="send",
@@ -65,6 +78,26 @@ class RouteSettings(Strict):
             "notice (no mention, reminder or escalation); 'report': only in the weekly report."
         ),
     )
+
+    @field_validator("targets")
+    @classmethod
+    def _channel_names(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        # Only the shape here: which channels exist is the registry's to say, and the registry lives
+        # in a later stage (watcher.alerts.channels.registry.check_routes checks the names on load).
+        for name in v:
+            if not VALID_ID.match(name):
+                raise ValueError(f"channel name {name!r} must be lowercase letters, digits, '-' or '_'")
+        return v
+
+    def channel_targets(self, channel: str) -> list[str]:
+        """Where this route sends on ``channel``: its usual field (``slack_channels``...), then
+        ``targets.<channel>``, each once, in order.
+
+        Read live (not merged at validation) so that both spellings stay as written and a list
+        changed after loading is seen.
+        """
+        usual = {"slack": self.slack_channels, "email": self.emails, "apprise": self.apprise}.get(channel, [])
+        return list(dict.fromkeys([*usual, *self.targets.get(channel, [])]))
 
 
 class SlackSettings(Strict):

@@ -16,7 +16,6 @@ from watcher.alerts.model import Alert, TransportError
 from watcher.i18n import has, t
 
 if TYPE_CHECKING:
-    from watcher.config import RouteSettings
     from watcher.store.outbox import Notification
 
 TITLE_LIMIT = 250
@@ -64,9 +63,6 @@ class AppriseChannel(Channel):
     name = "apprise"
     labels = {"en": "Apprise", "fr": "Apprise"}
     fallback_to = "email"
-
-    def route_targets(self, route: RouteSettings) -> list[str]:
-        return list(route.apprise)
 
     def shown(self, target: str) -> str:
         return target.split("://", 1)[0] + "://…"  # Apprise URLs carry tokens: never print them

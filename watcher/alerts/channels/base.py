@@ -4,7 +4,8 @@ A channel (Slack, email, Apprise, ...) knows four things and nothing else does:
 
 - its name (the ``channel`` column of the outbox, the ``channel`` label of the
   metrics) and how it is called in each language;
-- where it sends for a route, for the weekly report and as a fallback (its
+- where it sends for a route (a route's ``targets`` table under its name, or a
+  built-in's usual field), for the weekly report and as a fallback (its
   *targets*, read from the settings), and whether it is configured at all;
 - how to open its sender from the settings (a bot token, an SMTP server);
 - how to send one outbox row (:meth:`Channel.send`): render the alert, or the
@@ -129,9 +130,13 @@ class Channel(ABC):
 
         return self.labels.get(lang(locale)) or self.labels["en"]
 
-    @abstractmethod
     def route_targets(self, route: RouteSettings) -> list[str]:
-        """Where a matching route sends on this channel (channel ids, addresses, URLs), in order."""
+        """Where a matching route sends on this channel (channel ids, addresses, URLs), in order.
+
+        From the route's ``targets.<name>`` (and the built-ins' usual field, ``slack_channels``...):
+        a new channel needs no settings field of its own to be routed to
+        (:meth:`~watcher.config.RouteSettings.channel_targets`)."""
+        return route.channel_targets(self.name)
 
     def report_targets(self, settings: Settings, transports: Transports) -> list[str]:
         """Where the weekly report goes on this channel (``report.*``); none unless the channel says."""

@@ -26,14 +26,11 @@ class EmailChannel(Channel):
     labels = {"en": "email", "fr": "e-mail"}
     fallback_to = "slack"
 
-    def route_targets(self, route: RouteSettings) -> list[str]:
-        return list(route.emails)
-
     def report_targets(self, settings: Settings, transports: Transports) -> list[str]:
         return list(settings.report.emails)
 
     def fallback_targets(self, settings: Settings, route: RouteSettings | None) -> list[str]:
-        return (route.emails if route else []) or list(settings.email.fallback_to)
+        return (self.route_targets(route) if route else []) or list(settings.email.fallback_to)
 
     def open(self, settings: Settings, transports: Transports) -> None:
         from watcher.config import read_secret

@@ -33,9 +33,6 @@ class SlackChannel(Channel):
     fallback_to = "email"
     edits_in_place = True
 
-    def route_targets(self, route: RouteSettings) -> list[str]:
-        return list(route.slack_channels)
-
     def report_targets(self, settings: Settings, transports: Transports) -> list[str]:
         channels = list(settings.report.slack_channels)
         if channels and transports.slack_bot is None and transports.slack_webhook is not None:
@@ -44,7 +41,7 @@ class SlackChannel(Channel):
 
     def fallback_targets(self, settings: Settings, route: RouteSettings | None) -> list[str]:
         fallback = settings.slack.fallback_channel
-        return (route.slack_channels if route else []) or ([fallback] if fallback else [])
+        return (self.route_targets(route) if route else []) or ([fallback] if fallback else [])
 
     def open(self, settings: Settings, transports: Transports) -> None:
         from watcher.config import read_secret
