@@ -69,7 +69,7 @@ def route_checks(settings: Settings) -> list[Check]:
                 Check(
                     FAIL,
                     name,
-                    "has no slack_channels, emails or apprise target: its alerts go nowhere",
+                    f"has no {registry.route_keys()} target: its alerts go nowhere",
                     f"add a channel ID or an address to route {r.name!r}, or remove the route",
                 )
             )
@@ -111,8 +111,8 @@ def channel_checks(settings: Settings) -> list[Check]:
     from watcher.alerts.model import TransportError
 
     out: list[Check] = []
-    channels = list(dict.fromkeys(c for r in settings.routes for c in r.slack_channels))
-    emails = [a for r in settings.routes for a in r.emails]
+    channels = list(dict.fromkeys(c for r in settings.routes for c in r.channel_targets("slack")))
+    emails = [a for r in settings.routes for a in r.channel_targets("email")]
     try:
         transports = Transports.from_settings(settings)
     except ConfigError as e:  # an unreadable token or password file
@@ -157,7 +157,7 @@ def channel_checks(settings: Settings) -> list[Check]:
                     "check email.host, email.port, email.starttls/ssl, email.username and WATCHER_EMAIL__PASSWORD",
                 )
             )
-    if any(r.apprise for r in settings.routes):
+    if any(r.channel_targets("apprise") for r in settings.routes):
         out.append(
             Check(WARN, "apprise", "Apprise URLs cannot be checked without sending", "`watcher test-alert` sends one")
         )

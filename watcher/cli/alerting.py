@@ -153,6 +153,8 @@ def cmd_outbox(settings, args) -> int:
 
 
 def cmd_test_alert(settings, args) -> int:
+    from watcher.alerts.channels import registry
+    from watcher.alerts.routing import route_targets
     from watcher.alerts.testing import send_test_alerts
 
     routes = [r for r in settings.routes if args.route in (None, r.name)]
@@ -167,10 +169,12 @@ def cmd_test_alert(settings, args) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    if not any(r.slack_channels or r.emails or r.apprise for r in routes):
+    # the targets of every registered channel, as the alert engine routes them: a route that names
+    # only a channel added later (targets.pager) has a target too
+    if not any(route_targets(r) for r in routes):
         names = ", ".join(repr(r.name) for r in routes)
         print(
-            f"watcher: no target to test: route(s) {names} have no slack_channels, emails or apprise URLs, "
+            f"watcher: no target to test: route(s) {names} have no {registry.route_keys()} target, "
             "so no alert reaches anyone. Add one (or run `watcher init`), then `watcher doctor`",
             file=sys.stderr,
         )
