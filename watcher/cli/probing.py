@@ -40,11 +40,12 @@ def cmd_probe(settings, args) -> int:
             unknown = [v for v in wanted if v not in runner.targets]
             if unknown:
                 return runner, unknown
-            service = ProbeService(
-                runner,
-                Pipeline(store, client, settings, vendors, lease=lease),
-                alert_engine(settings, store).on_changes,
-            )
+            # plan, then write, as the daemon: the alert's slow part (routing, playbook, the prompt
+            # library, the other vendors' state) runs before the transaction that saves the incident,
+            # and its rows are queued inside it (Pipeline.apply); the service has nothing left to do
+            engine = alert_engine(settings, store)
+            pipeline = Pipeline(store, client, settings, vendors, lease=lease, plan_alerts=engine.plan)
+            service = ProbeService(runner, pipeline, _queued_by_the_pipeline)
             return runner, [await service.probe(v) for v in wanted]
 
     runner, outs = asyncio.run(go())
@@ -70,6 +71,10 @@ def cmd_probe(settings, args) -> int:
     finally:
         store.close()
     return EXIT_OK
+
+
+def _queued_by_the_pipeline(changes) -> None:
+    """The probe service's hook: nothing to do, the pipeline's ``plan_alerts`` queued the alerts."""
 
 
 def _outcome_json(out) -> dict:
