@@ -422,7 +422,7 @@ async def run_demo(
                     for ch in result.changes:
                         incident_id = ch.incident.id if vid == "anthropic" else incident_id
                         for ev in ch.events:
-                            text = engine._event_words(ev)[:140] if ev.text else ""
+                            text = engine.event_words(ev)[:140] if ev.text else ""
                             kind = ch.incident.kind.value
                             if loc != "en":
                                 kind = t(loc, f"kind_lc.{kind}")
@@ -502,7 +502,7 @@ def _summary(con: Console, store, incident_id: int | None, loc: str = "en", engi
             text = ev.text.split("\n", 1)[0][:100] if ev.text else ""
             what = ev.type.value
         else:
-            text = engine._event_words(ev)[:100] if ev.text else ""
+            text = engine.event_words(ev)[:100] if ev.text else ""
             what = t(loc, f"demo.event.{ev.type.value}")
         con.line(f"    {ev.at:%H:%M} {what}" + ((" : " if loc == "fr" else ": ") + text if text else ""))
     sent = store.notifications(incident_id=incident_id, limit=100)

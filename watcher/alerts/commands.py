@@ -49,15 +49,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from watcher.alerts.slack_render import escape_mrkdwn, truncate
+from watcher.alerts.slack_render import who as _who  # a person: a mention for a user id, else escaped text
 from watcher.alerts.slash_io import (
-    _USER_ID,
+    USER_ID,
     CommandError,
     CommandRequest,
     Permissions,
     Reply,
-    _at,
-    _code,
-    _who,
     post_response,
     response_url_allowed,
 )
@@ -79,6 +77,16 @@ _STATE_EMOJI = {
     "maintenance": "🛠️",
     "unknown": "⚪",
 }
+
+
+def _at(dt: datetime | None) -> str:
+    """A time in a command's answer: UTC, to the minute."""
+    return f"{dt.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if dt else "?"
+
+
+def _code(text: str) -> str:
+    """What the user typed, echoed back as inert inline code (no mention, no formatting, 100 chars)."""
+    return "`" + escape_mrkdwn(text.replace("`", "'"))[:100] + "`"
 
 HELP = """*watcher* tells this workspace when an AI vendor fails. Commands:
 • `/watcher status`: every vendor's state, open incidents and who acknowledged them (only you see it)
@@ -363,7 +371,7 @@ class SlashCommands:
 
         def person(p) -> str:
             name = escape_mrkdwn(p.name)
-            return f"<@{p.slack}> ({name})" if p.slack and _USER_ID.fullmatch(p.slack) else f"*{name}*"
+            return f"<@{p.slack}> ({name})" if p.slack and USER_ID.fullmatch(p.slack) else f"*{name}*"
 
         lines = [f"*On call now:* {person(people[0])}, until {_at(ends)}"]
         if len(people) > 1:

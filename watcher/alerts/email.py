@@ -22,7 +22,7 @@ from typing import Any
 
 from watcher.alerts.email_render import render_email, render_html, render_subject, render_text
 from watcher.alerts.email_text import (
-    _HEADER_UNSAFE,
+    HEADER_UNSAFE,
     clean_text,
     header_value,
     safe_url,
@@ -166,12 +166,12 @@ class SmtpMailer:
         if not self.host:
             raise TransportError("email.host is not set", permanent=True)
         addr = self.envelope_sender
-        if not _ADDRESS.fullmatch(addr or "") or _HEADER_UNSAFE.search(self.sender or ""):
+        if not _ADDRESS.fullmatch(addr or "") or HEADER_UNSAFE.search(self.sender or ""):
             raise TransportError(
                 f"email.sender {header_value(self.sender, 100)!r} is not an email address", permanent=True
             )
         if self.username:
-            if _HEADER_UNSAFE.search(self.username):
+            if HEADER_UNSAFE.search(self.username):
                 raise TransportError("email.username contains control characters", permanent=True)
             if not (self.ssl or self.starttls):
                 raise TransportError(
@@ -191,7 +191,7 @@ class SmtpMailer:
         out: list[str] = []
         for given in recipients or []:
             text = str(given)
-            addr = parseaddr(text)[1] if not _HEADER_UNSAFE.search(text) else ""
+            addr = parseaddr(text)[1] if not HEADER_UNSAFE.search(text) else ""
             if not _ADDRESS.fullmatch(addr):
                 raise TransportError(
                     f"{header_value(text, 100)!r} is not an email address: check the route's emails",

@@ -40,9 +40,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 
 from watcher.alerts.email_text import (
-    _ID_UNSAFE,
     ELLIPSIS,
     FONT,
+    ID_UNSAFE,
     KIND_COLOURS,
     KIND_LABELS,
     LINK_COLOUR,
@@ -456,7 +456,7 @@ def render_email(
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
     msg["X-Watcher-Incident"] = str(int(alert.incident_id))
-    msg["X-Watcher-Vendor"] = _ID_UNSAFE.sub("-", str(alert.vendor))[:60]
+    msg["X-Watcher-Vendor"] = ID_UNSAFE.sub("-", str(alert.vendor))[:60]
     # quoted-printable: readable in raw form, and spam filters like it better than base64 text
     msg.set_content(render_text(alert), subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(render_html(alert, subject), subtype="html", charset="utf-8", cte="quoted-printable")

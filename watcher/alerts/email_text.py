@@ -65,8 +65,11 @@ MUTED = "#5e6c84"
 LINK_COLOUR = "#0c66e4"
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]+")
-_ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
+HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]+")
+"""Characters that would start a new header line: the renderer strips them, the SMTP sender refuses
+addresses and logins that hold them (so public, shared by both)."""
+ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
+"""What may not appear in a Message-ID or an ``X-Watcher-*`` header value (the renderer's and the thread's)."""
 
 
 # -- small helpers -------------------------------------------------------------------------------
@@ -79,7 +82,7 @@ def e(value: Any) -> str:
 
 def header_value(value: Any, limit: int | None = None) -> str:
     """One line for a header: control characters (CR, LF, NUL, …) become spaces, runs collapse."""
-    text = " ".join(_HEADER_UNSAFE.sub(" ", "" if value is None else str(value)).split())
+    text = " ".join(HEADER_UNSAFE.sub(" ", "" if value is None else str(value)).split())
     if limit is not None and len(text) > limit:
         text = text[: limit - 1].rstrip() + ELLIPSIS
     return text
@@ -169,7 +172,7 @@ def message_id(incident_id: int, seq: int | str, *, tag: str, domain: str) -> st
     base = f"watcher-incident-{int(incident_id)}-{tag}"
     if isinstance(seq, int) and seq == 0:
         return f"<{base}@{domain}>"
-    token = _ID_UNSAFE.sub("", str(seq))[:40] or "x"
+    token = ID_UNSAFE.sub("", str(seq))[:40] or "x"
     return f"<{base}-{token}@{domain}>"
 
 

@@ -170,7 +170,7 @@ class AlertEngine:
             else:
                 continue
             text = "; ".join(
-                self._event_words(e) for e in ch.events if e.type is not EventType.VENDOR_UPDATE
+                self.event_words(e) for e in ch.events if e.type is not EventType.VENDOR_UPDATE
             )
             planned.append(self.plan_notify(inc, action, event_text=text, clear_ack=clear_ack, batch=batch))
         return AlertWrites(self, planned)
@@ -506,8 +506,10 @@ class AlertEngine:
             return said
         return i18n.t(loc, "events.reason", kind=i18n.t(loc, f"kind_lc.{inc.kind.value}"))
 
-    def _event_words(self, event) -> str:
-        """One event in one line, in the team's language when it has words for that kind of event."""
+    def event_words(self, event) -> str:
+        """One event in one line, in the team's language when it has words for that kind of event.
+
+        Public: ``watcher demo`` prints the timeline in the same words as the alerts."""
         loc = self.settings.alerts.locale
         text = event.text.split("\n", 1)[0][:200]
         key = f"events.{event.type.value}"

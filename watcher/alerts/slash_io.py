@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,7 +30,7 @@ ADMIN_CACHE_TTL = 300.0
 RESPONSE_URL_ORIGINS: tuple[str, ...] = ("https://hooks.slack.com",)
 """Where a ``response_url`` may point, besides the origin of ``slack.base_url``."""
 TEXT_LIMIT = 3000
-_USER_ID = re.compile(r"[UW][A-Z0-9]{6,20}")  # as slack_render.who: a mention
+USER_ID = re.compile(r"[UW][A-Z0-9]{6,20}")  # as slack_render.who: a mention
 
 
 # -- what Slack sends, what we answer ---------------------------------------------------------
@@ -76,7 +75,7 @@ class CommandRequest:
     @property
     def who(self) -> str:
         """What the audit log and acknowledgements record: the Slack user id (shown as a mention)."""
-        if _USER_ID.fullmatch(self.user_id):
+        if USER_ID.fullmatch(self.user_id):
             return self.user_id
         return self.user_name or "someone in Slack"
 
@@ -105,19 +104,6 @@ class Reply:
 
 class CommandError(Exception):
     """A command the user got wrong: the message tells them how to get it right."""
-
-
-def _who(name: str | None) -> str:
-    name = (name or "someone").strip()
-    return f"<@{name}>" if _USER_ID.fullmatch(name) else escape_mrkdwn(name)
-
-
-def _at(dt: datetime | None) -> str:
-    return f"{dt.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if dt else "?"
-
-
-def _code(text: str) -> str:
-    return "`" + escape_mrkdwn(text.replace("`", "'"))[:100] + "`"
 
 
 # -- response_url ------------------------------------------------------------------------------
