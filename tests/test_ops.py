@@ -590,21 +590,22 @@ def test_healthz_is_503_when_the_disk_is_full():
 
 def test_sqlite_errors_are_told_apart(tmp_path):
     """The real errors SQLite raises map to the problems /healthz names."""
+    from watcher.store.maintenance import sqlite_problem
     conn = sqlite3.connect(str(tmp_path / "x.db"), isolation_level=None)
     conn.execute("CREATE TABLE t (x)")
     conn.execute("PRAGMA max_page_count = 2")  # the database may not grow: SQLITE_FULL, as on a full disk
     with pytest.raises(sqlite3.OperationalError) as full:
         conn.executemany("INSERT INTO t VALUES (?)", [("x" * 4000,)] * 10)
-    assert ops._classify(full.value) == "disk_full"
+    assert sqlite_problem(full.value) == "disk_full"
     ro = sqlite3.connect(f"file:{tmp_path / 'x.db'}?mode=ro", uri=True)
     with pytest.raises(sqlite3.OperationalError) as readonly:
         ro.execute("INSERT INTO t VALUES (1)")
-    assert ops._classify(readonly.value) == "read_only"
+    assert sqlite_problem(readonly.value) == "read_only"
     conn.execute("BEGIN EXCLUSIVE")
     other = sqlite3.connect(str(tmp_path / "x.db"), timeout=0.05)
     with pytest.raises(sqlite3.OperationalError) as locked:
         other.execute("INSERT INTO t VALUES (1)")
-    assert ops._classify(locked.value) == "locked"
+    assert sqlite_problem(locked.value) == "locked"
     conn.execute("ROLLBACK")
     gone = ops.check_database_sync(tmp_path / "missing" / "w.db", NOW)
     assert gone.problem == "cannot_open" and not gone.writable

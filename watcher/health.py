@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 from watcher.status import STALE_AFTER_INTERVALS, STALE_MIN
 from watcher.store.base import StoreError
-from watcher.store.maintenance import sqlite_problem, write_health_row
+from watcher.store.maintenance import write_health_row
 
 
 class HealthContext(Protocol):
@@ -85,9 +85,6 @@ class DbCheck:
     free_bytes: int | None = None
     seconds: float = 0.0
 
-
-_classify = sqlite_problem
-"""SQLite (and filesystem) errors → the problem ``/healthz`` names (:func:`watcher.store.maintenance.sqlite_problem`)."""
 
 _ADVICE = {
     "read_only": "the database file, its directory or its filesystem is read-only: check their owner and "
