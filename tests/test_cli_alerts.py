@@ -134,6 +134,36 @@ def test_outbox_on_an_empty_database_says_so(tmp_path, backend):
     assert r.returncode == 0 and "outbox is empty" in r.stdout
 
 
+def test_outbox_names_the_weekly_report_instead_of_incident_0(tmp_path, vendor_server, backend):
+    """The report belongs to no incident (id 0 in the outbox): the table says what it is, not "#0"."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from watcher import report as rpt
+    from watcher.alerts.deliver import Transports
+
+    h = AlertHarness(vendor_server, tmp_path, {"report": {"emails": ["team@example.com"]}}, backend=backend)
+    h.outage()
+    h.poll()  # an incident's alert too, to tell the two apart
+    monday = datetime(2026, 10, 12, 9, 5, tzinfo=UTC)
+    try:
+        queued = asyncio.run(rpt.run_weekly(h.store, h.vendors, h.settings, Transports(), now=monday))
+        [inc] = h.store.open_incidents("anthropic")
+    finally:
+        h.close()
+    assert queued == ["email:team@example.com"]
+    cfg = config(tmp_path, backend)
+    table = run("outbox", "--config", cfg).stdout
+    [report_line] = [line for line in table.splitlines() if " report " in line]
+    assert "weekly report" in report_line and "email:team@example.com" in report_line
+    assert "#0" not in table
+    assert any(f"#{inc.id}" in line and "opened" in line for line in table.splitlines())
+    rows = json.loads(run("outbox", "--json", "--config", cfg).stdout)["notifications"]
+    assert [(r["incident_id"], r["action"]) for r in rows if r["action"] == "report"] == [(0, "report")], (
+        "scripts keep the numbers"
+    )
+
+
 def test_test_alert_shows_the_real_state_of_the_watched_vendors_only(
     tmp_path, slack_server, smtp_server, vendor_server, backend
 ):

@@ -89,6 +89,18 @@ def cmd_unmute(settings, args) -> int:
     return EXIT_OK
 
 
+def _about(n) -> str:
+    """The INCIDENT cell of ``watcher outbox``: ``#12``, or what a row about no incident is.
+
+    The weekly report is queued with incident id 0 (it belongs to no incident); ``#0`` read as a
+    missing or broken incident, so it is named instead."""
+    from watcher.alerts.model import AlertAction
+
+    if n.action is AlertAction.REPORT:
+        return "weekly report"
+    return f"#{n.incident_id}"
+
+
 def cmd_outbox(settings, args) -> int:
     from watcher.alerts.deliver import wait_reasons
 
@@ -138,7 +150,7 @@ def cmd_outbox(settings, args) -> int:
         [
             [
                 f"#{n.id}",
-                f"#{n.incident_id}",
+                _about(n),
                 n.action.value,
                 f"{n.channel}:{n.target}",
                 n.state + (" (held)" if n.held and n.state == "pending" else ""),
