@@ -164,6 +164,18 @@ def test_outbox_names_the_weekly_report_instead_of_incident_0(tmp_path, vendor_s
     )
 
 
+def test_outbox_never_prints_an_apprise_urls_tokens(tmp_path, vendor_server, backend):
+    """An Apprise URL carries its service's token: the table shows its scheme, as doctor and test-alert do."""
+    secret = "json://127.0.0.1:9/hook-token-s3cret"
+    h = AlertHarness(vendor_server, tmp_path, {"routes": [{"name": "m", "apprise": [secret]}]}, backend=backend)
+    h.outage()
+    h.poll()
+    h.close()
+    cfg = config(tmp_path, backend)
+    table = run("outbox", "--config", cfg).stdout
+    assert "apprise:json://…" in table and "s3cret" not in table
+
+
 def test_test_alert_shows_the_real_state_of_the_watched_vendors_only(
     tmp_path, slack_server, smtp_server, vendor_server, backend
 ):

@@ -101,6 +101,15 @@ def _about(n) -> str:
     return f"#{n.incident_id}"
 
 
+def _shown(channel: str, target: str) -> str:
+    """A row's target as it may be printed: its channel says (an Apprise URL carries tokens: its scheme
+    only); a row of a channel no longer registered, as it is."""
+    from watcher.alerts.channels import registry
+
+    ch = registry.get(channel)
+    return ch.shown(target) if ch is not None else target
+
+
 def cmd_outbox(settings, args) -> int:
     from watcher.alerts.deliver import wait_reasons
 
@@ -152,7 +161,7 @@ def cmd_outbox(settings, args) -> int:
                 f"#{n.id}",
                 _about(n),
                 n.action.value,
-                f"{n.channel}:{n.target}",
+                f"{n.channel}:{_shown(n.channel, n.target)}",
                 n.state + (" (held)" if n.held and n.state == "pending" else ""),
                 str(n.attempts),
                 age_words(now, n.delivered_at or n.not_before),
