@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 from alerting import AlertHarness
 
-from watcher.alerts.channels import Channel, Outlet, Transports, registry
+from watcher.alerts.channels import Channel, Check, Outlet, Transports, registry
+from watcher.alerts.channels.base import FAIL, OK
 from watcher.alerts.deliver import channel_timeout
 from watcher.alerts.model import TransportError
 from watcher.alerts.routing import targets_for
@@ -40,6 +41,11 @@ class Pager:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # the pager's health page: what its doctor check reads
+                self.send_response(200 if outer.status == 200 else outer.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if outer.status == 200:
@@ -69,6 +75,17 @@ class PagerChannel(Channel):
 
     def timeout(self, settings) -> float:
         return 3.0
+
+    def checks(self, settings, transports, targets) -> list[Check]:
+        """Its own lines in ``watcher doctor``: each routed pager answers its health page (nothing is paged)."""
+        out = []
+        for url in targets:
+            try:
+                with urllib.request.urlopen(url, timeout=3) as resp:
+                    out.append(Check(OK, f"pager {url}", f"answers ({resp.status})"))
+            except (urllib.error.URLError, OSError) as e:
+                out.append(Check(FAIL, f"pager {url}", f"does not answer: {e}", "check the pager's URL"))
+        return out
 
     def render(self, alert) -> dict[str, Any]:
         return {
@@ -176,13 +193,19 @@ def pager_config(tmp_path, targets: str) -> str:
 
 
 def test_the_commands_know_a_registered_channel_from_the_registry(tmp_path, pager, monkeypatch, capsys):
-    """``config check`` (the doctor's route lines), ``test-alert`` and the config's channel names: a route
-    naming only the pager has a target, gets the sample alert, and a misspelt channel is refused."""
+    """``config check`` (the doctor's route lines and the channel's own checks), ``test-alert`` and the
+    config's channel names: a route naming only the pager has a target, is checked by the pager's own
+    doctor lines, gets the sample alert, and a misspelt channel is refused."""
     with registry.registered(PagerChannel()):
         cfg = pager_config(tmp_path, f'pager = ["{pager.url}"]')
         code, out, err = cli(monkeypatch, capsys, "config", "check", "-c", cfg)
         assert code == 0, out + err
         assert f"route oncall: every vendor, 5 kind(s), impact >= none -> pager:{pager.url}" in out
+        assert f"ok    pager {pager.url}: answers (200)" in out, "the channel's own doctor line"
+        pager.status = 503
+        code, out, err = cli(monkeypatch, capsys, "config", "check", "-c", cfg)
+        assert code == 1 and f"FAIL  pager {pager.url}: does not answer" in out
+        pager.status = 200
 
         code, out, err = cli(monkeypatch, capsys, "test-alert", "-c", cfg)
         assert code == 0, out + err

@@ -11,30 +11,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, cast
 
 from watcher.alerts.channels import registry
+from watcher.alerts.channels.base import FAIL, OK, WARN, Check
 from watcher.config import ConfigError, Settings
-
-OK, WARN, FAIL = "ok", "warn", "FAIL"
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    status: str
-    """``ok``, ``warn`` (works, but the admin should know) or ``FAIL`` (something will not work)."""
-    what: str
-    detail: str
-    fix: str = ""
-
-    def line(self) -> str:
-        text = f"{self.status:<4}  {self.what}: {self.detail}"
-        return text + (f" -> {self.fix}" if self.fix and self.status != OK else "")
-
-    def to_json(self) -> dict:
-        return {"status": self.status, "check": self.what, "detail": self.detail, "fix": self.fix or None}
 
 
 def failed(checks: Iterable[Check]) -> bool:
@@ -99,111 +80,25 @@ def targets(settings: Settings) -> list[str]:
 # -- credentials, tried for real ----------------------------------------------------------------
 
 
-class _Checkable(Protocol):
-    """A sender that can test its credentials without sending: the Slack bot (auth.test), the mailer (login)."""
-
-    def check(self) -> str: ...
-
-
 def channel_checks(settings: Settings) -> list[Check]:
-    """Slack: auth.test, then conversations.info per routed channel. SMTP: connect, TLS, login, QUIT."""
-    from watcher.alerts.deliver import Transports
-    from watcher.alerts.model import TransportError
+    """Each registered channel's own checks of its sender and its routed targets, without sending.
 
-    out: list[Check] = []
-    channels = list(dict.fromkeys(c for r in settings.routes for c in r.channel_targets("slack")))
-    emails = [a for r in settings.routes for a in r.channel_targets("email")]
+    What a channel can check is its own to say (:meth:`~watcher.alerts.channels.base.Channel.checks`:
+    Slack's auth.test and conversations.info, the SMTP login, Apprise's "cannot be checked"), so a
+    channel added later brings its lines with it; this only opens the senders once and hands each
+    channel the targets the routes give it.
+    """
+    from watcher.alerts.channels import Transports
+
     try:
         transports = Transports.from_settings(settings)
     except ConfigError as e:  # an unreadable token or password file
         return [Check(FAIL, "secrets", str(e), "fix the *_file path or its permissions")]
-    # Transports types its senders as plain objects; the bot and the mailer both have check()
-    bot = cast("_Checkable | None", transports.slack_bot)
-    if bot is not None:
-        try:
-            who = bot.check()
-            out.append(Check(OK, "slack token", f"auth.test: {who} ({settings.slack.base_url})"))
-        except TransportError as e:
-            out.append(
-                Check(
-                    FAIL,
-                    "slack token",
-                    f"auth.test refused: {e.message}",
-                    "copy the Bot User OAuth Token (xoxb-...) from OAuth & Permissions into WATCHER_SLACK__TOKEN",
-                )
-            )
-            bot = None
-        for ch in channels if bot is not None else ():
-            out.append(_slack_channel(bot, ch))
-    elif transports.slack_webhook is not None:
-        out.append(
-            Check(
-                WARN,
-                "slack webhook",
-                "set; a webhook cannot be checked without posting",
-                "`watcher test-alert` posts a sample through it",
-            )
-        )
-    mailer = cast("_Checkable | None", transports.mailer)
-    if mailer is not None and (emails or settings.email.fallback_to):
-        try:
-            out.append(Check(OK, "smtp", mailer.check()))
-        except TransportError as e:
-            out.append(
-                Check(
-                    FAIL,
-                    "smtp",
-                    e.message,
-                    "check email.host, email.port, email.starttls/ssl, email.username and WATCHER_EMAIL__PASSWORD",
-                )
-            )
-    if any(r.channel_targets("apprise") for r in settings.routes):
-        out.append(
-            Check(WARN, "apprise", "Apprise URLs cannot be checked without sending", "`watcher test-alert` sends one")
-        )
+    out: list[Check] = []
+    for ch in registry.channels():
+        targets = list(dict.fromkeys(t for r in settings.routes for t in ch.route_targets(r)))
+        out.extend(ch.checks(settings, transports, targets))
     return out
-
-
-def _slack_channel(bot, channel: str) -> Check:
-    from watcher.alerts.model import TransportError
-
-    what = f"slack channel {channel}"
-    try:
-        resp = bot.client.conversations_info(channel=channel)
-    except Exception as e:  # slack-sdk raises on ok=false: read the code
-        data = getattr(getattr(e, "response", None), "data", None)
-        code = data.get("error") if isinstance(data, dict) else None
-        if code == "missing_scope":
-            return Check(
-                WARN,
-                what,
-                "cannot be checked: the app lacks the channels:read and groups:read scopes",
-                "add them (slack/manifest.yaml lists them) and reinstall the app, or run `watcher test-alert`",
-            )
-        if code == "channel_not_found":
-            return Check(
-                FAIL,
-                what,
-                "not found, or a private channel the bot is not in",
-                f"check the ID (channel menu > Copy link: the C... part) or type /invite @watcher in {channel}",
-            )
-        if code:
-            return Check(FAIL, what, f"conversations.info answered {code}", "see README, 'Slack and email setup'")
-        from watcher.alerts.slack import error_from_exception
-
-        err: TransportError = error_from_exception(e, channel=channel)
-        return Check(FAIL, what, err.message, "check the network and slack.base_url")
-    info = resp.get("channel") or {}
-    name = f"#{info.get('name')}" if info.get("name") else channel
-    if info.get("is_archived"):
-        return Check(FAIL, what, f"{name} is archived", "unarchive it or route to another channel")
-    if info.get("is_member"):
-        return Check(OK, what, f"{name} exists and the bot is a member")
-    if info.get("is_private"):
-        return Check(FAIL, what, f"{name} is private and the bot is not in it", f"type /invite @watcher in {name}")
-    return Check(
-        OK, what, f"{name} exists; the bot posts there without joining (chat:write.public)"
-    )
 
 
 # -- this machine --------------------------------------------------------------------------------

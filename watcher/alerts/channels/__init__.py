@@ -11,6 +11,7 @@ from watcher.alerts.channels.apprise import AppriseChannel
 from watcher.alerts.channels.base import (
     STANDALONE_ACTIONS,
     Channel,
+    Check,
     DirectOutlet,
     Outlet,
     Transports,
@@ -26,6 +27,7 @@ __all__ = [
     "STANDALONE_ACTIONS",
     "AppriseChannel",
     "Channel",
+    "Check",
     "DirectOutlet",
     "EmailChannel",
     "Outlet",

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from watcher.alerts.channels.base import Channel, Outlet
+from watcher.alerts.channels.base import WARN, Channel, Check, Outlet, Transports
 from watcher.alerts.model import Alert, TransportError
 from watcher.i18n import has, t
 
 if TYPE_CHECKING:
+    from watcher.config import Settings
     from watcher.store.outbox import Notification
 
 TITLE_LIMIT = 250
@@ -63,6 +64,12 @@ class AppriseChannel(Channel):
     name = "apprise"
     labels = {"en": "Apprise", "fr": "Apprise"}
     fallback_to = "email"
+
+    def checks(self, settings: Settings, transports: Transports, targets: list[str]) -> list[Check]:
+        """Nothing can be checked without sending: said once, when a route uses Apprise."""
+        if not targets:
+            return []
+        return [Check(WARN, "apprise", "Apprise URLs cannot be checked without sending", "`watcher test-alert` sends one")]
 
     def shown(self, target: str) -> str:
         return target.split("://", 1)[0] + "://…"  # Apprise URLs carry tokens: never print them

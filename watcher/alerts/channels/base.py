@@ -39,6 +39,31 @@ STANDALONE_ACTIONS = frozenset({AlertAction.TEST, AlertAction.REPORT})
 messages, never edit or reply to an incident's message, and leave no thread behind."""
 
 
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of ``watcher doctor`` (and ``watcher config check``): what was checked, how it went, the fix.
+
+    Here rather than in :mod:`watcher.doctor` because each channel makes its own lines
+    (:meth:`Channel.checks`); the doctor assembles them with its checks of the machine.
+    """
+
+    status: str
+    """``ok``, ``warn`` (works, but the admin should know) or ``FAIL`` (something will not work)."""
+    what: str
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{self.status:<4}  {self.what}: {self.detail}"
+        return text + (f" -> {self.fix}" if self.fix and self.status != OK else "")
+
+    def to_json(self) -> dict:
+        return {"status": self.status, "check": self.what, "detail": self.detail, "fix": self.fix or None}
+
+
 @dataclass
 class Transports:
     """The senders opened from the settings (:meth:`from_settings`); None where a channel is not set up.
@@ -159,6 +184,14 @@ class Channel(ABC):
     def setup_advice(self) -> tuple[str, str]:
         """(what is missing, how to fix it) when a route names this channel but it is not configured."""
         return (f"sends to {self.label()} but {self.label()} is not configured", "see README, 'Alerts'")
+
+    def checks(self, settings: Settings, transports: Transports, targets: list[str]) -> list[Check]:
+        """What ``watcher doctor`` can find out about this channel without sending anything: its
+        credentials and each of ``targets`` (the routes' targets on this channel, each once).
+
+        None unless the channel says: a channel added later shows in the doctor's route lines
+        (and its "not configured" advice, :meth:`setup_advice`) without writing this."""
+        return []
 
     def problem(self, transports: Transports) -> str | None:
         """None when this channel can send; else why not, in words that say what to set."""

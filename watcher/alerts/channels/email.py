@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from watcher.alerts.channels.base import STANDALONE_ACTIONS, Channel, Outlet, Transports
+from watcher.alerts.channels.base import FAIL, OK, STANDALONE_ACTIONS, Channel, Check, Outlet, Transports
 from watcher.alerts.model import Alert, TransportError
 
 if TYPE_CHECKING:
@@ -58,6 +58,23 @@ class EmailChannel(Channel):
             "sends email but email.host or email.sender is not set",
             "set [email] host, port, sender and username, and WATCHER_EMAIL__PASSWORD",
         )
+
+    def checks(self, settings: Settings, transports: Transports, targets: list[str]) -> list[Check]:
+        """The SMTP server: connect, TLS, login, QUIT (no message), when anything may be mailed."""
+        mailer = transports.mailer
+        if mailer is None or not (targets or settings.email.fallback_to):
+            return []
+        try:
+            return [Check(OK, "smtp", mailer.check())]
+        except TransportError as e:
+            return [
+                Check(
+                    FAIL,
+                    "smtp",
+                    e.message,
+                    "check email.host, email.port, email.starttls/ssl, email.username and WATCHER_EMAIL__PASSWORD",
+                )
+            ]
 
     def problem(self, transports: Transports) -> str | None:
         return NOT_CONFIGURED if transports.mailer is None else None

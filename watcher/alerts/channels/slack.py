@@ -13,7 +13,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from watcher.alerts.channels.base import STANDALONE_ACTIONS, Channel, Outlet, Transports
+from watcher.alerts.channels.base import (
+    FAIL,
+    OK,
+    STANDALONE_ACTIONS,
+    WARN,
+    Channel,
+    Check,
+    Outlet,
+    Transports,
+)
 from watcher.alerts.model import Alert, SlackRef, TransportError
 
 if TYPE_CHECKING:
@@ -70,6 +79,35 @@ class SlackChannel(Channel):
             "sends to Slack but no Slack token or webhook is set: those alerts would be dropped",
             "export WATCHER_SLACK__TOKEN=xoxb-... (or slack.token_file); see README, 'Slack and email setup'",
         )
+
+    def checks(self, settings: Settings, transports: Transports, targets: list[str]) -> list[Check]:
+        """The token by ``auth.test``, then each routed channel by ``conversations.info``; a webhook
+        cannot be checked without posting, which the doctor never does."""
+        bot = transports.slack_bot
+        if bot is None:
+            if transports.slack_webhook is None:
+                return []
+            return [
+                Check(
+                    WARN,
+                    "slack webhook",
+                    "set; a webhook cannot be checked without posting",
+                    "`watcher test-alert` posts a sample through it",
+                )
+            ]
+        try:
+            who = bot.check()
+        except TransportError as e:
+            return [
+                Check(
+                    FAIL,
+                    "slack token",
+                    f"auth.test refused: {e.message}",
+                    "copy the Bot User OAuth Token (xoxb-...) from OAuth & Permissions into WATCHER_SLACK__TOKEN",
+                )
+            ]
+        out = [Check(OK, "slack token", f"auth.test: {who} ({settings.slack.base_url})")]
+        return out + [_conversation_check(bot, channel) for channel in targets]
 
     def problem(self, transports: Transports) -> str | None:
         if transports.slack_bot is None and transports.slack_webhook is None:
@@ -177,3 +215,44 @@ class SlackChannel(Channel):
         )
         await out.in_thread(self.name, bot.update, ref, n.alert)
         return {"channel": ref.channel, "ts": ref.ts, "adopted": True}
+
+
+def _conversation_check(bot: Any, channel: str) -> Check:
+    """One routed channel, by ``conversations.info``: it exists, is not archived, the bot can post there."""
+    what = f"slack channel {channel}"
+    try:
+        resp = bot.client.conversations_info(channel=channel)
+    except Exception as e:  # slack-sdk raises on ok=false: read the code
+        data = getattr(getattr(e, "response", None), "data", None)
+        code = data.get("error") if isinstance(data, dict) else None
+        if code == "missing_scope":
+            return Check(
+                WARN,
+                what,
+                "cannot be checked: the app lacks the channels:read and groups:read scopes",
+                "add them (slack/manifest.yaml lists them) and reinstall the app, or run `watcher test-alert`",
+            )
+        if code == "channel_not_found":
+            return Check(
+                FAIL,
+                what,
+                "not found, or a private channel the bot is not in",
+                f"check the ID (channel menu > Copy link: the C... part) or type /invite @watcher in {channel}",
+            )
+        if code:
+            return Check(FAIL, what, f"conversations.info answered {code}", "see README, 'Slack and email setup'")
+        from watcher.alerts.slack import error_from_exception
+
+        err = error_from_exception(e, channel=channel)
+        return Check(FAIL, what, err.message, "check the network and slack.base_url")
+    info = resp.get("channel") or {}
+    name = f"#{info.get('name')}" if info.get("name") else channel
+    if info.get("is_archived"):
+        return Check(FAIL, what, f"{name} is archived", "unarchive it or route to another channel")
+    if info.get("is_member"):
+        return Check(OK, what, f"{name} exists and the bot is a member")
+    if info.get("is_private"):
+        return Check(FAIL, what, f"{name} is private and the bot is not in it", f"type /invite @watcher in {name}")
+    return Check(
+        OK, what, f"{name} exists; the bot posts there without joining (chat:write.public)"
+    )
