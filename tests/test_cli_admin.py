@@ -16,6 +16,7 @@ from conftest import fixture_bytes
 from daemon_harness import email_toml, slack_toml, start_daemon, wait_for
 from smtp_server import PASSWORD, USERNAME
 from test_cli import CLAUDE, run, write_config
+from test_health_rule import failing_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -253,6 +254,10 @@ def test_health_is_unhealthy_when_every_poll_fails(tmp_path):
         f'[vendors.dead.sources.summary]\ntype = "statuspage"\nurl = "http://127.0.0.1:{closed_port()}/s.json"\n'
     )
     assert run("check", "--config", str(cfg)).returncode == 0
+    # just started: the same grace as /healthz (test_health_rule.py)
+    res = run("health", "--config", str(cfg))
+    assert res.returncode == 0 and "unhealthy once every source is silent for 300s" in res.stdout, res.stderr
+    failing_for(tmp_path / "watcher.db", 301)
     res = run("health", "--config", str(cfg))
     assert res.returncode == 1, res.stdout
     assert "no source has answered ever" in res.stderr and "0 of 1 sources" in res.stderr
