@@ -321,3 +321,20 @@ def test_run_first_screen_is_a_summary_and_failing_sources_are_reported_after_a_
     finally:
         busy.close()
     time.sleep(0)
+
+
+def test_doctor_and_status_find_the_watcher_toml_that_init_wrote_in_the_working_folder(tmp_path):
+    """The README's first steps: ``watcher init`` here, then ``watcher doctor`` here, without ``-c``."""
+    res = run(
+        "init", "--yes", "--vendors", "openai", "--email", "team@example.com", "--smtp-host", "127.0.0.1",
+        "--smtp-port", str(closed_port()), "--sender", "w@example.com", "--no-doctor", cwd=tmp_path,
+    )
+    assert res.returncode == 0 and (tmp_path / "watcher.toml").is_file(), res.stderr
+    res = run("doctor", cwd=tmp_path)
+    assert f"config: {tmp_path / 'watcher.toml'} (found in the working folder)" in res.stdout, res.stdout
+    assert "route team:" in res.stdout and "email:team@example.com" in res.stdout
+    # an explicit -c still wins, and WATCHER_CONFIG too
+    other = tmp_path / "other.toml"
+    other.write_text('watch = ["anthropic"]\n')
+    assert f"config: {other}\n" in run("doctor", "-c", str(other), cwd=tmp_path).stdout
+    assert f"config: {other}\n" in run("doctor", cwd=tmp_path, env={"WATCHER_CONFIG": str(other)}).stdout

@@ -8,16 +8,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
+
+
+DEFAULT_CONFIG = "watcher.toml"
+"""What ``watcher init`` writes in the working folder, and what every command reads from there."""
+
+
+def config_path(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The config file every command reads, and where that choice came from.
+
+    ``-c PATH``, else ``$WATCHER_CONFIG``, else ``./watcher.toml`` when it exists. The last one is
+    why this exists: ``watcher init`` writes ``watcher.toml`` in the working folder, and a new admin
+    who then types ``watcher doctor`` (or ``status``, ``run``, ``demo``) there must get that file,
+    not the defaults; every command asks this one function, so none disagrees about the config.
+    """
+    given = getattr(args, "config", None)
+    if given:
+        return given, "-c"
+    env = os.environ.get("WATCHER_CONFIG")
+    if env:
+        return env, "WATCHER_CONFIG"
+    if Path(DEFAULT_CONFIG).is_file():
+        return DEFAULT_CONFIG, "working folder"
+    return None, "none"
 
 
 def settings_from(args: argparse.Namespace):
     from watcher.config import load_settings
 
-    return load_settings(args.config)
+    return load_settings(config_path(args)[0])
 
 
 def setup_logging(level: str, fmt: str = "human") -> None:
