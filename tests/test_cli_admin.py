@@ -338,3 +338,24 @@ def test_doctor_and_status_find_the_watcher_toml_that_init_wrote_in_the_working_
     other.write_text('watch = ["anthropic"]\n')
     assert f"config: {other}\n" in run("doctor", "-c", str(other), cwd=tmp_path).stdout
     assert f"config: {other}\n" in run("doctor", cwd=tmp_path, env={"WATCHER_CONFIG": str(other)}).stdout
+
+
+def test_doctor_tells_a_refused_token_from_an_unreachable_slack(tmp_path, slack_server):
+    """Copying the token again is the fix for a refused token only; an unreachable Slack is the network's."""
+    slack_server.set_channel("C0PUBLIC01")
+    routes = '[[routes]]\nname = "team"\nslack_channels = ["C0PUBLIC01"]\n'
+    cfg = tmp_path / "watcher.toml"
+    cfg.write_text(f'watch = ["anthropic"]\n{routes}{slack_toml(slack_server)}')
+    res = run("doctor", "--config", str(cfg), env={"WATCHER_SLACK__TOKEN": "xoxb-wrong"})
+    [line] = [ln for ln in res.stdout.splitlines() if "slack token:" in ln]
+    assert line.startswith("FAIL") and "invalid_auth" in line and "copy the Bot User OAuth Token" in line
+    # Slack's address refuses connections: no word about the token, the network named, no raw slack-sdk line
+    dead = f"127.0.0.1:{closed_port()}"
+    cfg.write_text(f'watch = ["anthropic"]\n{routes}[slack]\nbase_url = "http://{dead}/api/"\ntimeout = 3\n')
+    res = run("doctor", "--config", str(cfg), env={"WATCHER_SLACK__TOKEN": slack_server.token})
+    [line] = [ln for ln in res.stdout.splitlines() if "slack token:" in ln]
+    assert line.startswith("FAIL") and "not checked: cannot reach Slack" in line, line
+    assert f"reach {dead}: check DNS, the firewall or HTTPS_PROXY" in line
+    assert "copy the" not in line.lower() and "token" not in line.split("->", 1)[1]
+    assert "Failed to send a request" not in res.stderr + res.stdout, res.stderr
+    assert res.stderr.strip() == "", res.stderr

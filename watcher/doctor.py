@@ -124,14 +124,28 @@ def channel_checks(settings: Settings) -> list[Check]:
             who = bot.check()
             out.append(Check(OK, "slack token", f"auth.test: {who} ({settings.slack.base_url})"))
         except TransportError as e:
-            out.append(
-                Check(
-                    FAIL,
-                    "slack token",
-                    f"auth.test refused: {e.message}",
-                    "copy the Bot User OAuth Token (xoxb-...) from OAuth & Permissions into WATCHER_SLACK__TOKEN",
+            # only a refusal says the token is wrong: a network failure or a Slack outage says nothing
+            # about it, and advising to copy it again sent admins after the wrong problem
+            if e.permanent:
+                out.append(
+                    Check(
+                        FAIL,
+                        "slack token",
+                        f"auth.test refused: {e.message}",
+                        "copy the Bot User OAuth Token (xoxb-...) from OAuth & Permissions into "
+                        "WATCHER_SLACK__TOKEN",
+                    )
                 )
-            )
+            else:
+                out.append(
+                    Check(
+                        FAIL,
+                        "slack token",
+                        f"not checked: {e.message.removesuffix(': will retry')} from this machine",
+                        f"let this machine (or container) reach {slack_host(settings)}: check DNS, the firewall or "
+                        "HTTPS_PROXY, or slack.base_url; status.slack.com says whether Slack itself is down",
+                    )
+                )
             bot = None
         for ch in channels if bot is not None else ():
             out.append(_slack_channel(bot, ch))
@@ -162,6 +176,13 @@ def channel_checks(settings: Settings) -> list[Check]:
             Check(WARN, "apprise", "Apprise URLs cannot be checked without sending", "`watcher test-alert` sends one")
         )
     return out
+
+
+def slack_host(settings: Settings) -> str:
+    """The host the Slack checks talk to (slack.com, or the one of ``slack.base_url``), for advice."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(settings.slack.base_url).netloc or "slack.com"
 
 
 def _slack_channel(bot, channel: str) -> Check:
