@@ -183,6 +183,28 @@ def test_the_test_alert_is_in_french():
     assert json.dumps(alert.to_json())  # still serialisable for the outbox
 
 
+def test_the_test_alert_writes_its_start_time_one_way_in_fields_and_playbook():
+    """Finding 5, tried again: the Slack field said "13:33" and the French playbook "13 h 33"."""
+    from watcher.alerts.testing import sample_alert
+    from watcher.config import Settings
+    from watcher.i18n import format_clock, parse_time, zone
+
+    for locale in ("fr", "en"):
+        settings = Settings.model_validate(
+            {"watch": ["openai"], "alerts": {"locale": locale, "timezone": "Europe/Paris"}}
+        )
+        alert = sample_alert(settings)
+        started = parse_time(alert.started_at)
+        assert started is not None
+        clock = format_clock(started.astimezone(zone("Europe/Paris")), locale)
+        parts = rendered(alert)
+        for part, text in parts.items():
+            times = re.findall(r"\b\d{1,2}(?::\d{2}| h \d{2})(?:\s?[AP]M)?", text)
+            assert set(times) <= {clock}, f"{locale}, {part}: {times} (want {clock})"
+        for part in ("slack blocks", "email text"):  # the field and the playbook: the same clock twice
+            assert parts[part].count(clock) >= 2, f"{locale}, {part}: {clock} not in field and playbook"
+
+
 def test_the_weekly_report_is_in_french():
     from datetime import UTC, datetime, timedelta
 
