@@ -516,3 +516,63 @@ def test_an_incident_watcher_opened_from_component_states_has_a_french_title(ven
         assert_french("components alone", alert, ["Claude API (api.anthropic.com)"])
     finally:
         h.close()
+
+
+def test_slash_command_replies_are_in_french(vendor_server, tmp_path, slack_server):
+    """``/watcher`` in Slack answers in ``alerts.locale``: status (with the vendors' reasons), ack,
+    mute, subscriptions, on-call, help, refusals and mistakes; times in the team's zone."""
+    from test_slack_commands import ADMINS, ANA, BOSS, MALLORY, MKTG, SUBS, Room
+
+    for channel in (MKTG, SUBS):
+        slack_server.add_channel(channel)
+    slack_server.set_usergroup(ADMINS, [BOSS])
+    oncall = {**FR["oncall"], "people": [{"name": "Ana", "slack": ANA}, {"name": "Ben", "slack": None}]}
+    room = Room(
+        vendor_server, tmp_path, slack_server, {"admin_usergroup": ADMINS}, alerts=FR["alerts"], oncall=oncall
+    )
+    try:
+        room.h.outage(UPDATE_1, name="Claude API unavailable")
+        room.h.poll()
+        room.h.deliver()
+        [inc] = room.store.open_incidents("anthropic")
+        said = {}
+        for user, text in [
+            (ANA, "status"),
+            (ANA, f"ack {inc.id} je regarde"),
+            (ANA, "status"),
+            (ANA, "ack"),
+            (ANA, "ack douze"),
+            (ANA, "help"),
+            (ANA, "redémarre"),
+            (ANA, "oncall"),
+            (ANA, "subscribe openai --kinds outage,degradation"),
+            (ANA, "subscribe openai --kinds outage,degradation"),
+            (ANA, "subscribe openai --kinds tout"),
+            (ANA, "subscribe"),
+            (ANA, "subscriptions"),
+            (MALLORY, "unsubscribe openai"),
+            (BOSS, "unsubscribe openai"),
+            (BOSS, "unsubscribe openai"),
+            (BOSS, "mute openai 2h travaux prévus"),
+            (BOSS, "mute openai jamais"),
+            (BOSS, "mute openai 90d"),
+            (BOSS, "mute"),
+            (BOSS, "status"),
+            (BOSS, "unmute openai"),
+            (BOSS, "unmute openai"),
+            (BOSS, "unmute"),
+            (BOSS, "status nimportequoi"),
+        ]:
+            said[f"{user} {text}"] = room.command(text, user=user)["text"]
+        for label, text in said.items():
+            left = english_words(text, ["Claude API unavailable", "je regarde", "travaux prévus"])
+            assert not left, f"/watcher {label}: English left: {sorted(left)} in:\n{text}"
+        assert "*Éditeurs*" in said[f"{ANA} status"] and "*Incidents ouverts*" in said[f"{ANA} status"]
+        status = said[f"{ANA} status"]  # the second one: after the acknowledgement
+        assert re.search(r"pris en charge par <@U0ANA00001> le \d+ \w+\.? 2026, \d\d:\d\d CEST", status), status
+        assert "panne" in status and "outage" not in status
+        refused = said[f"{MALLORY} unsubscribe openai"]
+        assert "Seuls les administrateurs de watcher peuvent désabonner des canaux" in refused
+        assert "CEST" in said[f"{BOSS} mute openai 2h travaux prévus"], "times in the team's zone"
+    finally:
+        room.close()
