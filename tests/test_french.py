@@ -576,3 +576,52 @@ def test_slash_command_replies_are_in_french(vendor_server, tmp_path, slack_serv
         assert "CEST" in said[f"{BOSS} mute openai 2h travaux prévus"], "times in the team's zone"
     finally:
         room.close()
+
+
+def test_the_boards_error_pages_are_in_french(vendor_server, tmp_path):
+    """"Unknown incident", "Form expired", "Name needed", "already resolved": in French on a French board."""
+    from urllib.parse import urlencode
+
+    from board_harness import BoardWorld, text_of
+    from bs4 import BeautifulSoup
+
+    w = BoardWorld(vendor_server, tmp_path, FR)
+    try:
+        iid = w.outage(UPDATE_1)
+        card = w.page("/").find(id=f"incident-{iid}")
+        form = card.find("form", class_="ackform")
+        hidden = {i["name"]: i.get("value", "") for i in form.find_all("input") if i.get("type") == "hidden"}
+
+        def post(path: str, data: dict) -> tuple[int, str]:
+            r = w.http.post(
+                path, content=urlencode(data), headers={"content-type": "application/x-www-form-urlencoded"}
+            )
+            soup = BeautifulSoup(r.text, "html.parser")
+            assert soup.find("html")["lang"] == "fr"
+            return r.status_code, text_of(soup.find("body")) + " " + text_of(soup.find("title"))
+
+        pages = {
+            "unknown": (404, w.http.get("/incidents/999999")),
+            "expired": post(f"/incidents/{iid}/ack", {"by": "Ana", "csrf": "0" * 40}),
+            "name": post(f"/incidents/{iid}/ack", {**hidden, "by": "  "}),
+            "too large": post(f"/incidents/{iid}/ack", {**hidden, "by": "Ana", "reason": "x" * 70000}),
+        }
+        w.recover()
+        pages["resolved"] = post(f"/incidents/{iid}/ack", {**hidden, "by": "Ana"})
+        pages["unknown ack"] = post("/incidents/999999/ack", {**hidden, "by": "Ana"})
+        r = pages["unknown"][1]
+        pages["unknown"] = (r.status_code, text_of(BeautifulSoup(r.text, "html.parser")))
+        expected = {
+            "unknown": (404, "Incident inconnu"),
+            "expired": (403, "Formulaire expiré"),
+            "name": (400, "Nom requis"),
+            "too large": (413, "Trop volumineux"),
+            "resolved": (409, "est déjà résolu"),
+            "unknown ack": (404, "Incident inconnu"),
+        }
+        for label, (status, text) in pages.items():
+            assert (status, expected[label][1] in text) == (expected[label][0], True), (label, status, text)
+            left = english_words(text)
+            assert not left, f"{label}: English left: {sorted(left)}\n{text}"
+    finally:
+        w.close()
