@@ -318,6 +318,8 @@ def test_the_demo_is_in_french():
     assert not left, f"demo: English left: {sorted(left)}\n{text}"
     assert "Alerte à marketing-oncall@example.com (ouverture)" in text
     assert "résolu au bout de 8 h 49 min" in text
+    # the summary says why, in French: the classifier's reason said again, not a generic line
+    assert re.search(r"classé « dégradation » : .*dans le titre.*: fonctionne, mais moins bien", text), text
 
 
 # --- watcher's own words about incidents and vendors ----------------------------------------------
