@@ -9,6 +9,7 @@ hold none of the common English words below.
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import scenario
@@ -627,3 +628,73 @@ def test_the_boards_error_pages_are_in_french(vendor_server, tmp_path):
             assert not left, f"{label}: English left: {sorted(left)}\n{text}"
     finally:
         w.close()
+
+
+def _alarmed_detectors() -> dict[str, str]:
+    """Real detectors driven into alarm; their explanations, as the store keeps them (English)."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from watcher.detection import BernoulliConfig, BernoulliCusum, ConsecutiveRule, LatencyCusum
+    from watcher.detection.latency import fit_latency_baseline
+
+    t0 = datetime(2026, 10, 7, 13, 0, tzinfo=UTC)
+    out: dict[str, str] = {}
+    rule = ConsecutiveRule(3, 2, what="probe runs")
+    for i in range(4):
+        rule.update(True, t0 + timedelta(minutes=i))
+    out["outage"] = rule.explain()
+    errors = BernoulliCusum(BernoulliConfig.errors(), p0=0.005)
+    for i in range(3):
+        errors.update(True, t0 + timedelta(minutes=i))
+    out["errors"] = errors.explain()
+    quality = BernoulliCusum(BernoulliConfig(fast_interval_s=None, hard_fail_consecutive=2), p0=0.02)
+    for i, failed in enumerate([False] * 5 + [True, True, True, False, True]):
+        quality.update(failed, t0 + timedelta(minutes=5 * i))
+    out["quality"] = quality.explain()
+    rng = random.Random(7)
+    history = [(t0 - timedelta(minutes=5 * (4032 - i)), math.exp(math.log(0.8) + 0.2 * rng.gauss(0, 1))) for i in range(4032)]
+    latency = LatencyCusum(baseline=fit_latency_baseline(history))
+    for i in range(200):
+        if latency.update(0.8 * 4, t0 + timedelta(minutes=5 * i)):
+            break
+    out["latency"] = latency.explain()
+    out["errors; latency"] = "; ".join([out["errors"], out["latency"]])
+    assert all(d.alarm for d in (rule, errors, quality, latency)), out
+    return out
+
+
+def test_the_reasons_of_watchers_own_detectors_read_in_french():
+    """A probe incident's reason ("Outage: 4 probe runs failed since 13:00 UTC ...") said in French,
+    from the English the store keeps; English stays exactly as it was written."""
+    from datetime import UTC, datetime
+
+    from watcher.detection.confirm import Confirmation, Sighting
+    from watcher.i18n import Said
+    from watcher.incidents.model import EventType
+    from watcher.incidents.wording import read_detector, say_event, say_reason, say_title
+
+    reasons = _alarmed_detectors()
+    now = datetime(2026, 10, 7, 13, 5, tzinfo=UTC)
+    seen = (Sighting("paris", now, True, now), Sighting("frankfurt", now, True, now))
+    conf = Confirmation(seen, ("frankfurt", "paris", "virginia"), 2)
+    reasons["confirmed"] = Said("detect.confirmed", explain=conf.explain(), since="13:05 UTC")
+    assert "Since the first" in reasons["quality"] and "Clears after" in reasons["quality"], reasons["quality"]
+    for label, reason in reasons.items():
+        stored = str(reason)  # what the store keeps and reads back
+        assert read_detector(stored) is not None, f"{label}: not read back: {stored}"
+        assert say_reason(stored, "en") == stored
+        french = say_reason(stored, "fr")
+        left = english_words(french, ["TTFT"])
+        assert not left and french != stored, f"{label}: English left: {sorted(left)} in:\n{french}"
+        event = say_event(EventType.VENDOR_UPDATE, f"Seen by watcher's own probes: {stored}", "fr")
+        assert event.startswith("Vu par les sondes de watcher : ") and french in event
+        assert french in say_event(EventType.MEASURED, f"our probes confirm: {stored}", "fr")
+    assert "Panne : 4 passages de sonde en échec depuis 13:00 UTC" in say_reason(reasons["outage"], "fr")
+    assert "ne répond plus depuis 2 des 3 sites (paris, frankfurt)" in say_reason(reasons["confirmed"], "fr")
+    # a reason watcher cannot read back entirely is shown as stored, never half-translated
+    odd = reasons["outage"] + " Something a newer watcher added."
+    assert say_reason(odd, "fr") == odd
+    assert say_title("Anthropic API is not answering watcher's probes", "fr") == (
+        "L'API Anthropic ne répond plus aux sondes de watcher"
+    )
