@@ -698,3 +698,47 @@ def test_the_reasons_of_watchers_own_detectors_read_in_french():
     assert say_title("Anthropic API is not answering watcher's probes", "fr") == (
         "L'API Anthropic ne répond plus aux sondes de watcher"
     )
+
+
+def test_the_email_acknowledge_link_pages_are_in_french(tmp_path):
+    """The "Je m'en occupe" link of a French email opens a French page, and so do its answers."""
+    from urllib.parse import urljoin
+
+    from store_backends import Backend
+    from test_web import World, link_for, parse_form
+
+    from watcher.alerts.signing import ack_link
+
+    w = World(tmp_path, Backend("sqlite", str(tmp_path / "w.db")), alerts=FR["alerts"])
+    try:
+        inc = w.incident()
+        url = link_for(w, inc)
+        pages = {"form": w.http.get(url)}
+        form = parse_form(pages["form"].text)
+        target = urljoin(url, form["action"])
+        pages["no name"] = w.http.post(target, data={**form["fields"], "by": "   "})
+        pages["done"] = w.http.post(target, data={**form["fields"], "by": "Ana"})
+        pages["used"] = w.http.post(target, data={**form["fields"], "by": "Ben"})
+        pages["already"] = w.http.get(link_for(w, inc, ttl=7200))
+        pages["invalid"] = w.http.get(url.replace("s=", "s=0"))
+        pages["unknown"] = w.http.get(ack_link(w.web.url, "ack-secret-for-tests", 999999, 3600))
+        resolved = w.incident("Old trouble", resolved=True)
+        pages["resolved"] = w.http.get(link_for(w, resolved))
+        expected = {
+            "form": "Prendre en charge l'incident n°",
+            "no name": "Pas pris en charge",
+            "done": "pris en charge par Ana",
+            "used": "Lien déjà utilisé",
+            "already": "Déjà pris en charge par Ana le",
+            "invalid": "Lien non valide",
+            "unknown": "Incident inconnu",
+            "resolved": "Déjà résolu",
+        }
+        for label, r in pages.items():
+            text = re.sub(r"<[^>]+>", " ", r.text).replace("&#x27;", "'")
+            assert expected[label] in text, (label, r.status_code, text)
+            assert '<html lang="fr">' in r.text or "<html lang=fr>" in r.text, label
+            left = english_words(text, ["Elevated errors on the API", "Old trouble", "watcher"])
+            assert not left, f"{label}: English left: {sorted(left)} in:\n{text}"
+    finally:
+        w.close()
