@@ -149,7 +149,9 @@ def test_every_alert_message_type_is_in_french(vendor_server, tmp_path):
         assert "Je m'en occupe" in opened["slack blocks"]
         assert "Que faire" in opened["email text"] or "que faire" in opened["email text"]
         # why: the classifier's own reason, said in French (the vendor's words it quotes in « »)
-        assert "inutilisable pour les utilisateurs concernés (panne)" in opened["email text"], opened["email text"]
+        assert "inutilisable pour les utilisateurs concernés (panne)" in opened["email text"], opened[
+            "email text"
+        ]
     finally:
         h.close()
 
@@ -572,7 +574,9 @@ def test_slash_command_replies_are_in_french(vendor_server, tmp_path, slack_serv
             assert not left, f"/watcher {label}: English left: {sorted(left)} in:\n{text}"
         assert "*Éditeurs*" in said[f"{ANA} status"] and "*Incidents ouverts*" in said[f"{ANA} status"]
         status = said[f"{ANA} status"]  # the second one: after the acknowledgement
-        assert re.search(r"pris en charge par <@U0ANA00001> le \d+ \w+\.? 2026, \d\d:\d\d CEST", status), status
+        assert re.search(r"pris en charge par <@U0ANA00001> le \d+ \w+\.? 2026, \d\d:\d\d CEST", status), (
+            status
+        )
         assert "panne" in status and "outage" not in status
         refused = said[f"{MALLORY} unsubscribe openai"]
         assert "Seuls les administrateurs de watcher peuvent désabonner des canaux" in refused
@@ -582,7 +586,7 @@ def test_slash_command_replies_are_in_french(vendor_server, tmp_path, slack_serv
 
 
 def test_the_boards_error_pages_are_in_french(vendor_server, tmp_path):
-    """"Unknown incident", "Form expired", "Name needed", "already resolved": in French on a French board."""
+    """Error pages ("Unknown incident", "Form expired", "Name needed", "already resolved") in French on a French board."""
     from urllib.parse import urlencode
 
     from board_harness import BoardWorld, text_of
@@ -653,7 +657,10 @@ def _alarmed_detectors() -> dict[str, str]:
         quality.update(failed, t0 + timedelta(minutes=5 * i))
     out["quality"] = quality.explain()
     rng = random.Random(7)
-    history = [(t0 - timedelta(minutes=5 * (4032 - i)), math.exp(math.log(0.8) + 0.2 * rng.gauss(0, 1))) for i in range(4032)]
+    history = [
+        (t0 - timedelta(minutes=5 * (4032 - i)), math.exp(math.log(0.8) + 0.2 * rng.gauss(0, 1)))
+        for i in range(4032)
+    ]
     latency = LatencyCusum(baseline=fit_latency_baseline(history))
     for i in range(200):
         if latency.update(0.8 * 4, t0 + timedelta(minutes=5 * i)):
@@ -679,7 +686,9 @@ def test_the_reasons_of_watchers_own_detectors_read_in_french():
     seen = (Sighting("paris", now, True, now), Sighting("frankfurt", now, True, now))
     conf = Confirmation(seen, ("frankfurt", "paris", "virginia"), 2)
     reasons["confirmed"] = Said("detect.confirmed", explain=conf.explain(), since="13:05 UTC")
-    assert "Since the first" in reasons["quality"] and "Clears after" in reasons["quality"], reasons["quality"]
+    assert "Since the first" in reasons["quality"] and "Clears after" in reasons["quality"], reasons[
+        "quality"
+    ]
     for label, reason in reasons.items():
         stored = str(reason)  # what the store keeps and reads back
         assert read_detector(stored) is not None, f"{label}: not read back: {stored}"
@@ -742,3 +751,20 @@ def test_the_email_acknowledge_link_pages_are_in_french(tmp_path):
             assert not left, f"{label}: English left: {sorted(left)} in:\n{text}"
     finally:
         w.close()
+
+
+def test_a_refused_mute_click_is_explained_in_french():
+    """The Mute 1h button of a French alert, pressed by someone who may not: the refusal in French."""
+    from watcher.alerts.actions import NO_PERMISSIONS, refusal_text
+    from watcher.alerts.slash_io import Permissions
+
+    for decision in (
+        Permissions().check("U0MALLORY1"),
+        Permissions(["U0BOSS0001"]).check("U0X"),
+        NO_PERMISSIONS,
+    ):
+        assert decision[0] is False
+        french = refusal_text(decision, "fr")
+        assert "mettre des éditeurs en sourdine" in french and "{what}" not in french, french
+        assert not english_words(french), french
+        assert "mute vendors" in refusal_text(decision, "en")

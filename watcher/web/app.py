@@ -142,7 +142,7 @@ def create_app(
             return PlainTextResponse("no action of ours in this payload", 400)
         if may_mute is not None and not may_mute[0] and commands is not None:
             log.warning("Slack: %s (%s) may not mute vendors: Mute 1h refused", who, clicker_id(payload))
-            reply = Reply(refusal_text(may_mute))
+            reply = Reply(refusal_text(may_mute, loc))
             url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
             task = asyncio.ensure_future(asyncio.to_thread(commands.post_response, url, reply))
             background.add(task)
