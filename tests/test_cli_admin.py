@@ -16,6 +16,7 @@ from conftest import fixture_bytes
 from daemon_harness import email_toml, slack_toml, start_daemon, wait_for
 from smtp_server import PASSWORD, USERNAME
 from test_cli import CLAUDE, run, write_config
+from test_health_rule import failing_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -253,6 +254,10 @@ def test_health_is_unhealthy_when_every_poll_fails(tmp_path):
         f'[vendors.dead.sources.summary]\ntype = "statuspage"\nurl = "http://127.0.0.1:{closed_port()}/s.json"\n'
     )
     assert run("check", "--config", str(cfg)).returncode == 0
+    # just started: the same grace as /healthz (test_health_rule.py)
+    res = run("health", "--config", str(cfg))
+    assert res.returncode == 0 and "unhealthy once every source is silent for 300s" in res.stdout, res.stderr
+    failing_for(tmp_path / "watcher.db", 301)
     res = run("health", "--config", str(cfg))
     assert res.returncode == 1, res.stdout
     assert "no source has answered ever" in res.stderr and "0 of 1 sources" in res.stderr
@@ -316,3 +321,41 @@ def test_run_first_screen_is_a_summary_and_failing_sources_are_reported_after_a_
     finally:
         busy.close()
     time.sleep(0)
+
+
+def test_doctor_and_status_find_the_watcher_toml_that_init_wrote_in_the_working_folder(tmp_path):
+    """The README's first steps: ``watcher init`` here, then ``watcher doctor`` here, without ``-c``."""
+    res = run(
+        "init", "--yes", "--vendors", "openai", "--email", "team@example.com", "--smtp-host", "127.0.0.1",
+        "--smtp-port", str(closed_port()), "--sender", "w@example.com", "--no-doctor", cwd=tmp_path,
+    )
+    assert res.returncode == 0 and (tmp_path / "watcher.toml").is_file(), res.stderr
+    res = run("doctor", cwd=tmp_path)
+    assert f"config: {tmp_path / 'watcher.toml'} (found in the working folder)" in res.stdout, res.stdout
+    assert "route team:" in res.stdout and "email:team@example.com" in res.stdout
+    # an explicit -c still wins, and WATCHER_CONFIG too
+    other = tmp_path / "other.toml"
+    other.write_text('watch = ["anthropic"]\n')
+    assert f"config: {other}\n" in run("doctor", "-c", str(other), cwd=tmp_path).stdout
+    assert f"config: {other}\n" in run("doctor", cwd=tmp_path, env={"WATCHER_CONFIG": str(other)}).stdout
+
+
+def test_doctor_tells_a_refused_token_from_an_unreachable_slack(tmp_path, slack_server):
+    """Copying the token again is the fix for a refused token only; an unreachable Slack is the network's."""
+    slack_server.set_channel("C0PUBLIC01")
+    routes = '[[routes]]\nname = "team"\nslack_channels = ["C0PUBLIC01"]\n'
+    cfg = tmp_path / "watcher.toml"
+    cfg.write_text(f'watch = ["anthropic"]\n{routes}{slack_toml(slack_server)}')
+    res = run("doctor", "--config", str(cfg), env={"WATCHER_SLACK__TOKEN": "xoxb-wrong"})
+    [line] = [ln for ln in res.stdout.splitlines() if "slack token:" in ln]
+    assert line.startswith("FAIL") and "invalid_auth" in line and "copy the Bot User OAuth Token" in line
+    # Slack's address refuses connections: no word about the token, the network named, no raw slack-sdk line
+    dead = f"127.0.0.1:{closed_port()}"
+    cfg.write_text(f'watch = ["anthropic"]\n{routes}[slack]\nbase_url = "http://{dead}/api/"\ntimeout = 3\n')
+    res = run("doctor", "--config", str(cfg), env={"WATCHER_SLACK__TOKEN": slack_server.token})
+    [line] = [ln for ln in res.stdout.splitlines() if "slack token:" in ln]
+    assert line.startswith("FAIL") and "not checked: cannot reach Slack" in line, line
+    assert f"reach {dead}: check DNS, the firewall or HTTPS_PROXY" in line
+    assert "copy the" not in line.lower() and "token" not in line.split("->", 1)[1]
+    assert "Failed to send a request" not in res.stderr + res.stdout, res.stderr
+    assert res.stderr.strip() == "", res.stderr

@@ -136,3 +136,39 @@ def test_demo_serves_the_web_app_while_it_runs():
     assert board.status_code in (200, 404)  # the board when installed (watcher.web.board)
     if board.status_code == 200:
         assert "Anthropic" in board.text
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("WATCHER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "watcher", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
+    )
+
+
+def test_demo_speaks_the_language_of_locale_or_of_the_config(tmp_path):
+    """``watcher demo --locale fr`` (as the README says), and ``alerts.locale`` of the config by default."""
+    french, english = "démo de watcher : un vrai incident", "watcher demo: a real incident"
+    res = run_cli("demo", "--locale", "fr", "--speed", "1000", "--no-web", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert french in res.stdout and english not in res.stdout
+    cfg = tmp_path / "fr.toml"
+    cfg.write_text('[alerts]\nlocale = "fr"\n')
+    res = run_cli("-c", str(cfg), "demo", "--speed", "1000", "--no-web", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert french in res.stdout
+    # the flag wins over the config; and ./watcher.toml is found like by every other command
+    (tmp_path / "watcher.toml").write_text(cfg.read_text())
+    res = run_cli("demo", "--locale", "en", "--speed", "1000", "--no-web", cwd=tmp_path)
+    assert res.returncode == 0 and english in res.stdout and french not in res.stdout, res.stderr
+    res = run_cli("demo", "--speed", "1000", "--no-web", cwd=tmp_path)
+    assert res.returncode == 0 and french in res.stdout, res.stderr
+    # an unknown language is refused with the choices, not played in English
+    res = run_cli("demo", "--locale", "de", cwd=tmp_path)
+    assert res.returncode == 2 and "'en', 'fr'" in res.stderr
+
+
+def test_demo_with_a_broken_config_says_so_instead_of_ignoring_it(tmp_path):
+    cfg = tmp_path / "broken.toml"
+    cfg.write_text("[alerts\n")
+    res = run_cli("demo", "-c", str(cfg), "--no-web", cwd=tmp_path)
+    assert res.returncode == 2 and "not valid TOML" in res.stderr and "Traceback" not in res.stderr

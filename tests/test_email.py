@@ -160,7 +160,7 @@ def test_alert_is_delivered_over_starttls_with_login_and_both_parts_intact(smtp_
     assert "https://status.openai.com/incidents/01ABC" in text
     assert "Anthropic: operational" in text and "Google Gemini: degraded" in text
     assert "Affected:" in text and "ChatGPT, API" in text
-    assert "Sep 15, 2026, 2:03\u202fPM UTC" in text
+    assert "Sep 15, 2026, 14:03 UTC" in text
 
     p = assert_html_safe(html)
     links = {a.get("href"): i for i, (t, a) in enumerate(p.tags) if t == "a"}
@@ -172,7 +172,7 @@ def test_alert_is_delivered_over_starttls_with_login_and_both_parts_intact(smtp_
     assert "<strong>ChatGPT</strong>" in html and "<ol" in html
     assert "<blockquote" in html and "We are investigating elevated error rates" in html
     assert "Anthropic" in html and "operational" in html and "820 ms" in html
-    assert "Sep 15, 2026, 2:03\u202fPM UTC" in html
+    assert "Sep 15, 2026, 14:03 UTC" in html
 
 
 def test_implicit_tls_delivery_on_an_smtps_port(smtp_server_factory):
@@ -200,9 +200,9 @@ def test_resolved_alert_shows_times_and_duration_and_no_ack_button(smtp_server):
     )
     mailer(smtp_server).send(alert, [TO], 3)
     text, html = parts(smtp_server.messages[0])
-    assert "Resolved:" in text and "Sep 15, 2026, 3:15\u202fPM UTC" in text and "1h 12m" in text
+    assert "Resolved:" in text and "Sep 15, 2026, 15:15 UTC" in text and "1h 12m" in text
     assert "Acknowledge" not in text and ">Acknowledge</a>" not in html
-    assert "Sep 15, 2026, 3:15\u202fPM UTC" in html and "1h 12m" in html
+    assert "Sep 15, 2026, 15:15 UTC" in html and "1h 12m" in html
 
 
 # -- threading ----------------------------------------------------------------------------------
@@ -284,7 +284,7 @@ def test_test_alert_with_a_string_seq_is_a_standalone_message(smtp_server):
                 "scheduled_until": "2026-09-20T04:00:00Z",
             },
             "[watcher] OpenAI maintenance scheduled: Database upgrade "
-            "(Sep 20, 2026, 2:00 AM UTC → Sep 20, 2026, 4:00 AM UTC)",
+            "(Sep 20, 2026, 02:00 UTC → Sep 20, 2026, 04:00 UTC)",
         ),
         (
             {

@@ -9,6 +9,7 @@ hold none of the common English words below.
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import scenario
@@ -148,7 +149,9 @@ def test_every_alert_message_type_is_in_french(vendor_server, tmp_path):
         assert "Je m'en occupe" in opened["slack blocks"]
         assert "Que faire" in opened["email text"] or "que faire" in opened["email text"]
         # why: the classifier's own reason, said in French (the vendor's words it quotes in « »)
-        assert "inutilisable pour les utilisateurs concernés (panne)" in opened["email text"], opened["email text"]
+        assert "inutilisable pour les utilisateurs concernés (panne)" in opened["email text"], opened[
+            "email text"
+        ]
     finally:
         h.close()
 
@@ -181,6 +184,28 @@ def test_the_test_alert_is_in_french():
     alert = sample_alert(settings)
     assert_french("test alert", alert)
     assert json.dumps(alert.to_json())  # still serialisable for the outbox
+
+
+def test_the_test_alert_writes_its_start_time_one_way_in_fields_and_playbook():
+    """Finding 5, tried again: the Slack field said "13:33" and the French playbook "13 h 33"."""
+    from watcher.alerts.testing import sample_alert
+    from watcher.config import Settings
+    from watcher.i18n import format_clock, parse_time, zone
+
+    for locale in ("fr", "en"):
+        settings = Settings.model_validate(
+            {"watch": ["openai"], "alerts": {"locale": locale, "timezone": "Europe/Paris"}}
+        )
+        alert = sample_alert(settings)
+        started = parse_time(alert.started_at)
+        assert started is not None
+        clock = format_clock(started.astimezone(zone("Europe/Paris")), locale)
+        parts = rendered(alert)
+        for part, text in parts.items():
+            times = re.findall(r"\b\d{1,2}(?::\d{2}| h \d{2})(?:\s?[AP]M)?", text)
+            assert set(times) <= {clock}, f"{locale}, {part}: {times} (want {clock})"
+        for part in ("slack blocks", "email text"):  # the field and the playbook: the same clock twice
+            assert parts[part].count(clock) >= 2, f"{locale}, {part}: {clock} not in field and playbook"
 
 
 def test_the_weekly_report_is_in_french():
@@ -296,6 +321,8 @@ def test_the_demo_is_in_french():
     assert not left, f"demo: English left: {sorted(left)}\n{text}"
     assert "Alerte à marketing-oncall@example.com (ouverture)" in text
     assert "résolu au bout de 8 h 49 min" in text
+    # the summary says why, in French: the classifier's reason said again, not a generic line
+    assert re.search(r"classé « dégradation » : .*dans le titre.*: fonctionne, mais moins bien", text), text
 
 
 # --- watcher's own words about incidents and vendors ----------------------------------------------
@@ -494,3 +521,250 @@ def test_an_incident_watcher_opened_from_component_states_has_a_french_title(ven
         assert_french("components alone", alert, ["Claude API (api.anthropic.com)"])
     finally:
         h.close()
+
+
+def test_slash_command_replies_are_in_french(vendor_server, tmp_path, slack_server):
+    """``/watcher`` in Slack answers in ``alerts.locale``: status (with the vendors' reasons), ack,
+    mute, subscriptions, on-call, help, refusals and mistakes; times in the team's zone."""
+    from test_slack_commands import ADMINS, ANA, BOSS, MALLORY, MKTG, SUBS, Room
+
+    for channel in (MKTG, SUBS):
+        slack_server.add_channel(channel)
+    slack_server.set_usergroup(ADMINS, [BOSS])
+    oncall = {**FR["oncall"], "people": [{"name": "Ana", "slack": ANA}, {"name": "Ben", "slack": None}]}
+    room = Room(
+        vendor_server, tmp_path, slack_server, {"admin_usergroup": ADMINS}, alerts=FR["alerts"], oncall=oncall
+    )
+    try:
+        room.h.outage(UPDATE_1, name="Claude API unavailable")
+        room.h.poll()
+        room.h.deliver()
+        [inc] = room.store.open_incidents("anthropic")
+        said = {}
+        for user, text in [
+            (ANA, "status"),
+            (ANA, f"ack {inc.id} je regarde"),
+            (ANA, "status"),
+            (ANA, "ack"),
+            (ANA, "ack douze"),
+            (ANA, "help"),
+            (ANA, "redémarre"),
+            (ANA, "oncall"),
+            (ANA, "subscribe openai --kinds outage,degradation"),
+            (ANA, "subscribe openai --kinds outage,degradation"),
+            (ANA, "subscribe openai --kinds tout"),
+            (ANA, "subscribe"),
+            (ANA, "subscriptions"),
+            (MALLORY, "unsubscribe openai"),
+            (BOSS, "unsubscribe openai"),
+            (BOSS, "unsubscribe openai"),
+            (BOSS, "mute openai 2h travaux prévus"),
+            (BOSS, "mute openai jamais"),
+            (BOSS, "mute openai 90d"),
+            (BOSS, "mute"),
+            (BOSS, "status"),
+            (BOSS, "unmute openai"),
+            (BOSS, "unmute openai"),
+            (BOSS, "unmute"),
+            (BOSS, "status nimportequoi"),
+        ]:
+            said[f"{user} {text}"] = room.command(text, user=user)["text"]
+        for label, text in said.items():
+            left = english_words(text, ["Claude API unavailable", "je regarde", "travaux prévus"])
+            assert not left, f"/watcher {label}: English left: {sorted(left)} in:\n{text}"
+        assert "*Éditeurs*" in said[f"{ANA} status"] and "*Incidents ouverts*" in said[f"{ANA} status"]
+        status = said[f"{ANA} status"]  # the second one: after the acknowledgement
+        assert re.search(r"pris en charge par <@U0ANA00001> le \d+ \w+\.? 2026, \d\d:\d\d CEST", status), (
+            status
+        )
+        assert "panne" in status and "outage" not in status
+        refused = said[f"{MALLORY} unsubscribe openai"]
+        assert "Seuls les administrateurs de watcher peuvent désabonner des canaux" in refused
+        assert "CEST" in said[f"{BOSS} mute openai 2h travaux prévus"], "times in the team's zone"
+    finally:
+        room.close()
+
+
+def test_the_boards_error_pages_are_in_french(vendor_server, tmp_path):
+    """Error pages ("Unknown incident", "Form expired", "Name needed", "already resolved") in French on a French board."""
+    from urllib.parse import urlencode
+
+    from board_harness import BoardWorld, text_of
+    from bs4 import BeautifulSoup
+
+    w = BoardWorld(vendor_server, tmp_path, FR)
+    try:
+        iid = w.outage(UPDATE_1)
+        card = w.page("/").find(id=f"incident-{iid}")
+        form = card.find("form", class_="ackform")
+        hidden = {i["name"]: i.get("value", "") for i in form.find_all("input") if i.get("type") == "hidden"}
+
+        def post(path: str, data: dict) -> tuple[int, str]:
+            r = w.http.post(
+                path, content=urlencode(data), headers={"content-type": "application/x-www-form-urlencoded"}
+            )
+            soup = BeautifulSoup(r.text, "html.parser")
+            assert soup.find("html")["lang"] == "fr"
+            return r.status_code, text_of(soup.find("body")) + " " + text_of(soup.find("title"))
+
+        pages = {
+            "unknown": (404, w.http.get("/incidents/999999")),
+            "expired": post(f"/incidents/{iid}/ack", {"by": "Ana", "csrf": "0" * 40}),
+            "name": post(f"/incidents/{iid}/ack", {**hidden, "by": "  "}),
+            "too large": post(f"/incidents/{iid}/ack", {**hidden, "by": "Ana", "reason": "x" * 70000}),
+        }
+        w.recover()
+        pages["resolved"] = post(f"/incidents/{iid}/ack", {**hidden, "by": "Ana"})
+        pages["unknown ack"] = post("/incidents/999999/ack", {**hidden, "by": "Ana"})
+        r = pages["unknown"][1]
+        pages["unknown"] = (r.status_code, text_of(BeautifulSoup(r.text, "html.parser")))
+        expected = {
+            "unknown": (404, "Incident inconnu"),
+            "expired": (403, "Formulaire expiré"),
+            "name": (400, "Nom requis"),
+            "too large": (413, "Trop volumineux"),
+            "resolved": (409, "est déjà résolu"),
+            "unknown ack": (404, "Incident inconnu"),
+        }
+        for label, (status, text) in pages.items():
+            assert (status, expected[label][1] in text) == (expected[label][0], True), (label, status, text)
+            left = english_words(text)
+            assert not left, f"{label}: English left: {sorted(left)}\n{text}"
+    finally:
+        w.close()
+
+
+def _alarmed_detectors() -> dict[str, str]:
+    """Real detectors driven into alarm; their explanations, as the store keeps them (English)."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from watcher.detection import BernoulliConfig, BernoulliCusum, ConsecutiveRule, LatencyCusum
+    from watcher.detection.latency import fit_latency_baseline
+
+    t0 = datetime(2026, 10, 7, 13, 0, tzinfo=UTC)
+    out: dict[str, str] = {}
+    rule = ConsecutiveRule(3, 2, what="probe runs")
+    for i in range(4):
+        rule.update(True, t0 + timedelta(minutes=i))
+    out["outage"] = rule.explain()
+    errors = BernoulliCusum(BernoulliConfig.errors(), p0=0.005)
+    for i in range(3):
+        errors.update(True, t0 + timedelta(minutes=i))
+    out["errors"] = errors.explain()
+    quality = BernoulliCusum(BernoulliConfig(fast_interval_s=None, hard_fail_consecutive=2), p0=0.02)
+    for i, failed in enumerate([False] * 5 + [True, True, True, False, True]):
+        quality.update(failed, t0 + timedelta(minutes=5 * i))
+    out["quality"] = quality.explain()
+    rng = random.Random(7)
+    history = [
+        (t0 - timedelta(minutes=5 * (4032 - i)), math.exp(math.log(0.8) + 0.2 * rng.gauss(0, 1)))
+        for i in range(4032)
+    ]
+    latency = LatencyCusum(baseline=fit_latency_baseline(history))
+    for i in range(200):
+        if latency.update(0.8 * 4, t0 + timedelta(minutes=5 * i)):
+            break
+    out["latency"] = latency.explain()
+    out["errors; latency"] = "; ".join([out["errors"], out["latency"]])
+    assert all(d.alarm for d in (rule, errors, quality, latency)), out
+    return out
+
+
+def test_the_reasons_of_watchers_own_detectors_read_in_french():
+    """A probe incident's reason ("Outage: 4 probe runs failed since 13:00 UTC ...") said in French,
+    from the English the store keeps; English stays exactly as it was written."""
+    from datetime import UTC, datetime
+
+    from watcher.detection.confirm import Confirmation, Sighting
+    from watcher.i18n import Said
+    from watcher.incidents.model import EventType
+    from watcher.incidents.wording import read_detector, say_event, say_reason, say_title
+
+    reasons = _alarmed_detectors()
+    now = datetime(2026, 10, 7, 13, 5, tzinfo=UTC)
+    seen = (Sighting("paris", now, True, now), Sighting("frankfurt", now, True, now))
+    conf = Confirmation(seen, ("frankfurt", "paris", "virginia"), 2)
+    reasons["confirmed"] = Said("detect.confirmed", explain=conf.explain(), since="13:05 UTC")
+    assert "Since the first" in reasons["quality"] and "Clears after" in reasons["quality"], reasons[
+        "quality"
+    ]
+    for label, reason in reasons.items():
+        stored = str(reason)  # what the store keeps and reads back
+        assert read_detector(stored) is not None, f"{label}: not read back: {stored}"
+        assert say_reason(stored, "en") == stored
+        french = say_reason(stored, "fr")
+        left = english_words(french, ["TTFT"])
+        assert not left and french != stored, f"{label}: English left: {sorted(left)} in:\n{french}"
+        event = say_event(EventType.VENDOR_UPDATE, f"Seen by watcher's own probes: {stored}", "fr")
+        assert event.startswith("Vu par les sondes de watcher : ") and french in event
+        assert french in say_event(EventType.MEASURED, f"our probes confirm: {stored}", "fr")
+    assert "Panne : 4 passages de sonde en échec depuis 13:00 UTC" in say_reason(reasons["outage"], "fr")
+    assert "ne répond plus depuis 2 des 3 sites (paris, frankfurt)" in say_reason(reasons["confirmed"], "fr")
+    # a reason watcher cannot read back entirely is shown as stored, never half-translated
+    odd = reasons["outage"] + " Something a newer watcher added."
+    assert say_reason(odd, "fr") == odd
+    assert say_title("Anthropic API is not answering watcher's probes", "fr") == (
+        "L'API Anthropic ne répond plus aux sondes de watcher"
+    )
+
+
+def test_the_email_acknowledge_link_pages_are_in_french(tmp_path):
+    """The "Je m'en occupe" link of a French email opens a French page, and so do its answers."""
+    from urllib.parse import urljoin
+
+    from store_backends import Backend
+    from test_web import World, link_for, parse_form
+
+    from watcher.alerts.signing import ack_link
+
+    w = World(tmp_path, Backend("sqlite", str(tmp_path / "w.db")), alerts=FR["alerts"])
+    try:
+        inc = w.incident()
+        url = link_for(w, inc)
+        pages = {"form": w.http.get(url)}
+        form = parse_form(pages["form"].text)
+        target = urljoin(url, form["action"])
+        pages["no name"] = w.http.post(target, data={**form["fields"], "by": "   "})
+        pages["done"] = w.http.post(target, data={**form["fields"], "by": "Ana"})
+        pages["used"] = w.http.post(target, data={**form["fields"], "by": "Ben"})
+        pages["already"] = w.http.get(link_for(w, inc, ttl=7200))
+        pages["invalid"] = w.http.get(url.replace("s=", "s=0"))
+        pages["unknown"] = w.http.get(ack_link(w.web.url, "ack-secret-for-tests", 999999, 3600))
+        resolved = w.incident("Old trouble", resolved=True)
+        pages["resolved"] = w.http.get(link_for(w, resolved))
+        expected = {
+            "form": "Prendre en charge l'incident n°",
+            "no name": "Pas pris en charge",
+            "done": "pris en charge par Ana",
+            "used": "Lien déjà utilisé",
+            "already": "Déjà pris en charge par Ana le",
+            "invalid": "Lien non valide",
+            "unknown": "Incident inconnu",
+            "resolved": "Déjà résolu",
+        }
+        for label, r in pages.items():
+            text = re.sub(r"<[^>]+>", " ", r.text).replace("&#x27;", "'")
+            assert expected[label] in text, (label, r.status_code, text)
+            assert '<html lang="fr">' in r.text or "<html lang=fr>" in r.text, label
+            left = english_words(text, ["Elevated errors on the API", "Old trouble", "watcher"])
+            assert not left, f"{label}: English left: {sorted(left)} in:\n{text}"
+    finally:
+        w.close()
+
+
+def test_a_refused_mute_click_is_explained_in_french():
+    """The Mute 1h button of a French alert, pressed by someone who may not: the refusal in French."""
+    from watcher.alerts.actions import NO_PERMISSIONS, refusal_text
+    from watcher.alerts.slash_io import Permissions
+
+    for decision in (
+        Permissions().check("U0MALLORY1"),
+        Permissions(["U0BOSS0001"]).check("U0X"),
+        NO_PERMISSIONS,
+    ):
+        assert decision[0] is False
+        french = refusal_text(decision, "fr")
+        assert "mettre des éditeurs en sourdine" in french and "{what}" not in french, french
+        assert not english_words(french), french
+        assert "mute vendors" in refusal_text(decision, "en")

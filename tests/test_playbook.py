@@ -94,12 +94,12 @@ STEPS = {
         "hallucination_spike": [
             "Coupez la publication automatique",
             "Vérifiez chaque contenu à la main",
-            "depuis 14 h 05 CEST",
+            "depuis 14:05 CEST",
         ],
         "maintenance": [
             "Planifiez autour du créneau",
             "Terminez ou préparez avant le début",
-            "mer. 14 oct. de 18 h 00 à 19 h 30 CEST (commence dans 3 h 13)",
+            "mer. 14 oct. de 18:00 à 19:30 CEST (commence dans 3 h 13)",
         ],
     },
 }
@@ -127,7 +127,7 @@ def test_french_playbook_is_in_french_with_24_hour_times():
     )
     assert "est en panne : que faire maintenant" in text
     assert "**Ce qui est bloqué**" in text and "**Basculer vers**" in text
-    assert "**Début :** 21 h 05 CEST (depuis 42 min)" in text
+    assert "**Début :** 21:05 CEST (depuis 42 min)" in text
     assert "**Message aux clients / à l'équipe**" in text
     assert "what to do now" not in text and "Switch to" not in text
 
@@ -212,7 +212,7 @@ def test_french_maintenance_window_reads_naturally():
     f = facts(kind="maintenance", scheduled_until=NOW + timedelta(hours=12))
     text = render(f, locale="fr")
     assert (
-        "**Créneau :** du mer. 14 oct. à 18 h 00 au jeu. 15 oct. à 2 h 47 CEST (commence dans 3 h 13)" in text
+        "**Créneau :** du mer. 14 oct. à 18:00 au jeu. 15 oct. à 02:47 CEST (commence dans 3 h 13)" in text
     )
 
 

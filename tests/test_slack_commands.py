@@ -282,7 +282,7 @@ def test_unsubscribe_needs_an_admin_and_stops_the_next_incident(room, slack):
     text = listing["text"]
     assert "OpenAI" in text and "`openai`" in text
     assert "<@U0BOSS0001> unsubscribed from anthropic" in text
-    assert "<@U0ANA00001> subscribed to anthropic" in text and "2026-10-07 13:00 UTC" in text
+    assert "<@U0ANA00001> subscribed to anthropic" in text and "Oct 7, 2026, 13:00 UTC" in text
     audit = [(e["who"], e["what"], e["detail"]) for e in reversed(room.store.audit_log())]
     assert audit[-1] == (BOSS, "unsubscribe", "C0SUBS: anthropic")
     assert (
@@ -330,7 +330,7 @@ def test_a_user_outside_the_admin_group_cannot_mute(room, slack):
 
     ok = room.command("mute anthropic 2h vendor says planned work", user=BOSS)
     assert ok["response_type"] == "in_channel"
-    assert "<@U0BOSS0001> muted Anthropic until 2026-10-07 15:00 UTC (vendor says planned work)" in ok["text"]
+    assert "<@U0BOSS0001> muted Anthropic until Oct 7, 2026, 15:00 UTC (vendor says planned work)" in ok["text"]
     [mute] = room.store.active_mutes(room.h.clock())
     assert (mute.vendor, mute.by, mute.reason) == ("anthropic", BOSS, "vendor says planned work")
     assert len(slack.calls("usergroups.users.list")) == 1, "the group's members are cached"
@@ -452,7 +452,7 @@ def test_status_shows_every_vendor_open_incidents_and_who_acknowledged_only_to_t
     text = room.command("status", user=MALLORY)["text"]
     assert "🔴 *Anthropic*: outage" in text and "🟢 *OpenAI*: operational" in text
     assert f"#{inc.id} *Anthropic* outage" in text
-    assert "acknowledged by <@U0ANA00001> at 2026-10-07 13:00 UTC (switching blog drafts to GPT)" in text
+    assert "acknowledged by <@U0ANA00001> at Oct 7, 2026, 13:00 UTC (switching blog drafts to GPT)" in text
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text, "vendor text is escaped"
 
     room.h.deliver()
@@ -479,8 +479,8 @@ def test_oncall_says_who_is_on_call_now_and_next(make_room):
     answer = room.command("oncall")
     assert answer["response_type"] == "ephemeral"
     text = answer["text"]
-    assert "*On call now:* <@U0ANA00001> (Ana), until 2026-10-12 00:00 UTC" in text
-    assert "*Next:* *Bob &lt;script&gt;*, from 2026-10-12 00:00 UTC to 2026-10-19 00:00 UTC" in text
+    assert "*On call now:* <@U0ANA00001> (Ana), until Oct 12, 2026, 00:00 UTC" in text
+    assert "*Next:* *Bob &lt;script&gt;*, from Oct 12, 2026, 00:00 UTC to Oct 19, 2026, 00:00 UTC" in text
     assert "*Then:* <@U0CARLA001> (Carla)" in text
 
 

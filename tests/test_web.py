@@ -44,10 +44,17 @@ ACK_SECRET = "ack-secret-for-tests"
 class World:
     """A store with incidents, the engine, and the app served over HTTP."""
 
-    def __init__(self, tmp_path, backend, *, signing_secret=SIGNING_SECRET, ack_secret=ACK_SECRET, slack=None):
+    def __init__(
+        self, tmp_path, backend, *, signing_secret=SIGNING_SECRET, ack_secret=ACK_SECRET, slack=None, alerts=None
+    ):
         """``backend``: the store to run on (tests/store_backends.py); closed with the world."""
         self.settings = Settings.model_validate(
-            {"watch": ["openai", "anthropic"], "storage": backend.storage, "slack": slack or {}}
+            {
+                "watch": ["openai", "anthropic"],
+                "storage": backend.storage,
+                "slack": slack or {},
+                "alerts": alerts or {},
+            }
         )
         self.store = backend.open()
         self.engine = AlertEngine(self.settings, self.store, resolve(self.settings))

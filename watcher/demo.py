@@ -480,6 +480,7 @@ def _state_word(loc: str, state: str | None) -> str:
 
 def _summary(con: Console, store, incident_id: int | None, loc: str = "en", engine=None) -> None:
     from watcher.i18n import format_duration, t
+    from watcher.incidents.wording import say_reason
 
     con.line(t(loc, "demo.stored"))
     if incident_id is None:
@@ -494,7 +495,8 @@ def _summary(con: Console, store, incident_id: int | None, loc: str = "en", engi
     kind = inc.kind.value if en else t(loc, f"kind_lc.{inc.kind.value}")
     state = inc.state.value if en else t(loc, f"demo.incident_state.{inc.state.value}")
     con.line(f"  incident #{inc.id} {inc.vendor} [{kind}] {state}{span}{': ' if en else ' : '}{inc.title}")
-    con.line("  " + (t(loc, "demo.classified", kind=kind, reason=inc.reason) if en else t(loc, "events.reason", kind=kind)))
+    # the classifier's own reason, said in the demo's language (it is stored in English)
+    con.line("  " + t(loc, "demo.classified", kind=kind, reason=say_reason(inc.reason, loc)))
     con.line("  " + t(loc, "demo.timeline"))
     for se in store.events(incident_id):
         ev = se.event

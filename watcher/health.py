@@ -19,9 +19,10 @@ heartbeat (:mod:`watcher.heartbeat`). It checks:
   unreachable, refuses the login, is read-only (a standby) or keeps the row
   locked is named the same way;
 - the age of each watched source's last successful poll. One stale source is a
-  vendor's problem, reported but healthy; *every* source stale (after the first
-  polls have had time to happen) means watcher sees nothing (its network, or
-  its scheduler, is down), and that is unhealthy;
+  vendor's problem, reported but healthy; *every* source stale for longer than
+  :func:`silence_limit` means watcher sees nothing (its network, or its
+  scheduler, is down), and that is unhealthy. ``watcher health`` applies the
+  same :func:`silence_reason`, so the CLI and ``/healthz`` never disagree;
 - the outbox: a channel whose oldest undelivered alert has waited longer than
   ``alerts.stuck_after`` (quiet hours aside) is unhealthy, named with the row,
   its target and its last error (a Slack outage with alerts piling up).
@@ -35,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,6 +177,66 @@ def _stale_after(interval: float) -> float:
     return max(STALE_MIN.total_seconds(), interval * STALE_AFTER_INTERVALS)
 
 
+def silence_limit(intervals: Iterable[float]) -> float:
+    """How long watcher may hear from no source at all before it calls itself blind.
+
+    A few intervals of the *fastest* source (at least :data:`STALE_MIN`), not of the slowest: with
+    the catalog's 900 s feeds the slowest rule gave 45 minutes of green while nothing answered,
+    and a Docker health check should turn red within minutes when the container has no network.
+    ``/healthz`` and ``watcher health`` both use it, so they never disagree.
+    """
+    fastest = min(intervals, default=0.0)
+    return _stale_after(fastest) if fastest else STALE_MIN.total_seconds()
+
+
+def silence_reason(
+    now: datetime,
+    records: Sequence[Any],
+    intervals: Sequence[float],
+    started_at: datetime | None = None,
+    limit: float | None = None,
+) -> str | None:
+    """The one rule of "watcher hears nothing", or ``None`` when some source is heard.
+
+    ``records`` are the watched sources' store records (``None`` for one never polled), in the
+    order of ``intervals``. Unhealthy when no source answered within its own stale window *and*
+    the silence has lasted longer than :func:`silence_limit` (or ``limit``, ``watcher health
+    --max-age``). The silence counts from the newest answer; when none ever came, from when the
+    sources began failing (``error_since``: known to ``watcher health`` too, which runs in
+    another process), else from ``started_at`` (the daemon's start, for ``/healthz``).
+    """
+    if not intervals:
+        return None
+    for rec, interval in zip(records, intervals, strict=True):
+        last = rec.last_success_at if rec else None
+        if last and (now - last).total_seconds() <= _stale_after(interval):
+            return None
+    limit = silence_limit(intervals) if limit is None else limit
+    answered = [r.last_success_at for r in records if r and r.last_success_at]
+    failing = [r for r in records if r and r.error]
+    example = f"; e.g. {failing[0].key}: {failing[0].error}" if failing else ""
+    advice = "Check this machine's network, DNS or proxy (`watcher doctor`)"
+    if answered:
+        silent = (now - max(answered)).total_seconds()
+        if silent <= limit:
+            return None
+        return (
+            f"no source has answered for {silent:.0f}s (limit {limit:.0f}s): 0 of {len(intervals)} sources "
+            f"answering{example}. {advice}"
+        )
+    began = [r.error_since for r in records if r and r.error_since]
+    since = min(began) if began else started_at
+    if since is None:
+        return None
+    silent = (now - since).total_seconds()
+    if silent <= limit:
+        return None
+    return (
+        f"no source has answered ever (watching for {silent:.0f}s, limit {limit:.0f}s): 0 of {len(intervals)} "
+        f"sources answering{example}. {advice}"
+    )
+
+
 def _iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat(timespec="seconds") if dt else None
 
@@ -222,18 +284,11 @@ async def check_health(ctx: HealthContext) -> Health:
                 "error": rec.error if rec else None,
             }
         )
-    if specs and not fresh:
-        grace = max(_stale_after(s.interval) for s in specs)
-        if uptime > grace:
-            ever = [s for s in sources if s["last_success_at"]]
-            if ever:
-                newest = min(s["age_seconds"] for s in ever)
-                reasons.append(
-                    f"no source polled successfully for {newest:.0f}s (every one of {len(specs)} is stale): "
-                    "watcher's network or scheduler is down"
-                )
-            else:
-                reasons.append(f"no source polled successfully since start ({uptime:.0f}s ago)")
+    silent = silence_reason(
+        now, [records.get(s.key) for s in specs], [s.interval for s in specs], ctx.started_at
+    )
+    if silent:
+        reasons.append(silent)
 
     try:
         from watcher.alerts.deliver import stuck_alerts

@@ -203,6 +203,19 @@ def parse_time(value: str | datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
 
 
+def format_clock(dt: datetime, locale: str | None = None) -> str:
+    """The time of day on a 24-hour clock as the locale writes one (Babel's ``Hm`` skeleton): ``13:33``.
+
+    The one way watcher writes a clock time, for Slack fields, emails and playbooks alike: the
+    French test alert said "13:33" in its Slack field and "13 h 33" in its playbook (a hand-written
+    format), and an English one "1:33 PM" above "13:33". 24-hour, because alerts are read by teams
+    across Europe and on-call rotas are written that way; the locale still decides the separators.
+    """
+    from babel.dates import format_skeleton
+
+    return format_skeleton("Hm", dt, locale=lang(locale))
+
+
 def format_time(value: str | datetime | None, locale: str | None = None, timezone: str | None = None) -> str:
     """A moment in the team's zone, written for its locale: ``Dec 6, 2026, 11:05 CET`` / ``6 déc. 2026, 11:05 CET``.
 
@@ -213,13 +226,12 @@ def format_time(value: str | datetime | None, locale: str | None = None, timezon
         return "" if value in (None, "") else str(value)[:60]
     from babel import Locale
     from babel.dates import format_date
-    from babel.dates import format_time as babel_time
 
     loc = lang(locale)
     local = dt.astimezone(zone(timezone))
     pattern = str(Locale.parse(loc).datetime_formats["medium"])
     text = pattern.replace("{1}", format_date(local, "medium", locale=loc)).replace(
-        "{0}", babel_time(local, "short", locale=loc)
+        "{0}", format_clock(local, loc)
     )
     name = local.tzname() or "UTC"
     return f"{text} {'UTC' + name if name[:1] in '+-' else name}"

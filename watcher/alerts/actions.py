@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from watcher.i18n import Said
+
 log = logging.getLogger("watcher.alerts.actions")
 
 MUTE_SECONDS = 3600
-MUTE_VERB = "mute vendors"
-NO_PERMISSIONS = (False, "Only watcher admins may {what}, and this watcher cannot check who is one.")
+NO_PERMISSIONS: tuple[bool, str] = (False, Said("slash.no_check"))
 
 
 def clicker_id(payload: dict[str, Any]) -> str:
@@ -37,9 +38,11 @@ def wants_permission(payload: dict[str, Any]) -> bool:
     return any(isinstance(a, dict) and a.get("action_id") == "mute_1h" for a in actions or [])
 
 
-def refusal_text(decision: tuple[bool, str]) -> str:
-    """What the clicker reads when the admin check says no."""
-    return decision[1].replace("{what}", MUTE_VERB)
+def refusal_text(decision: tuple[bool, str], locale: str | None = None) -> str:
+    """What the clicker reads when the admin check says no, in the team's language (``alerts.locale``)."""
+    from watcher import i18n
+
+    return i18n.say(decision[1], locale).replace("{what}", i18n.t(locale, "slash.verb.mute"))
 
 
 def clicker(payload: dict[str, Any]) -> str:

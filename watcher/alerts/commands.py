@@ -48,6 +48,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from watcher import i18n
 from watcher.alerts.slack_render import escape_mrkdwn, truncate
 from watcher.alerts.slack_render import who as _who  # a person: a mention for a user id, else escaped text
 from watcher.alerts.slash_io import (
@@ -79,25 +80,13 @@ _STATE_EMOJI = {
 }
 
 
-def _at(dt: datetime | None) -> str:
-    """A time in a command's answer: UTC, to the minute."""
-    return f"{dt.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if dt else "?"
-
 
 def _code(text: str) -> str:
     """What the user typed, echoed back as inert inline code (no mention, no formatting, 100 chars)."""
     return "`" + escape_mrkdwn(text.replace("`", "'"))[:100] + "`"
 
-HELP = """*watcher* tells this workspace when an AI vendor fails. Commands:
-• `/watcher status`: every vendor's state, open incidents and who acknowledged them (only you see it)
-• `/watcher subscriptions`: what this channel is subscribed to, and recent changes
-• `/watcher subscribe openai anthropic [--kinds outage,degradation]`: this channel gets their alerts too (`all` for every vendor)
-• `/watcher unsubscribe openai` (or `all`): stop that _(admins)_
-• `/watcher ack 12 [reason]`: acknowledge incident #12; reminders and escalation stop
-• `/watcher mute openai 2h [reason]`: no alerts for a vendor for a while (30m, 2h, 1d, 1h30m) _(admins)_
-• `/watcher unmute openai`: end a mute now _(admins)_
-• `/watcher oncall`: who is on call now, and who is next
-• `/watcher help`: this list"""
+
+# the help text and every reply: [slash] in watcher/locales/<lang>/messages.toml
 
 
 def parse_duration(text: str) -> float:
@@ -142,13 +131,16 @@ COMMANDS = (
 )
 
 
-def parse(text: str) -> Parsed:
-    """``subscribe openai --kinds outage,degradation`` → Parsed("subscribe", ["openai"], ["outage", …])."""
+def parse(text: str, locale: str | None = None) -> Parsed:
+    """``subscribe openai --kinds outage,degradation`` → Parsed("subscribe", ["openai"], ["outage", …]).
+
+    ``locale``: the language of the error (the team's ``alerts.locale``)."""
     words = text.split()
     name = words[0].lower() if words else ""
     name = ALIASES.get(name, name)
     if name not in COMMANDS:
-        raise CommandError(f"I don't know {_code(words[0])}.\n\n{HELP}")
+        unknown = i18n.t(locale, "slash.unknown_command", word=_code(words[0]))
+        raise CommandError(f"{unknown}\n\n{i18n.t(locale, 'slash.help')}")
     args: list[str] = []
     kinds: list[str] | None = None
     rest = words[1:]
@@ -162,11 +154,11 @@ def parse(text: str) -> Parsed:
             else:
                 i += 1
                 if i >= len(rest):
-                    raise CommandError("`--kinds` needs a list, e.g. `--kinds outage,degradation`.")
+                    raise CommandError(i18n.t(locale, "slash.kinds_needs_list"))
                 value = rest[i]
             kinds = (kinds or []) + [k for k in value.lower().split(",") if k]
             if not kinds:
-                raise CommandError("`--kinds` needs a list, e.g. `--kinds outage,degradation`.")
+                raise CommandError(i18n.t(locale, "slash.kinds_needs_list"))
         else:
             args.append(w)
         i += 1
@@ -201,6 +193,28 @@ class SlashCommands:
     def store(self):
         return self.engine.store
 
+    # -- words: the team's language and time zone, as its alerts ---------------------------------
+
+    @property
+    def locale(self) -> str:
+        return self.engine.settings.alerts.locale
+
+    def _t(self, key: str, **values: object) -> str:
+        """A reply in ``alerts.locale``: the people typing ``/watcher`` read their alerts in it too."""
+        return i18n.t(self.locale, f"slash.{key}", **values)
+
+    def _kinds(self, kinds: list[str] | tuple[str, ...]) -> str:
+        """``all kinds``, or the kinds in the team's words (``panne, dégradation``)."""
+        if set(kinds) >= set(_KINDS):
+            return self._t("all_kinds")
+        if i18n.lang(self.locale) == i18n.DEFAULT:
+            return ", ".join(kinds)
+        return ", ".join(i18n.t(self.locale, f"kind_lc.{k}") for k in kinds)
+
+    def _at(self, dt: datetime | None) -> str:
+        """A moment as the alerts write it: the team's zone and language (``Oct 7, 2026, 15:00 CEST``)."""
+        return i18n.format_time(dt, self.locale, self.engine.settings.alerts.timezone) if dt else "?"
+
     def now(self) -> datetime:
         return self.engine.clock()
 
@@ -219,9 +233,7 @@ class SlashCommands:
         later = asyncio.ensure_future(self._finish_later(task, req))
         self._background.add(later)
         later.add_done_callback(self._background.discard)
-        return Reply(
-            f"⏳ Working on {_code(req.command + ' ' + req.text)}: the answer follows here.", interim=True
-        )
+        return Reply(self._t("working", command=_code(req.command + " " + req.text)), interim=True)
 
     async def _finish_later(self, task: asyncio.Future, req: CommandRequest) -> None:
         reply = await task
@@ -233,7 +245,7 @@ class SlashCommands:
     async def run(self, req: CommandRequest) -> Reply:
         """Parse, check permission, apply: the full answer, however long it takes. Never raises."""
         try:
-            cmd = parse(req.text)
+            cmd = parse(req.text, self.locale)
             if cmd.name in ADMIN_COMMANDS:
                 decided = self.permissions.decide_now(req.user_id)
                 if decided is None:
@@ -241,13 +253,13 @@ class SlashCommands:
                 ok, why = decided
                 if not ok:
                     log.warning("Slack command refused: %s may not %s", req.who, cmd.name)
-                    return Reply(why.replace("{what}", _VERBS[cmd.name]))
+                    return Reply(i18n.say(why, self.locale).replace("{what}", self._t(f"verb.{cmd.name}")))
             return self.apply(cmd, req)
         except CommandError as e:
             return Reply(str(e))
         except Exception:
             log.exception("Slack command %r failed", req.text[:100])
-            return Reply("Something went wrong running that command; the details are in watcher's log.")
+            return Reply(self._t("failed"))
 
     def apply(self, cmd: Parsed, req: CommandRequest) -> Reply:
         handler = getattr(self, "cmd_" + cmd.name)
@@ -266,61 +278,75 @@ class SlashCommands:
         return names
 
     def _watched(self) -> str:
-        return ", ".join(_code(v.id) for v in self.engine.vendor_list) or "none"
+        return ", ".join(_code(v.id) for v in self.engine.vendor_list) or self._t("none")
 
     def _vendor(self, word: str) -> str:
         found = self._vendor_ids().get(word.lower())
         if found is None:
-            raise CommandError(f"Unknown vendor {_code(word)}. Watched vendors: {self._watched()}.")
+            raise CommandError(self._t("unknown_vendor", word=_code(word), watched=self._watched()))
         return found
 
     def _name(self, vendor_id: str) -> str:
         if vendor_id == "*":
-            return "every vendor"
+            return self._t("every_vendor")
         v = self.engine.vendors.get(vendor_id)
         return escape_mrkdwn(v.name if v else vendor_id)
 
     # -- read ----------------------------------------------------------------------------------
 
     def cmd_help(self, cmd: Parsed, req: CommandRequest) -> Reply:
-        return Reply(HELP)
+        return Reply(self._t("help"))
 
     def cmd_status(self, cmd: Parsed, req: CommandRequest) -> Reply:
+        from watcher.incidents.wording import say_title
         from watcher.status import all_statuses
 
         now = self.now()
-        lines = ["*Vendors*"]
+        loc = self.locale
+        lines = [self._t("vendors")]
         for s in all_statuses(self.store, self.engine.vendor_list, now):
             emoji = _STATE_EMOJI.get(s.state.value, "⚪")
+            state = (
+                i18n.t(loc, f"state.{s.state.value}")
+                if i18n.has(loc, f"state.{s.state.value}")
+                else s.state.value
+            )
             lines.append(
-                f"{emoji} *{escape_mrkdwn(s.vendor.name)}*: {escape_mrkdwn(s.state.value)}, "
-                f"{escape_mrkdwn(truncate(s.reason, 300))}"
+                f"{emoji} *{escape_mrkdwn(s.vendor.name)}*{' :' if i18n.lang(loc) == 'fr' else ':'} "
+                f"{escape_mrkdwn(state)}, {escape_mrkdwn(truncate(s.reason_in(loc), 300))}"
             )
         incidents = self.store.open_incidents()
         lines.append("")
-        lines.append("*Open incidents*" if incidents else "*Open incidents*: none")
+        lines.append(self._t("open_incidents") if incidents else self._t("open_incidents_none"))
         for inc in incidents[:25]:
             ack = self.store.ack(inc.id)
             acked = (
-                f"acknowledged by {_who(ack.by)} at {_at(ack.at)}"
+                self._t("acked", who=_who(ack.by), at=self._at(ack.at))
                 + (f" ({escape_mrkdwn(truncate(ack.reason, 200))})" if ack.reason else "")
                 if ack
-                else "_not acknowledged_"
+                else self._t("not_acked")
             )
+            kind = i18n.t(loc, f"kind_lc.{inc.kind.value}")
             lines.append(
-                f"• #{inc.id} *{self._name(inc.vendor)}* {escape_mrkdwn(inc.kind.value)}: "
-                f"{escape_mrkdwn(truncate(inc.title, 200))} (since {_at(inc.started_at or inc.opened_at)}); "
-                + acked
+                self._t(
+                    "incident_line",
+                    id=inc.id,
+                    vendor=self._name(inc.vendor),
+                    kind=escape_mrkdwn(kind),
+                    title=escape_mrkdwn(truncate(say_title(inc.title, loc), 200)),
+                    since=self._at(inc.started_at or inc.opened_at),
+                    acked=acked,
+                )
             )
         if len(incidents) > 25:
-            lines.append(f"…and {len(incidents) - 25} more")
+            lines.append(self._t("more", n=len(incidents) - 25))
         mutes = self.store.active_mutes(now)
         if mutes:
             lines.append("")
-            lines.append("*Muted*")
+            lines.append(self._t("muted"))
             for m in mutes:
                 lines.append(
-                    f"• {self._name(m.vendor)} until {_at(m.until)}, by {_who(m.by)}"
+                    self._t("mute_line", vendor=self._name(m.vendor), until=self._at(m.until), who=_who(m.by))
                     + (f" ({escape_mrkdwn(truncate(m.reason, 200))})" if m.reason else "")
                 )
         return Reply("\n".join(lines))
@@ -328,33 +354,42 @@ class SlashCommands:
     def cmd_subscriptions(self, cmd: Parsed, req: CommandRequest) -> Reply:
         channel = req.channel_id
         subs = self.store.subscriptions(channel)
-        lines = [f"*This channel's subscriptions* ({len(subs)})"]
+        lines = [self._t("subs_title", n=len(subs))]
         for s in subs:
-            kinds = "all kinds" if set(s.kinds) >= set(_KINDS) else ", ".join(s.kinds)
             lines.append(
-                f"• {self._name(s.vendor)} ({_code(s.vendor)}): {escape_mrkdwn(kinds)}, "
-                f"by {_who(s.created_by)} on {_at(s.created_at)}"
+                self._t(
+                    "sub_line",
+                    vendor=self._name(s.vendor),
+                    id=_code(s.vendor),
+                    kinds=escape_mrkdwn(self._kinds(s.kinds)),
+                    who=_who(s.created_by),
+                    at=self._at(s.created_at),
+                )
             )
         if not subs:
-            lines.append("None. `/watcher subscribe openai` adds one.")
+            lines.append(self._t("subs_none"))
         routes = [r for r in self.engine.settings.routes if channel in r.channel_targets("slack")]
         if routes:
             lines.append("")
-            lines.append("*From watcher's config* (change it there)")
+            lines.append(self._t("subs_config"))
             for r in routes:
                 lines.append(
-                    f"• route {_code(r.name)}: vendors {escape_mrkdwn(', '.join(r.vendors))}, "
-                    f"kinds {escape_mrkdwn(', '.join(r.kinds))}"
+                    self._t(
+                        "subs_route",
+                        name=_code(r.name),
+                        vendors=escape_mrkdwn(", ".join(r.vendors)),
+                        kinds=escape_mrkdwn(", ".join(r.kinds)),
+                    )
                 )
         changes = self.store.subscription_changes(channel, limit=10)
         if changes:
             lines.append("")
-            lines.append("*Recent changes*")
+            lines.append(self._t("subs_changes"))
             for c in changes:
                 detail = str(c["detail"] or "").split(": ", 1)[-1]
-                verb = "subscribed to" if c["what"] == "subscribe" else "unsubscribed from"
+                key = "subs_change_subscribe" if c["what"] == "subscribe" else "subs_change_unsubscribe"
                 at = datetime.fromisoformat(c["at"]) if c["at"] else None
-                lines.append(f"• {_at(at)}: {_who(c['who'])} {verb} {escape_mrkdwn(detail)}")
+                lines.append(self._t(key, at=self._at(at), who=_who(c["who"]), detail=escape_mrkdwn(detail)))
         return Reply("\n".join(lines))
 
     def cmd_oncall(self, cmd: Parsed, req: CommandRequest) -> Reply:
@@ -364,7 +399,7 @@ class SlashCommands:
         now = self.now()
         people = rotation(oc, now)
         if not people:
-            return Reply("No on-call rotation is configured (`oncall.people` in watcher's config).")
+            return Reply(self._t("no_rotation"))
         start = datetime.combine(oc.rotation_start, datetime.min.time(), tzinfo=UTC)
         shift = timedelta(days=oc.rotation_days)
         ends = start + shift * (int((now - start) / shift) + 1)
@@ -373,14 +408,21 @@ class SlashCommands:
             name = escape_mrkdwn(p.name)
             return f"<@{p.slack}> ({name})" if p.slack and USER_ID.fullmatch(p.slack) else f"*{name}*"
 
-        lines = [f"*On call now:* {person(people[0])}, until {_at(ends)}"]
+        lines = [self._t("oncall_now", person=person(people[0]), until=self._at(ends))]
         if len(people) > 1:
-            lines.append(f"*Next:* {person(people[1])}, from {_at(ends)} to {_at(ends + shift)}")
+            lines.append(
+                self._t(
+                    "oncall_next", person=person(people[1]), start=self._at(ends), end=self._at(ends + shift)
+                )
+            )
             if len(people) > 2:
-                lines.append("*Then:* " + ", ".join(person(p) for p in people[2:]))
+                lines.append(self._t("oncall_then", people=", ".join(person(p) for p in people[2:])))
         lines.append(
-            f"_Unacknowledged alerts are repeated after {_minutes(oc.remind_after)} and go to the next "
-            f"person after {_minutes(oc.escalate_after)}._"
+            self._t(
+                "oncall_rules",
+                remind=i18n.format_duration(oc.remind_after, self.locale),
+                escalate=i18n.format_duration(oc.escalate_after, self.locale),
+            )
         )
         return Reply("\n".join(lines))
 
@@ -389,20 +431,15 @@ class SlashCommands:
     def _channel(self, req: CommandRequest) -> str:
         channel = req.channel_id
         if not _CHANNEL_ID.fullmatch(channel):
-            raise CommandError("Slack did not say which channel this is; run the command in a channel.")
+            raise CommandError(self._t("no_channel"))
         if channel.startswith("D"):
-            raise CommandError(
-                "Subscriptions are per channel: run the command in the channel that should get the alerts."
-            )
+            raise CommandError(self._t("per_channel"))
         return channel
 
     def cmd_subscribe(self, cmd: Parsed, req: CommandRequest) -> Reply:
         channel = self._channel(req)
         if not cmd.args:
-            raise CommandError(
-                f"Which vendors? e.g. `/watcher subscribe openai anthropic --kinds outage,degradation`. "
-                f"Watched vendors: {self._watched()} (or `all`)."
-            )
+            raise CommandError(self._t("subscribe_which", watched=self._watched()))
         vendors = list(dict.fromkeys("*" if w.lower() in ALL else self._vendor(w) for w in cmd.args))
         kinds = list(_KINDS)
         if cmd.kinds is not None:
@@ -412,26 +449,21 @@ class SlashCommands:
                 bad = [k for k in cmd.kinds if k not in _KINDS]
                 if bad:
                     raise CommandError(
-                        f"Unknown kind {_code(bad[0])}. Kinds: " + ", ".join(_code(k) for k in _KINDS) + "."
+                        self._t("unknown_kind", word=_code(bad[0]), kinds=", ".join(_code(k) for k in _KINDS))
                     )
                 kinds = list(dict.fromkeys(cmd.kinds))
         now = self.now()
         changed = [v for v in vendors if self.store.subscribe(channel, v, kinds, req.who, now)]
         what = ", ".join(self._name(v) for v in vendors)
-        kinds_text = "all kinds" if set(kinds) >= set(_KINDS) else ", ".join(kinds)
+        kinds_text = escape_mrkdwn(self._kinds(kinds))
         if not changed:
-            return Reply(f"This channel was already subscribed to {what} ({escape_mrkdwn(kinds_text)}).")
-        return Reply(
-            f"{_who(req.who)} subscribed this channel to {what} ({escape_mrkdwn(kinds_text)}): their "
-            "incidents are posted here with the same message, playbook and buttons as every alert. "
-            "In a private channel, `/invite @watcher` first.",
-            in_channel=True,
-        )
+            return Reply(self._t("already_subscribed", what=what, kinds=kinds_text))
+        return Reply(self._t("subscribed", who=_who(req.who), what=what, kinds=kinds_text), in_channel=True)
 
     def cmd_unsubscribe(self, cmd: Parsed, req: CommandRequest) -> Reply:
         channel = self._channel(req)
         if not cmd.args:
-            raise CommandError("Which vendors? e.g. `/watcher unsubscribe openai`, or `all`.")
+            raise CommandError(self._t("unsubscribe_which"))
         now = self.now()
         if any(w.lower() in ALL for w in cmd.args):
             removed = self.store.unsubscribe(channel, None, req.who, now)
@@ -441,83 +473,70 @@ class SlashCommands:
             for w in cmd.args:
                 vendor = w.lower() if w.lower() in mine else self._vendor_ids().get(w.lower())
                 if vendor is None or vendor not in mine:
-                    subscribed = ", ".join(_code(v) for v in sorted(mine)) or "nothing"
-                    raise CommandError(
-                        f"This channel is not subscribed to {_code(w)}; it is subscribed to {subscribed}."
-                        + (" Alerts from watcher's config routes are changed in the config." if mine else "")
-                    )
+                    subscribed = ", ".join(_code(v) for v in sorted(mine)) or self._t("nothing")
+                    key = "not_subscribed_config" if mine else "not_subscribed"
+                    raise CommandError(self._t(key, word=_code(w), subscribed=subscribed))
                 removed += self.store.unsubscribe(channel, vendor, req.who, now)
         if not removed:
-            return Reply("This channel has no subscriptions to remove.")
-        return Reply(
-            f"{_who(req.who)} unsubscribed this channel from {', '.join(self._name(v) for v in removed)}. "
-            "Incidents already posted here still get their updates and their resolve.",
-            in_channel=True,
-        )
+            return Reply(self._t("nothing_to_remove"))
+        what = ", ".join(self._name(v) for v in removed)
+        return Reply(self._t("unsubscribed", who=_who(req.who), what=what), in_channel=True)
 
     def cmd_ack(self, cmd: Parsed, req: CommandRequest) -> Reply:
         if not cmd.args:
-            raise CommandError(
-                "Which incident? e.g. `/watcher ack 12 switching to Claude` (`/watcher status` lists them)."
-            )
+            raise CommandError(self._t("ack_which"))
         word = cmd.args[0].lstrip("#")
         if not word.isdigit() or len(word) > 12:
-            raise CommandError(f"{_code(cmd.args[0])} is not an incident number: e.g. `/watcher ack 12`.")
+            raise CommandError(self._t("ack_not_number", word=_code(cmd.args[0])))
         reason = " ".join(cmd.args[1:])[:500] or None
         try:
             inc = self.engine.acknowledge(int(word), req.who, reason, via="slack command")
         except (LookupError, ValueError) as e:
-            raise CommandError(f"Not acknowledged: {escape_mrkdwn(str(e))}.") from None
+            raise CommandError(self._t("ack_failed", error=escape_mrkdwn(str(e)))) from None
+        from watcher.incidents.wording import say_title
+
         return Reply(
-            f"Incident #{inc.id} ({self._name(inc.vendor)}: {escape_mrkdwn(truncate(inc.title, 200))}) "
-            f"acknowledged by {_who(req.who)}"
-            + (f" ({escape_mrkdwn(reason)})" if reason else "")
-            + "; reminders and escalation stop."
+            self._t(
+                "ack_done",
+                id=inc.id,
+                vendor=self._name(inc.vendor),
+                title=escape_mrkdwn(truncate(say_title(inc.title, self.locale), 200)),
+                who=_who(req.who),
+                reason=f" ({escape_mrkdwn(reason)})" if reason else "",
+            )
         )
 
     def cmd_mute(self, cmd: Parsed, req: CommandRequest) -> Reply:
         if len(cmd.args) < 2:
-            raise CommandError(
-                "Usage: `/watcher mute VENDOR DURATION [reason]`, e.g. `/watcher mute openai 2h`."
-            )
+            raise CommandError(self._t("mute_usage"))
         vendor = self._vendor(cmd.args[0])
         try:
             seconds = parse_duration(cmd.args[1])
         except ValueError:
-            raise CommandError(
-                f"Cannot read the duration {_code(cmd.args[1])}: use e.g. 30m, 2h, 1d or 1h30m."
-            ) from None
+            raise CommandError(self._t("mute_duration", word=_code(cmd.args[1]))) from None
         if seconds <= 0 or seconds > MAX_MUTE.total_seconds():
-            raise CommandError(f"A mute from Slack lasts between 1 second and {MAX_MUTE.days} days.")
+            raise CommandError(self._t("mute_range", days=MAX_MUTE.days))
         reason = " ".join(cmd.args[2:])[:500] or None
         until = self.engine.mute(vendor, seconds, reason, req.who)
         return Reply(
-            f"{_who(req.who)} muted {self._name(vendor)} until {_at(until)}"
-            + (f" ({escape_mrkdwn(reason)})" if reason else "")
-            + ". It is still watched; no new alerts until then (resolves still go out). "
-            f"`/watcher unmute {vendor}` ends it early.",
+            self._t(
+                "mute_done",
+                who=_who(req.who),
+                vendor=self._name(vendor),
+                until=self._at(until),
+                reason=f" ({escape_mrkdwn(reason)})" if reason else "",
+                id=vendor,
+            ),
             in_channel=True,
         )
 
     def cmd_unmute(self, cmd: Parsed, req: CommandRequest) -> Reply:
         if not cmd.args:
-            raise CommandError("Which vendor? e.g. `/watcher unmute openai`.")
+            raise CommandError(self._t("unmute_which"))
         vendor = self._vendor(cmd.args[0])
         if not self.store.end_mutes(vendor, self.now(), req.who):
-            return Reply(f"{self._name(vendor)} was not muted.")
-        return Reply(
-            f"{_who(req.who)} ended the mute of {self._name(vendor)}: alerts resume.", in_channel=True
-        )
-
-
-_VERBS = {"mute": "mute vendors", "unmute": "unmute vendors", "unsubscribe": "unsubscribe channels"}
-
-
-def _minutes(seconds: float) -> str:
-    h, m = divmod(int(seconds // 60), 60)
-    if h and m:
-        return f"{h}h {m}m"
-    return f"{h}h" if h else f"{m} min"
+            return Reply(self._t("unmute_not", vendor=self._name(vendor)))
+        return Reply(self._t("unmute_done", who=_who(req.who), vendor=self._name(vendor)), in_channel=True)
 
 
 __all__ = [

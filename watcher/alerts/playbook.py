@@ -460,7 +460,11 @@ def _duration(seconds: float, loc: str) -> str:
 
 
 def _clock(dt: datetime, loc: str) -> str:
-    return f"{dt.hour} h {dt.minute:02d}" if loc == "fr" else f"{dt:%H:%M}"
+    """As every other time watcher writes (:func:`watcher.i18n.format_clock`), so the playbook and
+    the Slack fields above it never show the same moment two ways."""
+    from watcher.i18n import format_clock
+
+    return format_clock(dt, loc)
 
 
 def _day(dt: datetime, loc: str, now_local: datetime) -> str:

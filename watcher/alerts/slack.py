@@ -33,6 +33,20 @@ log = logging.getLogger("watcher.alerts.slack")
 _sdk_log = logging.getLogger("watcher.alerts.slack.sdk")
 _sdk_log.setLevel(logging.INFO)  # slack-sdk checks logger.level (not the effective level) before DEBUG dumps
 
+
+def _not_reraised(record: logging.LogRecord) -> bool:
+    """Drop slack-sdk's "Failed to send a request to Slack API server: <urlopen error ...>".
+
+    slack-sdk logs it and then raises the same error, which :func:`error_from_exception` turns into
+    watcher's own words ("cannot reach Slack ..."), reported by the outbox, the doctor or the CLI.
+    Left in, it reached users as a raw extra line (``watcher doctor`` with Slack unreachable, through
+    Python's last-resort handler when no logging is set up), in English only and twice over.
+    """
+    return not record.getMessage().startswith("Failed to send a request to Slack API server")
+
+
+_sdk_log.addFilter(_not_reraised)
+
 _AUTH = "the bot token is invalid or revoked ({code}): check WATCHER_SLACK__TOKEN (or slack.token_file)"
 _TOO_LONG = "Slack rejected the message blocks ({code}): the message is too long or malformed (a watcher bug)"
 _CHANNEL = "Slack channel {channel} ({code}): invite the bot to the channel or give it chat:write.public"

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from watcher.alerts.slack import sdk_timeout
 from watcher.alerts.slack_render import escape_mrkdwn, split_sections, truncate
+from watcher.i18n import Said
 
 log = logging.getLogger("watcher.alerts.commands")
 
@@ -205,11 +206,7 @@ class Permissions:
     def decide_now(self, user_id: str) -> tuple[bool, str] | None:
         """The decision when it needs no network call, else None (ask :meth:`check` in a thread)."""
         if not self.configured:
-            return False, (
-                "Nobody may {what} from Slack yet: watcher has no admins configured. Set `slack.admins` "
-                "(user ids) or `slack.admin_usergroup` (a user group id) in watcher's config. "
-                "Until then use the `watcher` command on the server."
-            )
+            return False, Said("slash.no_admins")
         if user_id in self.admins:
             return True, ""
         if not self.usergroup:
@@ -230,17 +227,12 @@ class Permissions:
             members = self._fetch()
         except _LookupFailed as e:
             log.warning("Slack command: admin check failed: %s", e)
-            return (
-                False,
-                f"Could not check the admin user group ({escape_mrkdwn(str(e))}), so nothing was done.",
-            )
+            return False, Said("slash.admin_check_failed", error=escape_mrkdwn(str(e)))
         return (True, "") if user_id in members else (False, self._refusal())
 
     def _refusal(self) -> str:
-        where = "listed in `slack.admins`" + (
-            " or a member of the admin user group" if self.usergroup else ""
-        )
-        return f"Only watcher admins may {{what}}: you are not {where}. Ask one of them, or an on-call admin."
+        """A :class:`~watcher.i18n.Said`: English as it reads, said in the team's language by the commands."""
+        return Said("slash.refusal_group" if self.usergroup else "slash.refusal")
 
     def _fetch(self) -> frozenset[str]:
         if not self.token:

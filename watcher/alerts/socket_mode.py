@@ -97,7 +97,7 @@ class SocketModeBridge:
             if not may_mute[0]:
                 log.warning("Slack Socket Mode: %s may not mute vendors: Mute 1h refused", clicker_id(payload))
                 url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
-                self.commands.post_response(url, Reply(refusal_text(may_mute)))
+                self.commands.post_response(url, Reply(refusal_text(may_mute, self.engine.settings.alerts.locale)))
         self.loop.call_soon_threadsafe(self._apply, payload, may_mute)
 
     def _apply(self, payload: dict[str, Any], may_mute: tuple[bool, str] | None = None) -> None:

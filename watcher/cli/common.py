@@ -8,10 +8,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
+
+
+DEFAULT_CONFIG = "watcher.toml"
+"""What ``watcher init`` writes in the working folder, and what every command reads from there."""
+
+
+def config_path(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The config file every command reads, and where that choice came from.
+
+    ``-c PATH``, else ``$WATCHER_CONFIG``, else ``./watcher.toml`` when it exists. The last one is
+    why this exists: ``watcher init`` writes ``watcher.toml`` in the working folder, and a new admin
+    who then types ``watcher doctor`` (or ``status``, ``run``, ``demo``) there must get that file,
+    not the defaults; every command asks this one function, so none disagrees about the config.
+    """
+    given = getattr(args, "config", None)
+    if given:
+        return given, "-c"
+    env = os.environ.get("WATCHER_CONFIG")
+    if env:
+        return env, "WATCHER_CONFIG"
+    if Path(DEFAULT_CONFIG).is_file():
+        return DEFAULT_CONFIG, "working folder"
+    return None, "none"
 
 
 def settings_from(args: argparse.Namespace):
@@ -20,13 +45,12 @@ def settings_from(args: argparse.Namespace):
     The channel names of routes' ``targets`` are checked here, against the channel registry, because
     the config (a lower stage) cannot know the channels; every command but ``init`` loads through this.
     """
-    import os
 
     from watcher.alerts.channels import registry
     from watcher.config import load_settings
 
-    settings = load_settings(args.config)
-    path = args.config or os.environ.get("WATCHER_CONFIG")
+    path = config_path(args)[0]
+    settings = load_settings(path)
     registry.check_routes(settings.routes, f"in {path}" if path else "in the environment")
     return settings
 

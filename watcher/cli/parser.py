@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from watcher.i18n import locales
+
 
 def _incident_id(text: str) -> int:
     """An incident number as the database can hold it: a clear usage error, never an overflow traceback."""
@@ -192,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--json", action="store_true")
 
     dm = sub.add_parser(
-        "demo", help="replay a real incident against a simulated vendor: no accounts, no internet"
+        "demo",
+        parents=[common],
+        help="replay a real incident against a simulated vendor: no accounts, no internet",
     )
     dm.add_argument(
         "--speed", type=float, default=1.0, help="replay this many times faster (1: about a minute)"
@@ -200,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--no-web", action="store_true", help="do not start the local web app")
     dm.add_argument("--port", type=_port, default=8765, help="web port on 127.0.0.1 (a free one if taken)")
     dm.add_argument("--stay", action="store_true", help="keep the web app up after the replay, until Ctrl-C")
+    dm.add_argument(
+        "--locale",
+        choices=locales(),
+        help="language of the demo and its alerts (default: alerts.locale of the config, else en)",
+    )
 
     cf = sub.add_parser(
         "classify",

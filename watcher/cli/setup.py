@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from watcher.cli.alerting import cmd_test_alert
-from watcher.cli.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK
+from watcher.cli.common import EXIT_CONFIG, EXIT_FAIL, EXIT_OK, config_path, settings_from
 
 
 def cmd_doctor(settings, args) -> int:
@@ -21,8 +22,12 @@ def cmd_doctor(settings, args) -> int:
     if args.json:
         print(json.dumps({"ok": not failed(checks), "checks": [c.to_json() for c in checks]}, indent=2))
     else:
-        where = args.config or __import__("os").environ.get("WATCHER_CONFIG")
-        print(f"config: {where or 'none (defaults; `watcher init` writes one)'}")
+        where, how = config_path(args)
+        if where is None:
+            print("config: none (defaults; `watcher init` writes one)")
+        else:
+            found = " (found in the working folder)" if how == "working folder" else ""
+            print(f"config: {Path(where).resolve()}{found}")
         for c in checks:
             print(c.line())
         bad = sum(1 for c in checks if c.status == "FAIL")
@@ -187,9 +192,24 @@ def _uses_line(v) -> str:
 
 
 def cmd_demo(args) -> int:
-    """``watcher demo``: needs no configuration (it builds its own, on a temporary database)."""
+    """``watcher demo``: needs no configuration (it builds its own, on a temporary database).
+
+    Its language is ``--locale``, else the config's ``alerts.locale``: a French team that set
+    ``locale = "fr"`` must see the demo in French without knowing the flag. The config is only
+    read for that; a broken one is reported like for any command, not ignored.
+    """
     from watcher.demo import run_from_args
 
+    if args.locale is None:
+        args.locale = "en"
+        if config_path(args)[0] is not None:
+            from watcher.config import ConfigError
+
+            try:
+                args.locale = settings_from(args).alerts.locale
+            except ConfigError as e:
+                print(f"watcher: {e}", file=sys.stderr)
+                return EXIT_CONFIG
     return run_from_args(args)
 
 

@@ -290,11 +290,19 @@ def cmd_health(settings, args) -> int:
             print(f"unhealthy: {reason}", file=sys.stderr)
         return EXIT_FAIL
     from watcher.catalog import resolve
+    from watcher.health import silence_limit, silence_reason
 
-    keys = {spec.key for v in resolve(settings) for spec in v.sources}
-    records = [r for r in records if r.key in keys] or records
-    polled = [r.last_polled_at for r in records if r.last_polled_at]
-    max_age = args.max_age if args.max_age is not None else max(300.0, 3 * settings.poll.interval)
+    specs = [spec for v in resolve(settings) for spec in v.sources]
+    by_key = {r.key: r for r in records}
+    watched: list[Any]
+    intervals: list[float]
+    if not any(s.key in by_key for s in specs):  # a database of other sources: judge what it holds
+        watched, intervals = records, [settings.poll.interval] * len(records)
+    else:
+        watched, intervals = [by_key.get(s.key) for s in specs], [s.interval for s in specs]
+    polled = [r.last_polled_at for r in watched if r and r.last_polled_at]
+    # the same limit as /healthz: a few intervals of the fastest source (watcher.health.silence_limit)
+    max_age = args.max_age if args.max_age is not None else silence_limit(intervals)
     if not polled:
         print("unhealthy: nothing polled yet", file=sys.stderr)
         return EXIT_FAIL
@@ -303,21 +311,15 @@ def cmd_health(settings, args) -> int:
     if age > max_age:
         print(f"unhealthy: last poll {age:.0f}s ago (limit {max_age:.0f}s)", file=sys.stderr)
         return EXIT_FAIL
-    failing = [r for r in records if r.error]
     # polled is not enough: a watcher whose every poll fails (no network, DNS, proxy) sees nothing
-    answered = [r.last_success_at for r in records if r.last_success_at]
-    answer_age = (now - max(answered)).total_seconds() if answered else None
-    if answer_age is None or answer_age > max_age:
-        since = "ever" if answer_age is None else f"for {answer_age:.0f}s (limit {max_age:.0f}s)"
-        example = f"; e.g. {failing[0].key}: {failing[0].error}" if failing else ""
-        print(
-            f"unhealthy: no source has answered {since}: 0 of {len(records)} sources answering{example}. "
-            "Check this machine's network, DNS or proxy (`watcher doctor`)",
-            file=sys.stderr,
-        )
+    silent = silence_reason(now, watched, intervals, limit=max_age)
+    if silent:
+        print(f"unhealthy: {silent}", file=sys.stderr)
         return EXIT_FAIL
-    n_ok = len(records) - len(failing)
-    print(f"healthy: last poll {age:.0f}s ago; {n_ok} of {len(records)} sources answering")
+    failing = [r for r in watched if r and r.error]
+    n_ok = len(watched) - len(failing)
+    wait = "" if n_ok else f" (none yet: unhealthy once every source is silent for {max_age:.0f}s)"
+    print(f"healthy: last poll {age:.0f}s ago; {n_ok} of {len(watched)} sources answering{wait}")
     return EXIT_OK
 
 

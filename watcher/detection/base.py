@@ -12,6 +12,9 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from watcher import i18n
+from watcher.i18n import Said
+
 MAD_TO_SIGMA = 1.4826
 """MAD × this is the standard deviation of a normal distribution (§5.2)."""
 
@@ -47,11 +50,20 @@ def parse_time(value: str | None) -> datetime | None:
 
 def hhmm(at: datetime | None) -> str:
     if at is None:
-        return "an unknown time"
+        return Said("detect.unknown_time")
     text = at.strftime("%H:%M")
     if at.tzinfo is not None and at.utcoffset() == UTC.utcoffset(None):
         text += " UTC"
     return text
+
+
+def word(text: str) -> str:
+    """A detector's configured word (``probe runs``, ``wrong``) as a :class:`~watcher.i18n.Said` when
+    the locales have it, so an alarm's reason can be said in the team's language; else as given."""
+    return next((Said(f"detect.word.{k}") for k in WORDS if i18n.t("en", f"detect.word.{k}") == text), text)
+
+
+WORDS = ("probe_runs", "checks", "canary_answers", "wrong", "probe_requests", "failed_error")
 
 
 def one_in(p: float) -> str:

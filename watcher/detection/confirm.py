@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from watcher.i18n import Said
+
 
 @dataclass(frozen=True, slots=True)
 class Sighting:
@@ -42,7 +44,7 @@ class Confirmation:
 
     def explain(self) -> str:
         names = ", ".join(s.location for s in self.seeing)
-        return f"not answering from {len(self.seeing)} of {len(self.locations)} locations ({names})"
+        return Said("detect.locations", n=len(self.seeing), of=len(self.locations), names=names)
 
 
 def confirmation(

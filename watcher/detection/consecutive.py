@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from watcher.detection.base import Event, hhmm, iso_time, parse_time
+from watcher.detection.base import Event, hhmm, iso_time, parse_time, word
+from watcher.i18n import Said
 
 # --------------------------------------------------------------------------------------------
 # Consecutive-failure rule (hard outages)
@@ -75,11 +76,15 @@ class ConsecutiveRule:
         return self.alarm
 
     def explain(self) -> str:
-        if self.alarm:
-            return (
-                f"Outage: {self.failures_while_open} {self.what} failed since {hhmm(self.outage_first_at)} "
-                f"({self.fail_n} in a row open it); it closes after {self.recover_m} successes in a row "
-                f"(now {self.passes_in_row})."
+        if self.alarm:  # an incident's reason: Said, so the alert says it in the team's language
+            return Said(
+                "detect.outage",
+                failures=self.failures_while_open,
+                what=word(self.what),
+                since=hhmm(self.outage_first_at),
+                n=self.fail_n,
+                m=self.recover_m,
+                passes=self.passes_in_row,
             )
         if self.closed_at is not None and self.fails_in_row == 0:
             return f"Recovered at {hhmm(self.closed_at)} after {self.recover_m} successes in a row."

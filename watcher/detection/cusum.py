@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from watcher.detection.base import Event, config_from, hhmm, iso_time, one_in, parse_time, round_up
+from watcher.detection.base import Event, config_from, hhmm, iso_time, one_in, parse_time, round_up, word
 from watcher.detection.runlength import BernoulliDesign, bernoulli_design, ucb1
+from watcher.i18n import Listed, Said
 
 # --------------------------------------------------------------------------------------------
 # Bernoulli CUSUM
@@ -333,27 +334,50 @@ class BernoulliCusum:
         cfg = self.config
         base = f"baseline {one_in(self.p0)}"
         parts: list[str] = []
-        if self.alarm:
+        if self.alarm:  # an incident's reason: Said, so the alert says it in the team's language
             expected = self.alarm_n * self.p0
             why = (
-                f"including {self.hard_fail_k} in a row"
+                Said("detect.why_row", k=self.hard_fail_k)
                 if self.alarm_reason == "consecutive"
-                else f"about {expected:.1f} expected"
+                else Said("detect.why_expected", x=f"{expected:.1f}")
                 if expected >= 0.1
-                else "under 0.1 expected"
+                else Said("detect.why_tiny")
             )
+            rate = (
+                Said("detect.rate", n=max(1, round(1.0 / self.p0)))
+                if self.p0 > 0
+                else Said("detect.rate_none")
+            )
+            failed = word(cfg.failed_word)
             parts.append(
-                f"Alarm: {self.alarm_failures} of the last {self.alarm_n} {cfg.what} {cfg.failed_word} "
-                f"({base}, {why}); first seen {hhmm(self.alarm_first_at)}, alarm at {hhmm(self.alarm_at)}."
+                Said(
+                    "detect.alarm",
+                    failures=self.alarm_failures,
+                    n=self.alarm_n,
+                    what=word(cfg.what),
+                    failed=failed,
+                    base=Said("detect.baseline", rate=rate),
+                    why=why,
+                    first=hhmm(self.alarm_first_at),
+                    at=hhmm(self.alarm_at),
+                )
             )
             if self.run_n > self.alarm_n:
                 fail, n = self.recent_failures(10)
                 parts.append(
-                    f"Since the first: {self.run_failures} of {self.run_n} {cfg.failed_word}; "
-                    f"last {n}: {fail} {cfg.failed_word}."
+                    Said(
+                        "detect.since_first",
+                        failures=self.run_failures,
+                        n=self.run_n,
+                        failed=failed,
+                        last_n=n,
+                        last_failures=fail,
+                        failed2=failed,
+                    )
                 )
             to_clear = math.ceil((self.clear_level - self.r) / self.design.dn)
-            parts.append(f"Clears after at least {to_clear} more in a row without a failure.")
+            parts.append(Said("detect.clears", n=to_clear))
+            return Listed(parts, "detect.space")
         elif self.run_n:
             state = "Watching" if self.warn else "Normal"
             parts.append(

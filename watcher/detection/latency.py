@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from watcher.detection.base import MAD_TO_SIGMA, Event, config_from, hhmm, iso_time, parse_time
 from watcher.detection.runlength import lattice_arl
+from watcher.i18n import Said
 
 # --------------------------------------------------------------------------------------------
 # Latency: winsorised robust CUSUM on seasonal z-scores of log latency
@@ -412,17 +413,28 @@ class LatencyCusum:
                 f"probes, {days:.1f} of {cfg.learn_days:g} days)."
             )
         worse = "slower" if cfg.higher_is_worse else "lower"
+        now: str
         if self.recent:
             at, value, expected = self.recent[-1]
-            now = f"latest {value:.3g} {cfg.unit} against a usual {expected:.3g} {cfg.unit} at this hour"
+            now = Said(
+                "detect.latency_now",
+                value=f"{value:.3g}",
+                unit=cfg.unit,
+                expected=f"{expected:.3g}",
+                unit2=cfg.unit,
+            )
         else:
-            now = "no probe yet"
-        if self.alarm:
+            now = Said("detect.latency_none")
+        if self.alarm:  # an incident's reason: Said, so the alert says it in the team's language
             items = min(self.alarm_n, len(self.recent)) or 1
-            return (
-                f"Alarm: {cfg.metric} {self.alarm_ratio:.1f}× the usual value for the hour "
-                f"(median of the last {items} probes) since {hhmm(self.alarm_first_at)}, alarm at "
-                f"{hhmm(self.alarm_at)}; {now}."
+            return Said(
+                "detect.latency_alarm",
+                metric=cfg.metric,
+                ratio=f"{self.alarm_ratio:.1f}",
+                n=items,
+                first=hhmm(self.alarm_first_at),
+                at=hhmm(self.alarm_at),
+                now=now,
             )
         if self.run_n:
             items = min(self.run_n, len(self.recent))

@@ -23,6 +23,7 @@ from watcher.incidents.model import EventType
 KINDS = ("outage", "degradation", "api_change", "hallucination_spike", "maintenance")
 CUE_FAMILIES = ("all", "some", "unusable", "slow", "errors", "wrong", "change", "unaffected", "planned")
 TITLE_WORDS = ("degraded_performance", "partial_outage", "major_outage")
+PROBE_TITLES = ("outage", "degradation", "quality")
 
 
 # -- classifier reasons ---------------------------------------------------------------------------
@@ -129,11 +130,117 @@ def _read_part(part: str) -> Said | None:
 
 
 def say_reason(text: str, locale: str | None) -> str:
-    """A classifier reason (stored English, or a :class:`Said`) in ``locale``; as stored when unreadable."""
+    """An incident's reason (stored English, or a :class:`Said`) in ``locale``; as stored when unreadable.
+
+    The classifier's reasons, and those of watcher's own detectors (a probe incident's "Outage: 4
+    probe runs failed since ..."), which were English in a French alert until they had keys too.
+    """
     if i18n.lang(locale) == i18n.DEFAULT or not text:
         return text
-    said = text if isinstance(text, Said) else read_reason(text)
-    return said.say(locale) if said is not None else text
+    if isinstance(text, Said | Listed):
+        return text.say(locale)
+    said: object | None = read_reason(text) or read_detector(text)
+    return i18n.say(said, locale) if said is not None else text
+
+
+# -- what watcher's own detectors say (watcher/detection/, watcher/probes/) --------------------------
+
+_DETECT = (
+    "detect.outage",
+    "detect.alarm",
+    "detect.since_first",
+    "detect.clears",
+    "detect.latency_alarm",
+    "detect.confirmed",
+)
+_SENTENCE = re.compile(r"(?<=\.) (?=[A-Z])")
+
+
+def read_detector(text: str) -> object | None:
+    """A detector's stored reason back into its keys and values (:class:`Said`, :class:`Listed`), else None.
+
+    One alarm's explanation is one or more sentences; the probe runner joins two detectors' with
+    ``"; "`` (errors and latency), which also occurs inside a sentence, so every cut is tried.
+    All or nothing: a reason read only in part is shown as stored, never half-translated.
+    """
+    if not text:
+        return None
+    whole = _sentences(text)
+    if whole is not None:
+        return whole
+    parts = text.split("; ")
+    for i in range(1, len(parts)):
+        first, second = _sentences("; ".join(parts[:i])), _sentences("; ".join(parts[i:]))
+        if first is not None and second is not None:
+            return Listed([first, second], "detect.sep")
+    return None
+
+
+def _sentences(text: str) -> object | None:
+    read = [_detector_sentence(s) for s in _SENTENCE.split(text)]
+    if any(r is None for r in read):
+        return None
+    return read[0] if len(read) == 1 else Listed(read, "detect.space")
+
+
+def _detector_sentence(text: str) -> Said | None:
+    from watcher.detection.base import WORDS
+
+    # the detectors' configured words ("probe requests", "failed (error or timeout)") hold spaces and
+    # brackets that make the template's split ambiguous: each is masked as one token while parsing
+    english = sorted(((i18n.t("en", f"detect.word.{k}"), k) for k in WORDS), key=lambda p: -len(p[0]))
+    masked = text
+    for phrase, k in english:
+        masked = masked.replace(phrase, f"\x00{k}\x00")
+
+    def unmask(value: str) -> str:
+        for phrase, k in english:
+            value = value.replace(f"\x00{k}\x00", phrase)
+        return value
+
+    for key in _DETECT:
+        got = i18n.parse(masked, key)
+        if got is None:
+            continue
+        values: dict[str, object] = {}
+        for name, value in got.items():
+            whole = re.fullmatch("\x00(\\w+)\x00", value)
+            values[name] = Said(f"detect.word.{whole[1]}") if whole else _detector_value(name, unmask(value))
+        said = Said(key, **values)
+        if said == text:
+            return said
+    return None
+
+
+def _detector_value(name: str, value: str) -> object:
+    from watcher.detection.base import word
+
+    if name == "base":
+        got = i18n.parse(value, "detect.baseline")
+        if got is not None:
+            rate = i18n.parse(got["rate"], "detect.rate")
+            if rate is not None:
+                return Said("detect.baseline", rate=Said("detect.rate", n=rate["n"]))
+            if got["rate"] == i18n.t("en", "detect.rate_none"):
+                return Said("detect.baseline", rate=Said("detect.rate_none"))
+    if name == "why":
+        for key in ("detect.why_row", "detect.why_expected", "detect.why_tiny"):
+            got = i18n.parse(value, key)
+            if got is not None:
+                return Said(key, **got)
+    if name == "now":
+        got = i18n.parse(value, "detect.latency_now")
+        if got is not None:
+            return Said("detect.latency_now", **got)
+        if value == i18n.t("en", "detect.latency_none"):
+            return Said("detect.latency_none")
+    if name == "explain":
+        got = i18n.parse(value, "detect.locations")
+        if got is not None:
+            return Said("detect.locations", **got)
+    if value == i18n.t("en", "detect.unknown_time"):
+        return Said("detect.unknown_time")
+    return word(value)
 
 
 # -- incident titles watcher writes (component states alone) ---------------------------------------
@@ -151,6 +258,10 @@ def say_title(text: str, locale: str | None) -> str:
     """An incident title in ``locale`` when watcher wrote it (``Partial outage: Chat``); the vendor's as is."""
     if i18n.lang(locale) == i18n.DEFAULT or not text:
         return text
+    for key in PROBE_TITLES:  # the incidents watcher's probes open
+        got = i18n.parse(text, f"probe_title.{key}")
+        if got is not None:
+            return Said(f"probe_title.{key}", name=got["name"]).say(locale)
     for worst in TITLE_WORDS:
         got = i18n.parse(text, f"incident_title.{worst}")
         if got is None:
@@ -187,6 +298,9 @@ def say_event(kind: EventType | str, text: str, locale: str | None) -> str:
 def read_event(kind: EventType, text: str) -> object | None:
     """A stored event text back into what it says (a :class:`Said`, or a title to say), else None."""
     if kind in (EventType.VENDOR_UPDATE, EventType.MAINTENANCE_STARTED):
+        got = i18n.parse(text, "probe_title.seen")  # a probe incident's first update: watcher's own words
+        if got is not None and kind is EventType.VENDOR_UPDATE:
+            return Said("probe_title.seen", reason=_Reason(got["reason"]))
         return None  # the vendor's words
     if kind in (EventType.OPENED, EventType.BACKFILLED):
         return _Title(text)
@@ -202,7 +316,7 @@ def read_event(kind: EventType, text: str) -> object | None:
         return Said("incident_event.merged", title=got["title"])
     got = i18n.parse(text, "incident_event.probes_confirm")
     if got is not None:
-        return Said("incident_event.probes_confirm", what=got["what"])
+        return Said("incident_event.probes_confirm", what=_Reason(got["what"]))
     for key in ("vendor_marked", "reopened"):
         got = i18n.parse(text, f"incident_event.{key}")
         if got is not None:

@@ -46,6 +46,7 @@ from watcher.detection import (
     LatencyConfig,
     LatencyCusum,
 )
+from watcher.i18n import Listed, Said
 from watcher.model import IncidentKind, IncidentScope, IncidentStatus, Report, Snapshot, Update
 from watcher.probes.budget import Budget, Remaining, VendorBudget
 from watcher.probes.canaries import CanarySet, Score, load_canaries, merge
@@ -227,7 +228,7 @@ def finding(slot: str, kind: IncidentKind, title: str, reason: str, since: datet
             Update(
                 id=key,
                 status=IncidentStatus.INVESTIGATING,
-                body=f"Seen by watcher's own probes: {reason}",
+                body=Said("probe_title.seen", reason=reason),
                 created_at=since,
             ),
         ),
@@ -514,15 +515,15 @@ class ProbeRunner:
             report(
                 "availability",
                 IncidentKind.OUTAGE,
-                f"{name} API is not answering watcher's probes",
+                Said("probe_title.outage", name=name),
                 det.outage.explain(),
             )
         elif det.errors.alarm or det.latency.alarm:
-            why = "; ".join(d.explain() for d in (det.errors, det.latency) if d.alarm)
+            why = Listed([d.explain() for d in (det.errors, det.latency) if d.alarm], "detect.sep")
             report(
                 "availability",
                 IncidentKind.DEGRADATION,
-                f"{name} API is slower or failing more than usual",
+                Said("probe_title.degradation", name=name),
                 why,
             )
         else:
@@ -531,7 +532,7 @@ class ProbeRunner:
             report(
                 "quality",
                 IncidentKind.HALLUCINATION_SPIKE,
-                f"{name} answers our known-answer prompts wrongly more often than usual",
+                Said("probe_title.quality", name=name),
                 det.quality.explain(),
             )
         else:

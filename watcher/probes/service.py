@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from watcher.connectivity import Connectivity
 from watcher.detection.confirm import Confirmation, Sighting, confirmation
+from watcher.i18n import Said
 from watcher.model import SELF_VENDOR, IncidentKind, IncidentScope, Report, Snapshot
 from watcher.probes.runner import ProbeRunner, RunOutcome, finding
 
@@ -210,8 +211,9 @@ class ProbeService:
         since = self._since[vendor]
         target = self.runner.targets.get(vendor)
         name = target.vendor.name if target is not None else vendor
-        reason = f"Outage: {conf.explain()}, since {since:%H:%M} UTC"
-        return finding("availability", IncidentKind.OUTAGE, f"{name} API is not answering watcher's probes", reason, since)
+        reason = Said("detect.confirmed", explain=conf.explain(), since=f"{since:%H:%M} UTC")
+        title = Said("probe_title.outage", name=name)
+        return finding("availability", IncidentKind.OUTAGE, title, reason, since)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC
 from html import escape
 from typing import Any
 
@@ -39,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from watcher import i18n
 from watcher.alerts.actions import (
     NO_PERMISSIONS,
     clicker,
@@ -51,6 +51,7 @@ from watcher.alerts.commands import CommandRequest, Reply, SlashCommands
 from watcher.alerts.engine import plain_name
 from watcher.alerts.signing import verify_ack
 from watcher.alerts.slack_signature import verify
+from watcher.incidents.wording import say_title
 
 log = logging.getLogger("watcher.web")
 
@@ -141,40 +142,70 @@ def create_app(
             return PlainTextResponse("no action of ours in this payload", 400)
         if may_mute is not None and not may_mute[0] and commands is not None:
             log.warning("Slack: %s (%s) may not mute vendors: Mute 1h refused", who, clicker_id(payload))
-            reply = Reply(refusal_text(may_mute))
+            reply = Reply(refusal_text(may_mute, loc))
             url = payload.get("response_url") if isinstance(payload.get("response_url"), str) else None
             task = asyncio.ensure_future(asyncio.to_thread(commands.post_response, url, reply))
             background.add(task)
             task.add_done_callback(background.discard)
         return Response(status_code=200)
 
+    # the team's language and zone, as the email that holds the link (alerts.locale, alerts.timezone)
+    loc = i18n.lang(engine.settings.alerts.locale) if engine is not None else i18n.DEFAULT
+    tz = engine.settings.alerts.timezone if engine is not None else None
+
+    def w(key: str, **values: object) -> str:
+        """Words of the acknowledge-link pages in the team's language; values are escaped here."""
+        return i18n.t(loc, f"ack_page.{key}", **{k: escape(str(v)) for k, v in values.items()})
+
+    def when(at) -> str:
+        return i18n.format_time(at, loc, tz) if at else "?"
+
+    def page(title: str, body: str, status: int = 200) -> HTMLResponse:
+        return _page(title, body, status, lang=loc)
+
+    def invalid() -> HTMLResponse:
+        return page(w("invalid_title"), f"<p>{w('invalid_text')}</p>", 403)
+
+    def unknown(iid: int) -> HTMLResponse:
+        return page(w("unknown_title"), f"<p>{w('unknown_text', id=iid)}</p>", 404)
+
+    def resolved(inc, status: int = 200) -> HTMLResponse:
+        title = say_title(inc.title, loc)
+        return page(w("resolved_title"), f"<p>{w('resolved_text', title=title)}</p>", status)
+
     async def ack_page(request: Request) -> Response:
         iid, ok, inc = _check_link(request, request.query_params)
         if not ok:
-            return _page("Link not valid", "<p>This acknowledge link is invalid or has expired.</p>", 403)
+            return invalid()
         if inc is None:
-            return _page("Unknown incident", f"<p>No incident #{iid}.</p>", 404)
+            return unknown(iid)
         if not inc.is_open:
-            return _page("Already resolved", f"<p>{escape(inc.title)} is already resolved.</p>")
+            return resolved(inc)
         q = request.query_params
         used = _link_used(iid, q)
         if used is not None:
             return _used_page(iid, used)
         ack = engine.store.ack(iid)
-        already = f"<p>Already acknowledged by {escape(ack.by)} at {_when(ack.at)}.</p>" if ack else ""
+        already = f"<p>{w('already', who=ack.by, at=when(ack.at))}</p>" if ack else ""
         form = (
             f'<form method="post" action="{iid}">'  # relative: works under a path prefix too
             f'<input type="hidden" name="e" value="{escape(q.get("e", ""))}">'
             f'<input type="hidden" name="s" value="{escape(q.get("s", ""))}">'
-            '<p><label>Your name <input name="by" required maxlength="80"></label></p>'
-            '<p><label>Note (optional) <input name="reason" maxlength="500"></label></p>'
-            '<p><button type="submit">Acknowledge</button></p></form>'
+            f'<p><label>{w("name")} <input name="by" required maxlength="80"></label></p>'
+            f'<p><label>{w("note")} <input name="reason" maxlength="500"></label></p>'
+            f'<p><button type="submit">{w("button")}</button></p></form>'
+        )
+        kind = i18n.t(loc, f"kind_lc.{inc.kind.value}")
+        status = (
+            i18n.t(loc, f"status.{inc.status.value}")
+            if i18n.has(loc, f"status.{inc.status.value}")
+            else inc.status.value
         )
         body = (
-            f"<p><strong>{escape(inc.vendor)}</strong> — {escape(inc.title)}</p>"
-            f"<p>{escape(inc.kind.value)}, vendor status {escape(inc.status.value)}</p>{already}{form}"
+            f"<p><strong>{escape(inc.vendor)}</strong> — {escape(say_title(inc.title, loc))}</p>"
+            f"<p>{w('summary', kind=kind, status=status)}</p>{already}{form}"
         )
-        return _page(f"Acknowledge incident #{iid}", body)
+        return page(w("title", id=iid), body)
 
     async def ack_submit(request: Request) -> Response:
         raw = await _body(request)
@@ -183,9 +214,9 @@ def create_app(
         form = await _form(raw)
         iid, ok, inc = _check_link(request, form)
         if not ok:
-            return _page("Link not valid", "<p>This acknowledge link is invalid or has expired.</p>", 403)
+            return invalid()
         if inc is None:
-            return _page("Unknown incident", f"<p>No incident #{iid}.</p>", 404)
+            return unknown(iid)
         used = _link_used(iid, form)
         if used is not None:  # a link acts once: a replay changes nothing and sends nothing
             log.warning("acknowledge link for incident #%s used again from %s: refused", iid, _peer(request))
@@ -193,28 +224,25 @@ def create_app(
         try:
             by = plain_name(form.get("by"))
         except ValueError as e:
-            return _page("Not acknowledged", f"<p>{escape(str(e))}</p><p>Go back and try again.</p>", 400)
+            why = i18n.say(e.args[0] if e.args else str(e), loc)
+            return page(w("not_acked_title"), f"<p>{escape(why)}</p><p>{w('try_again')}</p>", 400)
         reason = " ".join((form.get("reason") or "").split())[:500] or None
         if not inc.is_open:
-            return _page("Already resolved", f"<p>{escape(inc.title)} is already resolved.</p>", 409)
+            return resolved(inc, 409)
         ack = engine.store.ack(iid)
         if ack is not None:  # acknowledged meanwhile (button, another link): keep theirs, send nothing
-            return _page(
-                "Already acknowledged",
-                f"<p>Incident #{iid} was already acknowledged by {escape(ack.by)} at {_when(ack.at)}. "
-                "Nothing was changed.</p>",
-                409,
-            )
+            text = w("already_text", id=iid, who=ack.by, at=when(ack.at))
+            return page(w("already_title"), f"<p>{text}</p>", 409)
         first = engine.store.use_ack_link(_link_key(iid, form), iid, by, engine.clock())
         if first is not None:  # the same link, submitted twice at once: the other one won
             return _used_page(iid, first)
         try:
             engine.acknowledge(iid, by, reason, via="email link")
         except LookupError:
-            return _page("Unknown incident", f"<p>No incident #{iid}.</p>", 404)
+            return unknown(iid)
         except ValueError as e:
-            return _page("Not acknowledged", f"<p>{escape(str(e))}</p>", 409)
-        return _page("Acknowledged", f"<p>Incident #{iid} acknowledged by {escape(by)}. Reminders stop.</p>")
+            return page(w("not_acked_title"), f"<p>{escape(str(e))}</p>", 409)
+        return page(w("done_title"), f"<p>{w('done_text', id=iid, who=by)}</p>")
 
     def _link_key(iid: int, params) -> str:
         return f"{iid}:{params.get('e', '')}:{params.get('s', '')}"
@@ -224,12 +252,8 @@ def create_app(
 
     def _used_page(iid: int, used: tuple[str, Any]) -> HTMLResponse:
         by, at = used
-        return _page(
-            "Link already used",
-            f"<p>This link already acknowledged incident #{iid}: by {escape(by)} at {_when(at)}. "
-            "An acknowledge link acts once; nothing was changed or sent.</p>",
-            409,
-        )
+        text = w("used_text", id=iid, who=by, at=when(at))
+        return page(w("used_title"), f"<p>{text}</p>", 409)
 
     def _check_link(request: Request, params) -> tuple[int, bool, Any]:
         try:
@@ -251,7 +275,7 @@ def create_app(
             Route("/slack/commands", slack_commands, methods=["POST"]),
             Route("/ack/{incident_id}", ack_page, methods=["GET"]),
             Route("/ack/{incident_id}", ack_submit, methods=["POST"]),
-        ]
+        ],
     )
 
 
@@ -319,20 +343,14 @@ async def _form(body: bytes) -> dict[str, str]:
     return {k: v[0] for k, v in parsed.items()}
 
 
-def _when(at) -> str:
-    try:
-        return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    except (AttributeError, ValueError):
-        return escape(str(at))
-
-
 def _peer(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+def _page(title: str, body: str, status: int = 200, lang: str = "en") -> HTMLResponse:
+    """A small page; ``title`` is text (escaped here), ``body`` is HTML built with escaped values."""
     html = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<!doctype html><html lang={escape(lang)}><head><meta charset=utf-8>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)} · watcher</title>"
         "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:2em auto;padding:0 1em}"

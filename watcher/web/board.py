@@ -180,8 +180,17 @@ def render(template: str, status: int = 200, locale: str = "en", **context) -> H
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 
-def message_page(title: str, message: str, status: int = 200, back: str = "/") -> HTMLResponse:
-    return render("message.html", status, title=title, message=message, back=back, root=None)
+def message_page(
+    key: str, status: int = 200, back: str = "/", locale: str = "en", **values: object
+) -> HTMLResponse:
+    """An error page in the board's language: ``board.page.<key>_title`` and ``<key>_text``.
+
+    A French team's board said "Unknown incident" and "Not allowed" in the middle of French pages.
+    """
+    loc = i18n.lang(locale)
+    title = i18n.t(loc, f"board.page.{key}_title")
+    message = i18n.t(loc, f"board.page.{key}_text", **values)
+    return render("message.html", status, locale=loc, title=title, message=message, back=back, root=None)
 
 
 def headline(vendor_views: list[views.VendorView], locale: str = "en") -> tuple[str, str]:
@@ -285,7 +294,7 @@ def routes(ctx) -> list[BaseRoute]:
         iid = request.path_params["incident_id"]
         detail = views.incident_detail(ctx, iid, now)
         if detail is None:
-            return message_page("Unknown incident", f"There is no incident #{iid}.", 404, back="../")
+            return message_page("unknown", 404, back="../", locale=locale, id=iid)
         inc = detail.view.incident
         vendor = next((v for v in ctx.vendors if v.id == inc.vendor), None)
         ident = identity(request)
@@ -310,43 +319,32 @@ def routes(ctx) -> list[BaseRoute]:
         iid = request.path_params["incident_id"]
         back_board = "../../"
         if not views.valid_id(iid):
-            return message_page("Unknown incident", f"There is no incident #{iid}.", 404, back=back_board)
+            return message_page("unknown", 404, back=back_board, locale=locale, id=iid)
         ident = identity(request)
         if ident is None:
-            return message_page(
-                "Not allowed",
-                "Acknowledging from the board needs a login: the login middleware (watcher.web.auth) is "
-                "not installed in this app.",
-                403,
-                back=back_board,
-            )
+            return message_page("not_allowed", 403, back=back_board, locale=locale)
         raw = await _read(request, MAX_FORM)
         if raw is None:
-            return message_page("Too large", "The form is too large.", 413, back=back_board)
+            return message_page("too_large", 413, back=back_board, locale=locale)
         form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
         back = f"../{iid}" if form.get("back") == "incident" else back_board
         if not hmac.compare_digest(form.get("csrf", "").encode(), csrf_token(key, ident).encode()):
-            return message_page(
-                "Form expired",
-                "This form is out of date (watcher restarted, or you logged in as someone else). "
-                "Go back, reload the page and press Acknowledge again.",
-                403,
-                back=back,
-            )
+            return message_page("expired", 403, back=back, locale=locale)
         by = known_name(ident) or " ".join(form.get("by", "").split())[:80]
         if not by:
-            return message_page(
-                "Name needed", "Type your name so the team knows who is on it.", 400, back=back
-            )
+            return message_page("name", 400, back=back, locale=locale)
         reason = form.get("reason", "").strip()[:500] or None
         if ctx.engine is None:
-            return message_page("Not available", "Acknowledging is not available here.", 503, back=back)
+            return message_page("unavailable", 503, back=back, locale=locale)
         try:
             ctx.engine.acknowledge(iid, by, reason, via="board")
         except LookupError:
-            return message_page("Unknown incident", f"There is no incident #{iid}.", 404, back=back_board)
+            return message_page("unknown", 404, back=back_board, locale=locale, id=iid)
         except ValueError as e:
-            return message_page("Not acknowledged", str(e), 409, back=back)
+            inc = ctx.store.incident(iid)
+            if inc is not None and inc.resolved_at is not None:  # the one refusal a user meets, in their words
+                return message_page("resolved", 409, back=back, locale=locale, id=iid)
+            return message_page("not_acked", 409, back=back, locale=locale, error=e)
         log.info("incident #%s acknowledged by %s from the board", iid, by)
         return RedirectResponse(f"{back}?acked={iid}", status_code=303, headers={"Cache-Control": "no-store"})
 

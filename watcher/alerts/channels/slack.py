@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from watcher.alerts.channels.base import (
     FAIL,
@@ -98,12 +99,25 @@ class SlackChannel(Channel):
         try:
             who = bot.check()
         except TransportError as e:
+            # only a refusal says the token is wrong: a network failure or a Slack outage says nothing
+            # about it, and advising to copy it again sent admins after the wrong problem
+            if e.permanent:
+                return [
+                    Check(
+                        FAIL,
+                        "slack token",
+                        f"auth.test refused: {e.message}",
+                        "copy the Bot User OAuth Token (xoxb-...) from OAuth & Permissions into WATCHER_SLACK__TOKEN",
+                    )
+                ]
+            host = urlsplit(settings.slack.base_url).netloc or "slack.com"
             return [
                 Check(
                     FAIL,
                     "slack token",
-                    f"auth.test refused: {e.message}",
-                    "copy the Bot User OAuth Token (xoxb-...) from OAuth & Permissions into WATCHER_SLACK__TOKEN",
+                    f"not checked: {e.message.removesuffix(': will retry')} from this machine",
+                    f"let this machine (or container) reach {host}: check DNS, the firewall or HTTPS_PROXY, "
+                    "or slack.base_url; status.slack.com says whether Slack itself is down",
                 )
             ]
         out = [Check(OK, "slack token", f"auth.test: {who} ({settings.slack.base_url})")]
