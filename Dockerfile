@@ -3,14 +3,19 @@
 #   docker run -d --name watcher -p 127.0.0.1:8080:8080 -v watcher-data:/data \
 #       -e WATCHER_WEB__AUTH_TOKEN="$(openssl rand -hex 16)" watcher
 #   docker exec watcher watcher doctor            # what works, what to fix
-# then open http://localhost:8080/ and log in with that token (docker exec watcher env | grep AUTH_TOKEN).
+# then open http://localhost:8080/ and log in with any user name and that token as the password
+# (docker exec watcher env | grep AUTH_TOKEN).
 # With your config (write one with `watcher init`; secrets in watcher.env, never in the TOML):
 #   docker run -d --name watcher -p 127.0.0.1:8080:8080 -v watcher-data:/data \
 #       -v "$PWD/watcher.toml:/etc/watcher/watcher.toml:ro" --env-file watcher.env \
 #       -e WATCHER_CONFIG=/etc/watcher/watcher.toml watcher
-# Built without Docker Hub access: podman build --build-arg BASE=<a local image with python3> .
+# PostgreSQL store (compose.yaml's cluster profile): docker build --build-arg EXTRAS=postgres -t watcher .
+# With podman or buildah, add --format docker: their default OCI format drops the HEALTHCHECK.
+# Built without Docker Hub access: podman build --format docker --build-arg BASE=<a local image with python3> .
 ARG BASE=python:3.12-slim
 FROM ${BASE}
+# pip extras to install, comma-separated (postgres); none by default
+ARG EXTRAS=
 
 # STATE_DIRECTORY: where a relative storage.path (the default watcher.db) lives, as under systemd,
 # so `docker exec watcher watcher status` reads the daemon's database.
@@ -24,9 +29,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY watcher ./watcher
-RUN python3 -m venv /opt/watcher && /opt/watcher/bin/pip install --no-compile . \
-    && useradd --system --uid 10001 --home-dir /data watcher \
-    && mkdir -p /data && chown watcher /data
+RUN python3 -m venv /opt/watcher && /opt/watcher/bin/pip install --no-compile ".${EXTRAS:+[$EXTRAS]}" \
+    && useradd --uid 10001 --user-group --no-create-home --home-dir /data --shell /usr/sbin/nologin watcher \
+    && mkdir -p /data && chown watcher:watcher /data
 
 USER watcher
 VOLUME ["/data"]
