@@ -11,7 +11,8 @@
 #       -e WATCHER_CONFIG=/etc/watcher/watcher.toml watcher
 # PostgreSQL store (compose.yaml's cluster profile): docker build --build-arg EXTRAS=postgres -t watcher .
 # With podman or buildah, add --format docker: their default OCI format drops the HEALTHCHECK.
-# Built without Docker Hub access: podman build --format docker --build-arg BASE=<a local image with python3> .
+# Built without Docker Hub access: podman build --format docker --build-arg BASE=<a local image> .
+# where the image has python3 (3.11+), its venv module and useradd (Debian: python3 python3-venv).
 ARG BASE=python:3.12-slim
 FROM ${BASE}
 # pip extras to install, comma-separated (postgres); none by default
