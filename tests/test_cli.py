@@ -251,6 +251,18 @@ def test_health_fails_before_any_poll_and_passes_after(vendor_server, tmp_path):
     assert res.returncode == 1 and "last poll" in res.stderr
 
 
+def test_health_says_none_answering_right_now_once_a_source_has_answered_and_stopped(vendor_server, tmp_path):
+    """'none yet' is for a watcher whose sources never answered; one that did and stopped is 'right now'."""
+    vendor_server.set("/api/v2/summary.json", fixture_bytes(CLAUDE))
+    cfg = write_config(tmp_path, vendor_server)
+    assert run("check", "--config", str(cfg)).returncode == 0
+    vendor_server.set("/api/v2/summary.json", b"", status=503)
+    run("check", "--config", str(cfg))
+    res = run("health", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    assert "0 of 1 sources answering (none right now:" in res.stdout
+
+
 def test_one_dead_host_is_not_called_a_network_outage(vendor_server, tmp_path, monkeypatch):
     """DNS fails for one vendor's host while another vendor answers: that host's problem, not ours."""
     import asyncio

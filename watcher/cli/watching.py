@@ -316,9 +316,11 @@ def cmd_health(settings, args) -> int:
     if silent:
         print(f"unhealthy: {silent}", file=sys.stderr)
         return EXIT_FAIL
-    failing = [r for r in watched if r and r.error]
-    n_ok = len(watched) - len(failing)
-    wait = "" if n_ok else f" (none yet: unhealthy once every source is silent for {max_age:.0f}s)"
+    # answering: polled, and its last poll worked (a source not polled yet is not answering)
+    n_ok = sum(1 for r in watched if r and r.last_success_at and not r.error)
+    ever = any(r and r.last_success_at for r in watched)
+    when = "right now" if ever else "yet"
+    wait = "" if n_ok else f" (none {when}: unhealthy once every source is silent for {max_age:.0f}s)"
     print(f"healthy: last poll {age:.0f}s ago; {n_ok} of {len(watched)} sources answering{wait}")
     return EXIT_OK
 
