@@ -231,20 +231,14 @@ class SlackBot:
 
     def post(self, channel: str, alert: Alert) -> SlackRef:
         text, blocks = render_message(alert)
-        resp = self._call(
-            channel,
-            self.client.chat_postMessage,
-            channel=channel,
-            text=text,
-            blocks=blocks,
-            metadata=incident_metadata(alert),
-            unfurl_links=False,
-            unfurl_media=False,
-        )
-        return SlackRef(resp.get("channel") or channel, str(resp["ts"]))
+        return self.post_message(channel, text, blocks, metadata=incident_metadata(alert))
 
-    def post_message(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> SlackRef:
-        """Post a message rendered elsewhere (the weekly report): a new message, no incident metadata."""
+    def post_message(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], *, metadata: dict[str, Any] | None = None
+    ) -> SlackRef:
+        """Post a new message; ``metadata`` ties it to its incident (so a post lost in a crash is found
+        again); a message rendered elsewhere (the weekly report) has none."""
+        extra = {"metadata": metadata} if metadata is not None else {}
         resp = self._call(
             channel,
             self.client.chat_postMessage,
@@ -253,6 +247,7 @@ class SlackBot:
             blocks=blocks,
             unfurl_links=False,
             unfurl_media=False,
+            **extra,
         )
         return SlackRef(resp.get("channel") or channel, str(resp["ts"]))
 
