@@ -420,7 +420,7 @@ class Daemon:
         scheduler.add_job(self._first_round, DateTrigger(run_date=now + first_round, timezone=UTC), id="first-round")
         # The sources' polls run from one heap (watcher.polls), not one APScheduler job each: with
         # 20,000 sources each run and the start-up must not cost more with every source added.
-        polls = PollScheduler(self._job)
+        polls = PollScheduler(self._job, limit=poll.concurrency)
         t_loop = loop.time()
         for spec in self.sources:
             polls.add(
