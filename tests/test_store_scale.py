@@ -95,3 +95,21 @@ def test_retention_keeps_the_file_bounded_under_steady_inserts(tmp_path):
     settled = sizes[12]
     assert max(sizes[12:]) <= settled * 1.1, sizes
     assert sizes[-1] < 4 * sizes[5], sizes
+
+
+def test_a_poll_reads_and_saves_a_source_without_its_summary(store):
+    from watcher.store.base import SourceRecord
+
+    store.save_source(
+        SourceRecord("openai/summary", "openai", "statuspage", "https://x", etag='"a"', summary={"indicator": "minor"})
+    )
+    rec = store.fetch_state("openai/summary")
+    assert rec is not None and rec.summary is None and not rec.summary_read and rec.etag == '"a"'
+    rec.error, rec.failures = "refused", 1
+    store.save_source(rec)  # a failed poll: the summary stays as stored
+    got = store.source("openai/summary")
+    assert got is not None and got.summary == {"indicator": "minor"} and got.error == "refused" and got.summary_read
+    rec.summary, rec.summary_read = {"indicator": "none"}, True
+    store.save_source(rec)
+    assert store.source("openai/summary").summary == {"indicator": "none"}
+    assert store.fetch_state("nope") is None
