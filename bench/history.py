@@ -72,6 +72,7 @@ def build(settings, vendors, args, now: datetime) -> dict:
     from watcher.model import IncidentKind, IncidentStatus
     from watcher.store import open_store
     from watcher.store.base import SourceRecord
+    from watcher.store.lite import to_text
 
     store = open_store(settings)
     rng = random.Random(18)
@@ -100,12 +101,11 @@ def build(settings, vendors, args, now: datetime) -> dict:
                 )
             )
     # observations: the retained window, at the poll interval
-    db = store.db.conn
     start = now - timedelta(days=30)
     step = timedelta(seconds=args.obs_every)
     data = json.dumps(summary)
     batch = []
-    with store.transaction("observations"):
+    with store.transaction("observations") as db:  # the transaction's own connection (SQLite)
         t = start
         while t < now:
             at = t.isoformat(timespec="seconds")
@@ -128,7 +128,7 @@ def build(settings, vendors, args, now: datetime) -> dict:
     engine = AlertEngine(settings, store, vendors, clock=lambda: now)
     template = None
     kinds = [IncidentKind.OUTAGE, IncidentKind.DEGRADATION, IncidentKind.API_CHANGE, IncidentKind.MAINTENANCE]
-    with store.transaction("incidents"):
+    with store.transaction("incidents") as db:
         for n in range(args.incidents):
             v = vendors[n % len(vendors)]
             opened = now - timedelta(seconds=rng.uniform(3600, 365 * 86400))
@@ -175,12 +175,13 @@ def build(settings, vendors, args, now: datetime) -> dict:
                     cols = [d[0] for d in db.execute("SELECT * FROM notifications LIMIT 0").description]
                     counts["notifications"] += 1
                     continue
-                row = dict(zip(cols, template, strict=True))
+                row = dict(template) if isinstance(template, dict) else dict(zip(cols, template, strict=True))
                 for action in ("opened", "updated", "resolved"):
                     r = {**row, "incident_id": inc.id, "action": action}
                     r.pop("id")
                     if "state" in r:
-                        r["state"] = "sent"
+                        r["state"] = "delivered"
+                    r = {k: to_text(x) if isinstance(x, datetime) else x for k, x in r.items()}
                     for k in ("created_at", "not_before", "sent_at", "updated_at"):
                         if k in r and r[k]:
                             r[k] = opened.isoformat(timespec="seconds")
@@ -194,6 +195,22 @@ def build(settings, vendors, args, now: datetime) -> dict:
     some = [i.id for i in store.incidents(limit=50)]
     store.close()
     return {**counts, "open_ids": open_ids, "some_ids": some}
+
+
+def existing(settings) -> dict:
+    """The counts and incident ids of a database built by an earlier run (--keep)."""
+    from watcher.store import open_store
+
+    store = open_store(settings)
+    counts: dict = {
+        t: int(store.run("count", lambda c, t=t: c.execute(f"SELECT COUNT(*) AS n FROM {t}").fetchone()["n"]))
+        for t in ("observations", "incidents", "incident_events", "notifications")
+    }
+    counts["events"] = counts.pop("incident_events")
+    counts["open_ids"] = [i.id for i in store.open_incidents()]
+    counts["some_ids"] = [i.id for i in store.incidents(limit=50)]
+    store.close()
+    return counts
 
 
 def pct(values: list[float], q: float) -> float:
@@ -262,20 +279,31 @@ def main() -> int:
     ap.add_argument("--updates", type=int, default=6, help="vendor updates per incident")
     ap.add_argument("--obs-every", type=float, default=60.0, help="seconds between observations of a source")
     ap.add_argument("--requests", type=int, default=60, help="requests per page")
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        help="build the databases in this folder and keep them; reuse them when already there "
+        "(measure before and after a change on the same year, migrated in place)",
+    )
     args = ap.parse_args()
     for k in [k for k in os.environ if k.startswith("WATCHER_")]:
         del os.environ[k]
     from watcher.catalog import resolve
     from watcher.config import load_settings
 
-    tmp = Path(tempfile.mkdtemp(prefix="watcher-history-"))
+    tmp = args.keep or Path(tempfile.mkdtemp(prefix="watcher-history-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    reuse = args.keep is not None and (tmp / "year.db").exists()
     now = datetime.now(UTC).replace(microsecond=0)
     empty_cfg, full_cfg = config(tmp, tmp / "empty.db"), config(tmp, tmp / "year.db")
     for cfg in (empty_cfg, full_cfg):
         settings = load_settings(cfg)
         vendors = resolve(settings)
         t = time.monotonic()
-        if cfg is full_cfg:
+        if cfg is full_cfg and reuse:
+            counts = existing(settings)
+            print(f"reusing {tmp / 'year.db'}: {counts}")
+        elif cfg is full_cfg:
             counts = build(settings, vendors, args, now)
             print(
                 f"built a year of history in {time.monotonic() - t:.0f} s: {counts['observations']:,} observations, "

@@ -48,3 +48,42 @@ def test_each_source_runs_every_interval_with_jitter_and_never_twice_at_once():
     assert all(0.095 <= g <= 0.2 for g in gaps), (min(gaps), max(gaps))
     assert max(gaps) > 0.105, "jitter spreads the runs"
     assert 3 <= len(runs["slow"]) <= 5, "a run still in flight skips the next ones"
+
+
+def test_with_a_limit_due_polls_wait_in_the_heap_and_all_run_in_due_order():
+    """Behind (every source due at once), no more than ``limit`` polls are in flight, the others wait as
+    heap entries rather than as tasks, and they start earliest due first."""
+    started: list[str] = []
+    most = 0
+    active = 0
+    tasks_seen = []
+
+    async def main():
+        nonlocal most, active
+        loop = asyncio.get_running_loop()
+
+        async def job(spec):
+            nonlocal most, active
+            active += 1
+            most = max(most, active)
+            started.append(spec.key)
+            tasks_seen.append(len(asyncio.all_tasks()))
+            await asyncio.sleep(0.01)
+            active -= 1
+
+        polls = PollScheduler(job, limit=3)
+        now = loop.time()
+        for i in range(30):
+            polls.add(Spec(f"s{i:02d}"), interval=60, jitter=0, first_in=-1 + i / 1000, now=now)
+        stop = asyncio.Event()
+        task = asyncio.create_task(polls.run(stop))
+        while len(started) < 30:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+
+    asyncio.run(main())
+    assert most == 3
+    assert started == [f"s{i:02d}" for i in range(30)], "earliest due first"
+    # the main task, the scheduler, its wait for a free slot, the polls in flight: no task per waiting poll
+    assert max(tasks_seen) <= 3 + 3, max(tasks_seen)

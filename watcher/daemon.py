@@ -20,6 +20,7 @@ to pending and fences its own claims with the new epoch. On SQLite the lease is 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import signal
@@ -420,7 +421,7 @@ class Daemon:
         scheduler.add_job(self._first_round, DateTrigger(run_date=now + first_round, timezone=UTC), id="first-round")
         # The sources' polls run from one heap (watcher.polls), not one APScheduler job each: with
         # 20,000 sources each run and the start-up must not cost more with every source added.
-        polls = PollScheduler(self._job)
+        polls = PollScheduler(self._job, limit=poll.concurrency)
         t_loop = loop.time()
         for spec in self.sources:
             polls.add(
@@ -467,6 +468,10 @@ class Daemon:
         web = self._start_web()
         socket_mode = await self._start_socket_mode(loop)
         scheduler.start()
+        # What start-up built (settings, catalog, specs: about a million objects at 20,000 sources) lives as
+        # long as the process: frozen, the collector's full passes stop walking it at every run (issue 18).
+        gc.collect()  # garbage first: what is frozen is never collected
+        gc.freeze()
         polls_task = asyncio.create_task(polls.run(self.stopping), name="polls")
         self.runtime["scheduler_running"] = True
         from watcher import systemd

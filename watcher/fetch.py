@@ -223,6 +223,10 @@ async def _get(
             except httpx.InvalidURL:
                 raise FetchError("redirects", f"redirect to an invalid URL {location[:200]!r}") from None
         if resp.status_code == 304:
+            # A 304 has no body, but its end must be read: a response closed before it was reached
+            # closes the connection, and the next poll of the host paid a new one (TCP and TLS).
+            async for _ in resp.aiter_raw():
+                pass
             return FetchResult(
                 304, b"", str(resp.url), resp.headers.get("etag"), resp.headers.get("last-modified")
             )

@@ -154,7 +154,7 @@ class Pipeline:
     async def _poll(self, spec: SourceSpec) -> PollResult:
         leading = self.leading()
         must_merge = self._must_merge(spec.key, leading)
-        rec = self.store.source(spec.key) or SourceRecord(spec.key, spec.vendor, spec.type, spec.url)
+        rec = self.store.fetch_state(spec.key) or SourceRecord(spec.key, spec.vendor, spec.type, spec.url)
         if rec.url != spec.url or rec.type != spec.type:  # config changed: forget validators
             rec.url, rec.type, rec.etag, rec.last_modified, rec.content_hash = (
                 spec.url,
@@ -220,7 +220,7 @@ class Pipeline:
         rec.content_hash = digest
         rec.last_success_at = started
         rec.last_change_at = started
-        rec.summary = summarize(snapshot, counts)
+        rec.summary, rec.summary_read = summarize(snapshot, counts), True
         self.store.add_observation(spec.key, spec.vendor, started, "snapshot", rec.summary)
         self.store.save_source(rec)
         return PollResult(Observation(spec.vendor, spec.key, started, snapshot=snapshot), changes)
@@ -284,7 +284,7 @@ class Pipeline:
         rec.error = rec.error_kind = rec.error_since = None
         rec.failures = 0
         rec.last_success_at = started
-        rec.summary = out.summary
+        rec.summary, rec.summary_read = out.summary, True
         if out.changed:
             rec.last_change_at = started
             if out.summary is not None:  # a measured check always has one (HttpChecker.run)

@@ -14,6 +14,7 @@ by one run, at once (with coalescing the latest missed run is always within the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -25,8 +26,13 @@ log = logging.getLogger("watcher.polls")
 
 
 class PollScheduler:
-    def __init__(self, run: Callable[[Any], Awaitable[Any]]):
+    def __init__(self, run: Callable[[Any], Awaitable[Any]], *, limit: int | None = None):
         self._run = run
+        self.limit = limit
+        """At most this many polls in flight (the daemon's ``poll.concurrency``): a poll falls due, then
+        waits in the heap, not as a task of its own. Behind by a whole round of 20,000 sources, one task
+        (coroutine, frames, a waiter on the semaphore) per waiting source took over 100 MB."""
+        self._slot = asyncio.Event()
         self._heap: list[tuple[float, int, float, float, Any]] = []
         """(due, tie-breaker, interval, jitter, spec), on the event loop's clock."""
         self._seq = itertools.count()
@@ -57,6 +63,11 @@ class PollScheduler:
             if delay > 0:
                 await asyncio.sleep(min(delay, 0.5))  # wakes at least twice a second to see `stopping`
                 continue
+            if self.limit is not None and len(self._running) >= self.limit:
+                self._slot.clear()
+                with contextlib.suppress(TimeoutError):  # at least twice a second, to see `stopping`
+                    await asyncio.wait_for(self._slot.wait(), 0.5)
+                continue
             due, seq, interval, jitter, spec = heapq.heappop(heap)
             now = loop.time()
             if not self.paused and spec.key not in self._running:
@@ -77,6 +88,7 @@ class PollScheduler:
                 log.exception("%s: poll failed", key)
             finally:
                 self._running.discard(key)
+                self._slot.set()
 
         task = asyncio.get_running_loop().create_task(one(), name=f"poll:{key}")
         self._tasks.add(task)

@@ -55,6 +55,9 @@ class SourceRecord:
     """The last good snapshot, reduced: indicator, component statuses, page name."""
     polls: int = 0
     failures: int = 0
+    summary_read: bool = True
+    """False for a record read without its summary (``fetch_state``): saving it leaves the stored
+    summary as it is, until ``summary`` is set and this made True."""
 
 
 @dataclass(slots=True)

@@ -28,6 +28,9 @@ PRUNABLE = ("observations", "probe_results", "notifications")
 """The tables :meth:`MaintenanceQueries.prune` knows; the rest is never pruned."""
 SIZE_TABLES = ("observations", "probe_results", "notifications", "incidents")
 """The tables whose rows ``/metrics`` counts."""
+ROWS_PREFIX = "rows."
+"""``meta`` keys ``rows.<table>`` = ``"<rows> <largest id>"``, counted by :meth:`MaintenanceQueries.recount`
+(after each prune): ``/metrics`` adds the ids given since instead of counting millions of rows."""
 
 
 def pruned_counters(rows: list[tuple[str, str, int, int]]) -> dict[str, int]:
@@ -99,13 +102,29 @@ class MaintenanceQueries(Database):
             keep = {
                 r["id"] for r in self._rows("SELECT MAX(id) AS id FROM observations GROUP BY source, location")
             }
-            yield from self._delete_batches("observations", whole_seconds(before), batch, keep)
+            steps = self._delete_batches("observations", whole_seconds(before), batch, keep)
         elif table == "probe_results":
-            yield from self._delete_batches("probe_results", exact(before), batch, set())
+            steps = self._delete_batches("probe_results", exact(before), batch, set())
         elif table == "notifications":
-            yield from self._prune_notifications(exact(before), batch)
+            steps = self._prune_notifications(exact(before), batch)
         else:
             raise ValueError(f"cannot prune {table!r}: only {', '.join(PRUNABLE)}")
+        pruned = 0
+        for n in steps:
+            pruned += n
+            yield n
+        if pruned or self.meta_get(ROWS_PREFIX + table) is None:
+            self.recount(table)
+
+    def recount(self, table: str) -> int:
+        """Count ``table``'s rows once (a scan: retention's job, not a request's) and remember the count
+        with the largest id it saw, for :meth:`size_stats`; returns the count."""
+        if table not in SIZE_TABLES:
+            raise ValueError(f"cannot count {table!r}: only {', '.join(SIZE_TABLES)}")
+        row = self._one(f"SELECT COUNT(*) AS n, MAX(id) AS top FROM {table}") or {}
+        n, top = int(row.get("n") or 0), int(row.get("top") or 0)
+        self.meta_set(ROWS_PREFIX + table, f"{n} {top}")
+        return n
 
     def _delete_batches(self, table: str, before: Any, batch: int, keep: set[int]) -> Iterator[int]:
         # Rows are inserted in time order, so the oldest ids match first and each batch
@@ -253,9 +272,32 @@ class MaintenanceQueries(Database):
         """``size_bytes`` (what the database takes), ``free_bytes`` (free inside it, None when not known
         cheaply), and ``rows`` per table of :data:`SIZE_TABLES`."""
         size, free = self._run("measure the database", self.dialect.size)
-        rows = {t: int(self._one(f"SELECT COUNT(*) AS n FROM {t}")["n"]) for t in SIZE_TABLES}  # type: ignore[index]
-        return {"size_bytes": size, "free_bytes": free, "rows": rows}
+        return {"size_bytes": size, "free_bytes": free, "rows": self.row_counts()}
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table of :data:`SIZE_TABLES`, without counting them: two lookups in each primary key.
+
+        Ids only grow and only retention deletes, so the rows are the count :meth:`recount` took after
+        the last prune plus the ids given since (exact but for inserts rolled back on PostgreSQL, whose
+        ids are skipped, until the next prune). A table never counted yet (incidents, which are never
+        pruned, or a database retention has not visited) is its id range, largest - smallest + 1: exact
+        while rows go oldest first and only by retention, never below the truth.
+        """
+        counted = self.meta_items(ROWS_PREFIX)
+        out = {}
+        for t in SIZE_TABLES:
+            # two subqueries, not MIN(id), MAX(id) in one: SQLite reads one end of the key only for a lone MIN or MAX
+            r = self._one(f"SELECT (SELECT MAX(id) FROM {t}) AS top, (SELECT MIN(id) FROM {t}) AS bottom") or {}
+            top, bottom = r.get("top"), r.get("bottom")
+            was = counted.get(ROWS_PREFIX + t, "").split()
+            if top is None:
+                out[t] = 0
+            elif len(was) == 2 and was[0].isdigit() and was[1].isdigit():
+                out[t] = int(was[0]) + max(0, int(top) - int(was[1]))
+            else:
+                out[t] = int(top) - int(bottom or top) + 1
+        return out
 
 
-__all__ = ["PRUNABLE", "PRUNED_PREFIX", "SIZE_TABLES", "MaintenanceQueries", "pruned_counters", "sqlite_problem",
+__all__ = ["PRUNABLE", "PRUNED_PREFIX", "ROWS_PREFIX", "SIZE_TABLES", "MaintenanceQueries", "pruned_counters", "sqlite_problem",
            "write_health_row"]

@@ -242,7 +242,13 @@ BASE_VERSION = 6
 """The first version of the one schema: SQLite files stopped at 7 and PostgreSQL schemas at 5
 before it, each with its own history (:mod:`watcher.store.legacy`)."""
 
-MIGRATIONS: list[str] = []
+MIGRATIONS: list[str] = [
+    # 7 (issue 18): /metrics counts the outbox by channel and state on every scrape; with this index it
+    # reads the index alone (covering: attempts too), not every row of a year of notifications
+    """
+CREATE INDEX idx_notifications_channel_state ON notifications (channel, state, attempts);
+""",
+]
 """One script per version after :data:`BASE_VERSION`, for both databases; append, never edit one that
 has shipped."""
 
@@ -308,7 +314,9 @@ def migrate(dialect: Dialect, conn: Any) -> int:
             version = BASE_VERSION
         for n in range(version, SCHEMA_VERSION):
             run_script(dialect, conn, MIGRATIONS[n - BASE_VERSION])
-        if found != SCHEMA_VERSION:
+        # a legacy number is of its own history: SQLite's last (7) is not this schema's 7
+        if legacy is not None or found != SCHEMA_VERSION:
             set_version(conn, dialect, SCHEMA_VERSION)
-            log.info("database schema at %s: version %d → %d", dialect.where, found, SCHEMA_VERSION)
+            was = f"legacy version {found}" if legacy is not None else f"version {found}"
+            log.info("database schema at %s: %s → version %d", dialect.where, was, SCHEMA_VERSION)
     return found

@@ -355,7 +355,10 @@ class StoreCollector(Collector):
         if stats.get("free_bytes") is not None:
             freeb.add_metric([], float(stats["free_bytes"]))
         rows = GaugeMetricFamily(
-            "watcher_db_rows", "Rows in the tables that retention prunes.", labels=["table"]
+            "watcher_db_rows",
+            "Rows in the tables that retention prunes, and incidents: counted after each prune, plus the ids "
+            "given since (never a count of millions of rows at scrape time).",
+            labels=["table"],
         )
         for table, n in stats["rows"].items():
             rows.add_metric([table], float(n))
