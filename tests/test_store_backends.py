@@ -891,3 +891,16 @@ def test_open_lease_on_postgres_gives_a_real_lease(pg_url):
     finally:
         lease.close()
         s.close()
+
+
+def test_the_standing_acknowledgements_of_many_incidents_in_one_call(store):
+    a = store.save_incident(sample(), [])
+    b = store.save_incident(sample(keys={"x2"}), [])
+    c = store.save_incident(sample(keys={"x3"}), [])
+    store.acknowledge(a, "alice", NOW, None, "slack")
+    store.acknowledge(a, "bob", NOW + timedelta(minutes=1), "on it", "board")  # the newest stands
+    store.acknowledge(b, "carol", NOW, None, "cli")
+    store.clear_ack(b, NOW + timedelta(minutes=2))
+    got = store.acks([a, b, c])
+    assert list(got) == [a] and (got[a].by, got[a].reason, got[a].via) == ("bob", "on it", "board")
+    assert got[a] == store.ack(a)

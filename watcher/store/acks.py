@@ -8,12 +8,14 @@ its copy is stale by reading one row.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from watcher.store.base import StoreError
 from watcher.store.database import exact, iso
+from watcher.store.dialect import chunks, marks
 from watcher.store.observed import ObservedQueries
 
 ALERT_STATE_COLUMNS = ("first_alert_at", "last_reminder_at", "escalation_level", "escalated_at")
@@ -74,6 +76,19 @@ class PeopleQueries(ObservedQueries):
             [incident_id],
         )
         return Ack(row["incident_id"], row["by"], row["at"], row["reason"], row["via"]) if row else None
+
+    def acks(self, incident_ids: Iterable[int]) -> dict[int, Ack]:
+        """The standing acknowledgement of each of these incidents that has one: one query for a page of
+        incidents (the board lists dozens), not one each."""
+        out: dict[int, Ack] = {}
+        for ids in chunks(list(dict.fromkeys(incident_ids))):
+            for r in self._rows(
+                f"SELECT incident_id, by, at, reason, via FROM acks WHERE incident_id IN ({marks(len(ids))}) "
+                "AND cleared_at IS NULL ORDER BY id",
+                ids,
+            ):
+                out[r["incident_id"]] = Ack(r["incident_id"], r["by"], r["at"], r["reason"], r["via"])  # newest wins
+        return out
 
     def clear_ack(self, incident_id: int, now: datetime) -> None:
         self._exec(

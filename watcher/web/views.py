@@ -204,10 +204,8 @@ class IncidentView:
 
 def _views(ctx, incidents: list[Incident], now: datetime) -> list[IncidentView]:
     names = vendor_names(ctx)
-    return [
-        IncidentView(i, names.get(i.vendor, i.vendor), ctx.store.ack(i.id), now)
-        for i in incidents
-    ]
+    acks = ctx.store.acks(i.id for i in incidents if i.id is not None)
+    return [IncidentView(i, names.get(i.vendor, i.vendor), acks.get(i.id), now) for i in incidents]
 
 
 def open_incidents(ctx, now: datetime) -> list[IncidentView]:
