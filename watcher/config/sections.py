@@ -10,22 +10,10 @@ from __future__ import annotations
 import re
 from datetime import time as dt_time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-SOURCE_TYPES = (
-    "statuspage",
-    "statuspage_incidents",
-    "statuspage_maintenances",
-    "instatus",
-    "betterstack",
-    "gcp",
-    "feed",
-    "html",
-    "checkly",
-    "http",
-)
 SourceType = Literal[
     "statuspage",
     "statuspage_incidents",
@@ -38,6 +26,8 @@ SourceType = Literal[
     "checkly",
     "http",
 ]
+SOURCE_TYPES: tuple[str, ...] = get_args(SourceType)
+"""The source types, in order (for messages and the catalog's checks): written once, in the Literal above."""
 VALID_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 

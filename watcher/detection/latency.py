@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from watcher.detection.base import MAD_TO_SIGMA, Event, config_from, hhmm, iso_time, parse_time
-from watcher.detection.runlength import lattice_arl
+from watcher.detection.runlength import lattice_arl, smallest_threshold
 from watcher.i18n import Said
 
 # --------------------------------------------------------------------------------------------
@@ -167,17 +167,7 @@ def latency_threshold(z_steps: Sequence[int], k_steps: int, arl0_probes: float) 
             cache[h] = lattice_arl(h, steps)
         return cache[h]
 
-    hi = 16
-    while arl(hi) < arl0_probes:
-        hi *= 2
-    lo = 1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if arl(mid) >= arl0_probes:
-            hi = mid
-        else:
-            lo = mid
-    h = hi if arl(lo) < arl0_probes else lo
+    h = smallest_threshold(arl, arl0_probes)
     return h, arl(h)
 
 

@@ -9,7 +9,7 @@ functions, no detector state.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -260,16 +260,7 @@ def bernoulli_design(
         return _bernoulli_run_lengths(up, dn, h, p0)[0]
 
     hi = max(dn + 1, math.ceil(math.log(arl0_probes) / unit))
-    while arl(hi) < arl0_probes:
-        hi *= 2
-    lo = 1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if arl(mid) >= arl0_probes:
-            hi = mid
-        else:
-            lo = mid
-    h = hi if arl(lo) < arl0_probes else lo
+    h = smallest_threshold(arl, arl0_probes, hi)
     warn = warn_of(h)
     if vsi:
         arl_time = _bernoulli_run_lengths(up, dn, h, p0, warn, fast_ratio)[0]
@@ -385,3 +376,18 @@ def ucb1(failures: int, n: int, floor: float = 0.005) -> float:
         raise ValueError("no samples")
     est = failures / n
     return max(floor, est + math.sqrt(est * (1.0 - est) / n))
+
+
+def smallest_threshold(arl: Callable[[int], float], arl0: float, hi: int = 16) -> int:
+    """The smallest integer threshold whose in-control run length ``arl(h)`` reaches ``arl0``: doubling
+    from ``hi``, then bisection (``arl`` grows with ``h``)."""
+    while arl(hi) < arl0:
+        hi *= 2
+    lo = 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if arl(mid) >= arl0:
+            hi = mid
+        else:
+            lo = mid
+    return hi if arl(lo) < arl0 else lo
