@@ -768,3 +768,16 @@ def test_a_refused_mute_click_is_explained_in_french():
         assert "mettre des éditeurs en sourdine" in french and "{what}" not in french, french
         assert not english_words(french), french
         assert "mute vendors" in refusal_text(decision, "en")
+
+
+def test_numbers_in_reasons_take_the_decimal_sign_of_the_language_and_stay_english_when_stored():
+    from watcher.i18n import Said
+
+    alarm = Said(
+        "detect.latency_alarm", metric="time to first token", ratio="3.9", n=20, first="12:00", at="12:05", now="ok"
+    )
+    assert "3.9×" in alarm, "what is stored stays English, point included"
+    assert "3,9×" in alarm.say("fr") and "3.9" not in alarm.say("fr")
+    # a vendor's own words are not numbers to reformat: only a value that is a whole decimal number
+    titled = Said("detect.latency_alarm", metric="GPT-4.5", ratio="2.0", n=20, first="x", at="y", now="z")
+    assert "GPT-4.5" in titled.say("fr") and "2,0×" in titled.say("fr")

@@ -144,8 +144,25 @@ def say(value: object, locale: str | None) -> str:
     return "" if value is None else str(value)
 
 
+_DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+")
+"""A number that code wrote with a decimal point (``f"{ratio:.1f}"``) as one of a message's values."""
+
+
+def _number(value: object, locale: str | None) -> str:
+    """A value said in ``locale``; a decimal number written by code gets the locale's decimal sign
+    ("3,9" in French). Stored text keeps the point: it is English, and read back from English."""
+    text = say(value, locale)
+    if isinstance(value, str) and not callable(getattr(value, "say", None)) and _DECIMAL.fullmatch(text):
+        from babel.numbers import get_decimal_symbol  # imported when needed, as the dates are
+
+        sign = get_decimal_symbol(lang(locale))
+        if sign != ".":
+            return text.replace(".", sign)
+    return text
+
+
 def _say(locale: str | None, key: str, values: dict[str, object]) -> str:
-    return t(locale, key, **{k: say(v, locale) for k, v in values.items()})
+    return t(locale, key, **{k: _number(v, locale) for k, v in values.items()})
 
 
 def _join(locale: str | None, items: tuple[object, ...], sep: str, last: str | None) -> str:
